@@ -1,0 +1,149 @@
+"""On-device batch augmentation for search (IV-B-2) and retraining (IV-B-3).
+
+DARTS trains on a random H×W window of each image zero-padded by 4, mirrored with
+probability 1/2, and the retrain adds Cutout of length 16 (IV-B-3). torchvision does this
+one PIL image at a time on the host; here each is a few batched tensor ops on whatever device
+the batch lives on, with the random draws taken on that device from a caller-owned
+``torch.Generator``, so a step never waits for the host and a seed reproduces it. Nothing here
+loops over samples in Python or reads a value back to the host.
+
+Each random transform has a deterministic twin that takes the draws as tensors
+(:func:`crop_flip`, :func:`cutout_at`), which is what the tests compare against references.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F_nn
+
+from search_core.errors import ConfigError
+
+
+def to_float(images_uint8: torch.Tensor) -> torch.Tensor:
+    """uint8 pixels 0..255 to float32 in [0, 1], on the same device."""
+    if images_uint8.dtype != torch.uint8:
+        raise TypeError(f"to_float expects uint8 images, got {images_uint8.dtype}")
+    return images_uint8.to(torch.float32).div_(255.0)
+
+
+def normalize(x: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    """``(x - mean[c]) / std[c]`` per channel of an (N, C, H, W) batch."""
+    channels = _check_batch(x, "normalize")[1]
+    if not x.is_floating_point():
+        raise TypeError(f"normalize expects floating-point images (see to_float), got {x.dtype}")
+    if len(mean) != channels or len(std) != channels:
+        raise ConfigError(
+            f"normalize needs one mean and std per channel ({channels}), got "
+            f"{len(mean)} and {len(std)}"
+        )
+    mean_t = _channel_vector(mean, x)
+    std_t = _channel_vector(std, x)
+    return (x - mean_t) / std_t
+
+
+def crop_flip(
+    x: torch.Tensor, padding: int, offsets: torch.Tensor, flip: torch.Tensor
+) -> torch.Tensor:
+    """Zero-pad by ``padding``, take each sample's H×W window at ``offsets``, mirror some.
+
+    ``offsets`` is (N, 2) integer (dy, dx), each in [0, 2·padding] (not checked: that would
+    read the values back to the host); ``flip`` is (N,) bool, True mirroring that sample's
+    window left-right. One gather over the flattened padded planes does all samples.
+    """
+    n, channels, height, width = _check_batch(x, "crop_flip")
+    _check_non_negative(padding, "padding")
+    if offsets.shape != (n, 2) or flip.shape != (n,):
+        raise ConfigError(
+            f"crop_flip needs offsets of shape ({n}, 2) and flip of shape ({n},), got "
+            f"{tuple(offsets.shape)} and {tuple(flip.shape)}"
+        )
+    padded = F_nn.pad(x, (padding, padding, padding, padding))
+    padded_width = width + 2 * padding
+    offsets = offsets.to(device=x.device, dtype=torch.long)
+    rows = offsets[:, 0:1] + torch.arange(height, device=x.device)  # (N, H)
+    cols = offsets[:, 1:2] + torch.arange(width, device=x.device)  # (N, W)
+    cols = torch.where(flip.to(x.device).view(n, 1), cols.flip(1), cols)
+    flat = rows.unsqueeze(2) * padded_width + cols.unsqueeze(1)  # (N, H, W)
+    index = flat.view(n, 1, height * width).expand(n, channels, height * width)
+    windows = padded.reshape(n, channels, -1).gather(2, index)
+    return windows.view(n, channels, height, width)
+
+
+def random_crop_flip(
+    x: torch.Tensor, padding: int, flip: bool, generator: torch.Generator | None
+) -> torch.Tensor:
+    """DARTS's RandomCrop(H, padding) and RandomHorizontalFlip, for a whole batch at once.
+
+    Offsets are uniform on [0, 2·padding]², flips are fair coins (never, when ``flip`` is
+    False). ``generator`` must live on ``x``'s device; None uses torch's default one there.
+    """
+    n = _check_batch(x, "random_crop_flip")[0]
+    _check_non_negative(padding, "padding")
+    if padding == 0 and not flip:
+        return x
+    offsets = torch.randint(
+        0, 2 * padding + 1, (n, 2), generator=generator, device=x.device, dtype=torch.long
+    )
+    if flip:
+        flips = torch.randint(0, 2, (n,), generator=generator, device=x.device) == 1
+    else:
+        flips = torch.zeros(n, dtype=torch.bool, device=x.device)
+    return crop_flip(x, padding, offsets, flips)
+
+
+def cutout_at(x: torch.Tensor, length: int, centres: torch.Tensor) -> torch.Tensor:
+    """Zero, in every channel of sample i, the square of side ``length`` centred at centres[i].
+
+    ``centres`` is (N, 2) integer (cy, cx). As DARTS's Cutout, the square covers rows
+    cy - ⌊length/2⌋ … cy + ⌊length/2⌋ - 1 (and likewise columns), clipped at the borders; an
+    odd ``length`` therefore zeroes a side of length - 1, exactly as DARTS does.
+    """
+    n, _, height, width = _check_batch(x, "cutout_at")
+    _check_non_negative(length, "cutout length")
+    if centres.shape != (n, 2):
+        raise ConfigError(f"cutout_at needs centres of shape ({n}, 2), got {tuple(centres.shape)}")
+    half = length // 2
+    centres = centres.to(device=x.device, dtype=torch.long)
+    ys = torch.arange(height, device=x.device)
+    xs = torch.arange(width, device=x.device)
+    in_rows = (ys >= centres[:, 0:1] - half) & (ys < centres[:, 0:1] + half)  # (N, H)
+    in_cols = (xs >= centres[:, 1:2] - half) & (xs < centres[:, 1:2] + half)  # (N, W)
+    square = in_rows.unsqueeze(2) & in_cols.unsqueeze(1)  # (N, H, W)
+    return x.masked_fill(square.unsqueeze(1), 0)
+
+
+def cutout(x: torch.Tensor, length: int, generator: torch.Generator | None) -> torch.Tensor:
+    """DARTS's Cutout for a whole batch: centres uniform over the pixels, one square each.
+
+    ``generator`` must live on ``x``'s device; None uses torch's default one there.
+    """
+    n, _, height, width = _check_batch(x, "cutout")
+    _check_non_negative(length, "cutout length")
+    if length == 0:
+        return x
+    cy = torch.randint(0, height, (n, 1), generator=generator, device=x.device)
+    cx = torch.randint(0, width, (n, 1), generator=generator, device=x.device)
+    return cutout_at(x, length, torch.cat((cy, cx), dim=1))
+
+
+def _check_batch(x: torch.Tensor, where: str) -> tuple[int, int, int, int]:
+    if x.dim() != 4:
+        raise ConfigError(
+            f"{where} expects a batch of images (N, C, H, W), got shape {tuple(x.shape)}"
+        )
+    n, channels, height, width = x.shape
+    return n, channels, height, width
+
+
+def _check_non_negative(value: int, field: str) -> None:
+    if value < 0:
+        raise ConfigError(f"{field} must be a non-negative number of pixels, got {value!r}")
+
+
+def _channel_vector(values: Sequence[float], like: torch.Tensor) -> torch.Tensor:
+    # Built on the host and copied without blocking: a plain torch.tensor(..., device=cuda)
+    # would synchronise the stream.
+    vector = torch.tensor(list(values), dtype=like.dtype).view(1, -1, 1, 1)
+    return vector.to(like.device, non_blocking=True)

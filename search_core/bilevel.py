@@ -1,0 +1,266 @@
+"""One E2RNAS step on a batch: the upper-level α update (eqs. 9, 1, 10), then θ (eq. 8).
+
+Per batch (Algorithm 1; α before θ as in the authors' code and DARTS):
+
+1. Lower level at (θ, α): g_tr = ∇θ L_tr and g_ood = ∇θ L_ood on their own batches. g_tr is
+   built with its graph kept when exact Hessian-vector products are wanted.
+2. Unrolled weights (eq. 9): θ' = θ − ξ (μ m + g_tr + λ θ), ξ the current weight learning rate,
+   m SGD's momentum buffer, λ the weight decay, exactly the step SGD would take on L_tr.
+3. FGSM on the validation batch at θ' (for eq. 4).
+4. Upper objectives at θ': L_val, L_ood, L_adv give ∇α L_k(θ') and v_k = ∇θ' L_k(θ').
+5. Hypergradients (eq. 9): G_k = ∇α L_k(θ') − ξ ∇²_{α,θ} L_tr(θ, α) v_k. The three
+   Hessian-vector products are taken together: by DARTS's central differences
+   [∇α L_tr(θ + εv) − ∇α L_tr(θ − εv)] / 2ε, ε = fd_epsilon / ‖v‖, all 2K shifted networks in
+   one vmapped pass (``hessian="finite_difference"``, the default: fastest), or exactly by one
+   batched double backward through g_tr's graph (``"exact"``).
+6. G_nop, G_flops: gradients of eqs. (5), (6), which depend on α only.
+7. γ = MGDA min-norm weights of the normalised G (eq. 1), or 1/n (``weighting="equal"``);
+   α ← Adam step on Σ γ_k G_k (eq. 10).
+8. θ ← SGD step on g_tr + g_ood (eq. 8), reusing step 1's gradients: they are taken at
+   (θ_t, α_t), which is what eq. (8) asks for, so no pass is repeated.
+
+``order="first"`` sets ξ = 0: no unrolled step and no Hessian-vector products. The step never
+synchronises with the host: losses and weights are returned as device tensors.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F_nn
+from torch.func import functional_call, grad, vmap
+
+from search_core.config import SearchConfig
+from search_core.cost import CostTables
+from search_core.mgda import equal_weights, min_norm_weights, normalize_gradients
+from search_core.model_search import ALPHA_NAMES, SearchNetwork
+from search_core.objectives import PixelBox, cost_loss, fgsm, kl_uniform
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+
+
+@dataclass
+class Hypergradients:
+    """Rows of ``grads`` are the objectives' gradients in α (config order), flattened."""
+
+    grads: torch.Tensor
+    losses: torch.Tensor
+    lower_grads: list[torch.Tensor]  # ∇θ (L_tr + L_ood) at (θ_t, α_t), reused by eq. (8)
+    train_loss: torch.Tensor
+
+
+@dataclass
+class StepResult:
+    """Device tensors of one step: the objectives (config order) and their weights γ."""
+
+    losses: torch.Tensor
+    weights: torch.Tensor
+    train_loss: torch.Tensor
+
+
+class BilevelStep:
+    """Owns the two optimisers and performs E2RNAS steps on a :class:`SearchNetwork`."""
+
+    def __init__(
+        self,
+        net: SearchNetwork,
+        config: SearchConfig,
+        costs: CostTables,
+        in_box: PixelBox,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        self.net = net
+        self.config = config
+        self.costs = costs
+        self.box = in_box
+        self.generator = generator
+        self.names = [name for name, _ in net.named_weights()]
+        self.theta = net.weights()
+        self.alphas = net.alphas()
+        self.w_optim = torch.optim.SGD(
+            self.theta,
+            lr=config.lr,
+            momentum=config.momentum,
+            weight_decay=config.weight_decay,
+        )
+        self.a_optim = torch.optim.Adam(
+            self.alphas,
+            lr=config.arch_lr,
+            betas=(config.arch_beta1, config.arch_beta2),
+            weight_decay=config.arch_weight_decay,
+        )
+        self.data_objectives = [o for o in config.objectives if o in ("val", "ood", "adv")]
+        self.second_order = config.order == "second"
+
+    # -- pieces ---------------------------------------------------------------------------
+    def _at(self, params: list[torch.Tensor]) -> functional_call_model:
+        return functional_call_model(self.net, dict(zip(self.names, params, strict=True)))
+
+    def _lower_grads(
+        self, train: Batch, ood_x: torch.Tensor | None
+    ) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...] | None, torch.Tensor]:
+        x, y = train
+        if self.config.adv_train_in_lower:
+            x = fgsm(self.net, x, y, self.box, self.generator, self.config.fgsm_step_scale)
+        loss_tr = F_nn.cross_entropy(self.net(x), y)
+        keep_graph = self.second_order and self.config.hessian == "exact"
+        g_tr = torch.autograd.grad(loss_tr, self.theta, create_graph=keep_graph)
+        g_ood = None
+        if ood_x is not None:
+            loss_ood = self.config.ood_loss_scale * kl_uniform(self.net(ood_x))
+            g_ood = torch.autograd.grad(loss_ood, self.theta)
+        return g_tr, g_ood, loss_tr.detach()
+
+    def _unrolled(self, g_tr: tuple[torch.Tensor, ...], xi: float) -> list[torch.Tensor]:
+        momentum, decay = self.config.momentum, self.config.weight_decay
+        out = []
+        for p, g in zip(self.theta, g_tr, strict=True):
+            step = g.detach() + decay * p.detach()
+            buf = self.w_optim.state.get(p, {}).get("momentum_buffer")
+            if buf is not None:
+                step = step + momentum * buf
+            out.append((p.detach() - xi * step).requires_grad_(True))
+        return out
+
+    def _upper(
+        self, params: list[torch.Tensor], val: Batch, ood_x: torch.Tensor
+    ) -> tuple[list[torch.Tensor], list[tuple[torch.Tensor, ...]], list[tuple[torch.Tensor, ...]]]:
+        """Each data objective at θ': its value, ∇α and ∇θ'."""
+        model = self._at(params)
+        x, y = val
+        losses, grads_a, grads_w = [], [], []
+        wrt = [*self.alphas, *params] if self.second_order else list(self.alphas)
+        for name in self.data_objectives:
+            if name == "val":
+                loss = F_nn.cross_entropy(model(x), y)
+            elif name == "ood":
+                loss = kl_uniform(model(ood_x))
+            else:
+                x_adv = fgsm(model, x, y, self.box, self.generator, self.config.fgsm_step_scale)
+                loss = F_nn.cross_entropy(model(x_adv), y)
+            grads = torch.autograd.grad(loss, wrt)
+            losses.append(loss.detach())
+            grads_a.append(grads[: len(self.alphas)])
+            grads_w.append(grads[len(self.alphas) :])
+        return losses, grads_a, grads_w
+
+    def _hvp_exact(
+        self, g_tr: tuple[torch.Tensor, ...], vectors: list[tuple[torch.Tensor, ...]]
+    ) -> list[torch.Tensor]:
+        """∇α (g_tr · v_k) for every k at once: one batched double backward."""
+        stacked = [torch.stack(parts) for parts in zip(*vectors, strict=True)]
+        grads = torch.autograd.grad(
+            g_tr, self.alphas, grad_outputs=stacked, is_grads_batched=True, allow_unused=True
+        )
+        k = len(vectors)
+        full = [
+            g if g is not None else a.new_zeros(k, *a.shape)
+            for g, a in zip(grads, self.alphas, strict=True)
+        ]
+        return list(torch.cat([g.reshape(k, -1) for g in full], dim=1))
+
+    def _hvp_finite_difference(
+        self, train: Batch, vectors: list[tuple[torch.Tensor, ...]]
+    ) -> list[torch.Tensor]:
+        """DARTS's central differences for every v_k, all 2K passes in one vmapped call."""
+        x, y = train
+        k = len(vectors)
+        norms = torch.stack([flat_cat(list(v)).norm() for v in vectors])
+        eps = self.config.fd_epsilon / norms.clamp_min(1e-12)
+        signed = torch.cat([eps, -eps])  # (2K,)
+        shifted = {}
+        for i, (name, p) in enumerate(zip(self.names, self.theta, strict=True)):
+            v = torch.stack([vec[i] for vec in vectors] * 2)  # (2K, *p.shape)
+            scale = signed.view(-1, *([1] * p.dim()))
+            shifted[name] = p.detach().unsqueeze(0) + scale * v
+        alphas = {name: a.detach() for name, a in zip(ALPHA_NAMES, self.alphas, strict=True)}
+        net = self.net
+
+        def train_loss(
+            alpha: dict[str, torch.Tensor], weights: dict[str, torch.Tensor]
+        ) -> torch.Tensor:
+            logits = functional_call(net, {**weights, **alpha}, (x,))
+            return F_nn.cross_entropy(logits, y)
+
+        grads = vmap(grad(train_loss), in_dims=(None, 0))(alphas, shifted)
+        flat = torch.cat([grads[name].reshape(2 * k, -1) for name in ALPHA_NAMES], dim=1)
+        return list((flat[:k] - flat[k:]) / (2.0 * eps).unsqueeze(1))
+
+    # -- the step -------------------------------------------------------------------------
+    def hypergradients(self, train: Batch, val: Batch, ood_x: torch.Tensor) -> Hypergradients:
+        """Steps 1-6: every objective's value and (hyper)gradient with respect to α."""
+        cfg = self.config
+        xi = self.w_optim.param_groups[0]["lr"] if self.second_order else 0.0
+        g_tr, g_ood, train_loss = self._lower_grads(train, ood_x if cfg.ood_in_lower else None)
+
+        params = self._unrolled(g_tr, xi) if self.second_order else self.theta
+        losses, grads_a, grads_w = self._upper(params, val, ood_x)
+        hyper = [flat_cat(list(g)) for g in grads_a]
+        if self.second_order and hyper:
+            if cfg.hessian == "exact":
+                hvps = self._hvp_exact(g_tr, grads_w)
+            else:
+                hvps = self._hvp_finite_difference(train, grads_w)
+            hyper = [h - xi * hv for h, hv in zip(hyper, hvps, strict=True)]
+
+        w_normal, w_reduce = self.net.op_weights()
+        n_hat, f_hat = self.costs.expected(w_normal, w_reduce)
+        for name, estimate, bound in (("nop", n_hat, cfg.L), ("flops", f_hat, cfg.F)):
+            if name in cfg.objectives:
+                loss = cost_loss(estimate, bound)
+                grad_a = torch.autograd.grad(loss, self.alphas, retain_graph=True)
+                hyper.append(flat_cat(list(grad_a)))
+                losses.append(loss.detach())
+        g_lower = [g.detach() for g in g_tr]
+        if g_ood is not None:
+            g_lower = [g + o for g, o in zip(g_lower, g_ood, strict=True)]
+        return Hypergradients(
+            grads=torch.stack(hyper),
+            losses=torch.stack(losses),
+            lower_grads=g_lower,
+            train_loss=train_loss,
+        )
+
+    def step(self, train: Batch, val: Batch, ood_x: torch.Tensor) -> StepResult:
+        """One batch of Algorithm 1: α by eqs. (9), (1), (10), then θ by eq. (8)."""
+        cfg = self.config
+        h = self.hypergradients(train, val, ood_x)
+        if cfg.weighting == "mgda" and len(h.grads) > 1:
+            normed = normalize_gradients(h.grads, h.losses, cfg.mgda_normalization)
+            gamma = min_norm_weights(normed, cfg.fw_max_iter, cfg.fw_tol)
+        else:
+            gamma = equal_weights(len(h.grads), h.grads.device, h.grads.dtype)
+        combined = gamma @ h.grads  # eq. (10): ∇α (U Γᵀ)
+
+        self.a_optim.zero_grad(set_to_none=True)
+        offset = 0
+        for a in self.alphas:
+            a.grad = combined[offset : offset + a.numel()].view_as(a).clone()
+            offset += a.numel()
+        self.a_optim.step()
+
+        self.w_optim.zero_grad(set_to_none=True)
+        for p, g in zip(self.theta, h.lower_grads, strict=True):
+            p.grad = g
+        if cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.theta, cfg.grad_clip)
+        self.w_optim.step()
+        return StepResult(losses=h.losses, weights=gamma.detach(), train_loss=h.train_loss)
+
+
+class functional_call_model:  # noqa: N801 - a callable, named like the function it wraps
+    """The network as a function of x at the given weights (α stays the module's own)."""
+
+    def __init__(self, net: torch.nn.Module, params: dict[str, torch.Tensor]) -> None:
+        self.net = net
+        self.params = params
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        out = functional_call(self.net, self.params, (x,), strict=False)
+        assert isinstance(out, torch.Tensor)
+        return out
+
+
+def flat_cat(tensors: list[torch.Tensor | None] | list[torch.Tensor]) -> torch.Tensor:
+    return torch.cat([t.reshape(-1) for t in tensors if t is not None])

@@ -1,0 +1,231 @@
+"""Search configuration: one frozen dataclass, the presets, and checked overrides.
+
+Defaults are the paper's search settings (section IV-B-2, the ``paper`` preset); ``cpu-tiny``
+shrinks everything for the embedded digits dataset so a search runs in about a minute on two
+CPU cores. Unknown keys, wrong types and out-of-range values raise :class:`ConfigError` naming
+the key, the value and what was expected.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, get_type_hints
+
+from search_core.errors import ConfigError
+
+OBJECTIVES = ("val", "ood", "adv", "nop", "flops")
+CHOICES: dict[str, tuple[str, ...]] = {
+    "order": ("first", "second"),
+    "hessian": ("exact", "finite_difference"),
+    "weighting": ("mgda", "equal"),
+    "mgda_normalization": ("l2", "loss", "none"),
+}
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """Every setting of one E2RNAS search. Units: L in M params, F in M multiply-adds."""
+
+    # Data: in-distribution and OoD sets (C_in ∩ C_out = ∅), DARTS's half/half split.
+    dataset: str = "cifar10"
+    ood_dataset: str = "svhn"
+    data_root: str = "data"
+    download: bool = False
+    train_portion: float = 0.5
+    augment: bool = True  # random crop (+ flip, except for digits), on the device
+    # Search network (the supernet).
+    layers: int = 8
+    init_channels: int = 16
+    nodes: int = 4  # intermediate nodes per cell
+    stem_multiplier: int = 3
+    # Evaluation network: what L and F are measured on (auxiliary head excluded).
+    eval_layers: int = 20
+    eval_init_channels: int = 36
+    # Lower bounds of eqs. (5) and (6).
+    L: float = 2.5
+    F: float = 425.0
+    # Schedule.
+    epochs: int = 50
+    batch_size: int = 64
+    steps_per_epoch: int = 0  # 0: one pass over the weight half per epoch
+    # θ (lower level): SGD, cosine schedule from lr to lr_min, as DARTS.
+    lr: float = 0.025
+    lr_min: float = 0.001
+    momentum: float = 0.9
+    weight_decay: float = 3e-4
+    grad_clip: float = 5.0
+    # α (upper level): Adam.
+    arch_lr: float = 3e-4
+    arch_beta1: float = 0.5
+    arch_beta2: float = 0.999
+    arch_weight_decay: float = 1e-3
+    # Method.
+    objectives: tuple[str, ...] = OBJECTIVES
+    order: str = "second"  # eq. (9); "first" drops the unrolled step
+    hessian: str = "finite_difference"  # batched central differences, or "exact" double backward
+    fd_epsilon: float = 0.01  # finite-difference step, divided by ‖v‖
+    weighting: str = "mgda"  # eq. (1) by Frank-Wolfe, or "equal" (Table VI: w/o MGDA)
+    mgda_normalization: str = "l2"
+    fw_max_iter: int = 250
+    fw_tol: float = 1e-6
+    ood_in_lower: bool = True  # eq. (8); False is Table VI's "w/o OoD in LL"
+    adv_train_in_lower: bool = False  # Table VI's "w/ AT in LL"
+    epsilon: float = 2.0 / 255.0  # FGSM radius in pixel units
+    fgsm_step_scale: float = 1.25
+    ood_loss_scale: float = 1.0
+    # Run.
+    seed: int = 0
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        _validate(self)
+
+    @property
+    def steps(self) -> int:
+        return self.nodes
+
+    def replace(self, **changes: Any) -> SearchConfig:
+        return from_mapping(changes, base=self)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["objectives"] = list(self.objectives)
+        return out
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "paper": {},
+    "cpu-tiny": {
+        "dataset": "digits",
+        "ood_dataset": "digits-ood",
+        "layers": 3,
+        "init_channels": 4,
+        "nodes": 4,
+        "eval_layers": 6,
+        "eval_init_channels": 8,
+        "L": 0.02,
+        "F": 1.0,
+        "epochs": 5,
+        "batch_size": 32,
+        "steps_per_epoch": 6,
+        "lr": 0.05,
+        "arch_lr": 3e-3,
+    },
+}
+
+
+def _field_types() -> dict[str, Any]:
+    return get_type_hints(SearchConfig)
+
+
+def _coerce(key: str, value: Any, kind: Any) -> Any:
+    expected = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
+    if value is None:
+        raise ConfigError(f"{key}: missing value; expected {expected.get(kind, str(kind))}")
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+            return value.lower() in ("true", "1", "yes")
+        raise ConfigError(f"{key}: got {value!r}; expected true or false")
+    if kind is int:
+        if isinstance(value, bool):
+            raise ConfigError(f"{key}: got {value!r}; expected an integer")
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str):
+            try:
+                return int(value)
+            except ValueError:
+                pass
+        raise ConfigError(f"{key}: got {value!r}; expected an integer")
+    if kind is float:
+        if isinstance(value, bool):
+            raise ConfigError(f"{key}: got {value!r}; expected a number")
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{key}: got {value!r}; expected a number") from None
+        if not math.isfinite(number):
+            raise ConfigError(f"{key}: got {value!r}; expected a finite number")
+        return number
+    if kind is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: got {value!r}; expected a string")
+        return value
+    # tuple[str, ...]: a list, or a comma-separated string
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple) or not all(isinstance(i, str) for i in items):
+        raise ConfigError(f"{key}: got {value!r}; expected a list of names")
+    return tuple(i.strip() for i in items)
+
+
+def from_mapping(values: Mapping[str, Any], base: SearchConfig | None = None) -> SearchConfig:
+    """A config from ``base`` (default: the paper's) with checked, coerced overrides."""
+    base = base or SearchConfig()
+    types = _field_types()
+    changes: dict[str, Any] = {}
+    for key, value in values.items():
+        if key not in types:
+            near = difflib.get_close_matches(key, list(types), n=1)
+            hint = f"; did you mean '{near[0]}'?" if near else ""
+            raise ConfigError(f"unknown config key '{key}'{hint} Valid keys: {', '.join(types)}")
+        changes[key] = _coerce(key, value, types[key])
+    return dataclasses.replace(base, **changes)
+
+
+def preset(name: str, overrides: Mapping[str, Any] | None = None) -> SearchConfig:
+    """A named preset with overrides applied."""
+    if name not in PRESETS:
+        raise ConfigError(f"preset: unknown preset '{name}'; expected one of {', '.join(PRESETS)}")
+    config = from_mapping(PRESETS[name])
+    return from_mapping(overrides or {}, base=config)
+
+
+def _validate(c: SearchConfig) -> None:
+    def need(ok: bool, key: str, expected: str) -> None:
+        if not ok:
+            raise ConfigError(f"{key}: got {getattr(c, key)!r}; expected {expected}")
+
+    need(c.L >= 0, "L", "a lower bound >= 0 on parameters, in millions (e.g. L=2.5)")
+    need(c.F >= 0, "F", "a lower bound >= 0 on FLOPs (multiply-adds), in millions (e.g. F=400)")
+    for key in ("layers", "eval_layers"):
+        need(getattr(c, key) >= 3, key, "at least 3 cells (reductions sit at 1/3 and 2/3)")
+    for key in ("init_channels", "eval_init_channels"):
+        need(getattr(c, key) >= 2 and getattr(c, key) % 2 == 0, key, "an even number >= 2")
+    need(c.nodes >= 1, "nodes", "at least 1 intermediate node")
+    need(c.stem_multiplier >= 1, "stem_multiplier", "an integer >= 1")
+    need(c.epochs >= 1, "epochs", "at least 1")
+    need(c.batch_size >= 2, "batch_size", "at least 2 (batch norm needs two samples)")
+    need(c.steps_per_epoch >= 0, "steps_per_epoch", "0 (a full pass) or a positive count")
+    need(0.0 < c.train_portion < 1.0, "train_portion", "a fraction strictly between 0 and 1")
+    for key in ("lr", "arch_lr"):
+        need(getattr(c, key) > 0, key, "a positive learning rate")
+    need(0 <= c.lr_min <= c.lr, "lr_min", "between 0 and lr")
+    for key in ("momentum", "arch_beta1", "arch_beta2"):
+        need(0 <= getattr(c, key) < 1, key, "a value in [0, 1)")
+    for key in ("weight_decay", "arch_weight_decay", "grad_clip", "epsilon", "fw_tol"):
+        need(getattr(c, key) >= 0, key, "a value >= 0")
+    need(c.fd_epsilon > 0, "fd_epsilon", "a positive step")
+    need(c.fw_max_iter >= 1, "fw_max_iter", "at least 1 iteration")
+    need(c.ood_loss_scale >= 0, "ood_loss_scale", "a value >= 0")
+    for key, choices in CHOICES.items():
+        need(getattr(c, key) in choices, key, "one of " + ", ".join(choices))
+    unknown = [o for o in c.objectives if o not in OBJECTIVES]
+    need(
+        not unknown and len(c.objectives) > 0,
+        "objectives",
+        "a non-empty subset of " + ", ".join(OBJECTIVES),
+    )
+    need(len(set(c.objectives)) == len(c.objectives), "objectives", "no repeated objective")
+    need(
+        c.device == "cpu" or c.device.startswith(("cuda", "mps")),
+        "device",
+        "cpu, cuda, cuda:N or mps",
+    )

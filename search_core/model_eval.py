@@ -1,0 +1,177 @@
+"""The discrete evaluation network of a genotype (section IV-B-3), and its exact size.
+
+The structure is DARTS's CIFAR network: a 3x3 convolution stem, ``layers`` cells with
+reduction at 1/3 and 2/3 of the depth, each cell preprocessing its two inputs, applying the
+genotype's eight ops and concatenating its intermediate nodes; global average pooling and a
+linear classifier; an auxiliary head after the 2/3 reduction for training only. Drop-path
+regularises the ops (not identities) during training.
+
+:func:`count_params_m` and :func:`count_flops_m` count the *built* network: parameters
+without the auxiliary head, and multiply-accumulates measured on a real forward by
+``torch.utils.flop_counter`` (which reports 2 FLOPs per multiply-accumulate). These are the
+units of the bounds L and F (DESIGN.md).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from search_core.errors import GenotypeError
+from search_core.genotypes import Genotype
+from search_core.layout import CellSpec, cell_layout, reduction_indices
+from search_core.ops import FactorizedReduce, ReLUConvBN, build_op
+
+
+def drop_path(x: torch.Tensor, drop_prob: float) -> torch.Tensor:
+    """Zero whole samples with probability ``drop_prob``, rescaling the survivors."""
+    if drop_prob <= 0.0:
+        return x
+    keep = 1.0 - drop_prob
+    mask = torch.empty(x.shape[0], 1, 1, 1, device=x.device, dtype=x.dtype).bernoulli_(keep)
+    return x / keep * mask
+
+
+class EvalCell(nn.Module):
+    """A cell with the genotype's fixed ops."""
+
+    def __init__(self, genotype: Genotype, spec: CellSpec) -> None:
+        super().__init__()
+        c = spec.channels
+        if spec.reduction_prev:
+            self.preprocess0: nn.Module = FactorizedReduce(spec.c_prev_prev, c)
+        else:
+            self.preprocess0 = ReLUConvBN(spec.c_prev_prev, c, 1, 1, 0)
+        self.preprocess1 = ReLUConvBN(spec.c_prev, c, 1, 1, 0)
+        edges = genotype.reduce if spec.reduction else genotype.normal
+        self.concat = genotype.reduce_concat if spec.reduction else genotype.normal_concat
+        self.inputs = tuple(index for _, index in edges)
+        self.ops = nn.ModuleList(
+            build_op(name, c, 2 if spec.reduction and index < 2 else 1, affine=True)
+            for name, index in edges
+        )
+        self.identity = tuple(isinstance(op, nn.Identity) for op in self.ops)
+        self.multiplier = len(self.concat)
+
+    def forward(self, s0: torch.Tensor, s1: torch.Tensor, drop_prob: float) -> torch.Tensor:
+        states = [self.preprocess0(s0), self.preprocess1(s1)]
+        for node in range(len(self.ops) // 2):
+            total = None
+            for k in (2 * node, 2 * node + 1):
+                h = self.ops[k](states[self.inputs[k]])
+                if self.training and not self.identity[k]:
+                    h = drop_path(h, drop_prob)
+                total = h if total is None else total + h
+            assert total is not None
+            states.append(total)
+        return torch.cat([states[i] for i in self.concat], dim=1)
+
+
+class AuxiliaryHead(nn.Module):
+    """DARTS's auxiliary classifier on the 2/3-depth features (training only)."""
+
+    def __init__(self, channels: int, num_classes: int, resolution: int) -> None:
+        super().__init__()
+        # DARTS's head pools an 8x8 map with a 5x5 window, stride 3, to 2x2; other input
+        # sizes pool adaptively to the same 2x2.
+        pool: nn.Module
+        if resolution == 8:
+            pool = nn.AvgPool2d(5, stride=3, padding=0, count_include_pad=False)
+        else:
+            pool = nn.AdaptiveAvgPool2d(2)
+        self.features = nn.Sequential(
+            nn.ReLU(inplace=True),
+            pool,
+            nn.Conv2d(channels, 128, 1, bias=False),
+            nn.BatchNorm2d(128),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(128, 768, 2, bias=False),
+            nn.BatchNorm2d(768),
+            nn.ReLU(inplace=True),
+        )
+        self.classifier = nn.Linear(768, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x).flatten(1))
+
+
+class EvalNetwork(nn.Module):
+    """The network a genotype describes; forward returns (logits, auxiliary logits or None)."""
+
+    def __init__(
+        self,
+        genotype: Genotype,
+        num_classes: int = 10,
+        layers: int = 20,
+        init_channels: int = 36,
+        input_size: int = 32,
+        in_channels: int = 3,
+        auxiliary: bool = False,
+        stem_multiplier: int = 3,
+    ) -> None:
+        super().__init__()
+        check_fits(genotype, layers)
+        self.drop_path_prob = 0.0
+        multiplier = len(genotype.normal_concat)
+        if len(genotype.reduce_concat) != multiplier:
+            raise GenotypeError(
+                f"genotype: normal_concat has {multiplier} nodes and reduce_concat "
+                f"{len(genotype.reduce_concat)}; the network needs the same number in both"
+            )
+        specs = cell_layout(layers, init_channels, input_size, stem_multiplier, multiplier)
+        c_stem = stem_multiplier * init_channels
+        self.stem = nn.Sequential(
+            nn.Conv2d(in_channels, c_stem, 3, padding=1, bias=False), nn.BatchNorm2d(c_stem)
+        )
+        self.cells = nn.ModuleList(EvalCell(genotype, spec) for spec in specs)
+        self.aux_index = reduction_indices(layers)[1]
+        c_last = multiplier * specs[-1].channels
+        self.auxiliary: AuxiliaryHead | None = None
+        if auxiliary:
+            aux_spec = specs[self.aux_index]
+            res = (aux_spec.resolution + 1) // 2
+            self.auxiliary = AuxiliaryHead(multiplier * aux_spec.channels, num_classes, res)
+        self.global_pooling = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(c_last, num_classes)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        s0 = s1 = self.stem(x)
+        aux_logits = None
+        for i, cell in enumerate(self.cells):
+            s0, s1 = s1, cell(s0, s1, self.drop_path_prob)
+            if i == self.aux_index and self.auxiliary is not None and self.training:
+                aux_logits = self.auxiliary(s1)
+        logits = self.classifier(self.global_pooling(s1).flatten(1))
+        return logits, aux_logits
+
+
+def check_fits(genotype: Genotype, layers: int) -> None:
+    """Raise a clear error if the genotype's cells cannot form a network of ``layers``."""
+    if layers < 3:
+        raise GenotypeError(
+            f"layers={layers}: an evaluation network needs at least 3 cells "
+            "(reduction cells sit at 1/3 and 2/3 of the depth)"
+        )
+
+
+def count_params_m(net: nn.Module) -> float:
+    """Trainable parameters in millions, the auxiliary head excluded."""
+    total = 0
+    for name, p in net.named_parameters():
+        if not name.startswith("auxiliary."):
+            total += p.numel()
+    return total / 1e6
+
+
+def count_flops_m(net: EvalNetwork, input_size: int, in_channels: int = 3) -> float:
+    """Multiply-accumulates (millions) of one inference on one image, counted on a forward."""
+    was_training = net.training
+    net.eval()
+    device = next(net.parameters()).device
+    x = torch.zeros(1, in_channels, input_size, input_size, device=device)
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        net(x)
+    net.train(was_training)
+    return counter.get_total_flops() / 2 / 1e6

@@ -1,0 +1,359 @@
+"""The ``e2rnas`` command line: one parser and one handler per subcommand.
+
+``search`` runs (or resumes) one search; ``count`` prints the size of a genotype's evaluation
+network. Every error the project raises on purpose (:class:`~search_core.errors.E2RNASError`)
+ends the command with one line ``e2rnas: error: ...`` on stderr and exit code 2, never a
+traceback; Ctrl-C ends it with exit code 130. A later subcommand adds an ``_add_<name>`` parser
+builder to ``_COMMANDS`` and a handler it sets as the parser's default.
+
+A search's configuration is layered, preset < ``--config`` file < ``--set KEY=VALUE``; the layers
+are merged into one mapping and checked as a whole by :func:`search_core.config.preset`, and the
+search reads its data before it creates the output directory, so bad input leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TypeAlias
+
+import yaml
+from tqdm import tqdm
+
+from search_core.config import PRESETS, SearchConfig, preset
+from search_core.errors import E2RNASError
+
+PROG = "e2rnas"
+DEFAULT_PRESET = "paper"
+EXIT_BAD_INPUT = 2
+EXIT_OS_ERROR = 1
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
+
+Handler = Callable[[argparse.Namespace], int]
+# argparse's subparsers type is private and generic only in its stubs, so it is named by string.
+Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+
+
+class CommandLineError(E2RNASError, ValueError):
+    """An argument or a file named on the command line is malformed."""
+
+
+# -- configuration: preset < --config file < --set ----------------------------------------
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """Where and what a YAML error is, on one line."""
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
+        mark = exc.problem_mark
+        return f"line {mark.line + 1}, column {mark.column + 1}: {exc.problem}"
+    return " ".join(str(exc).split())
+
+
+def parse_setting(item: str) -> tuple[str, Any]:
+    """``KEY=VALUE`` as (key, value); VALUE is read as YAML and an empty VALUE is None."""
+    key, sep, text = item.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise CommandLineError(f"--set {item!r}: expected KEY=VALUE, e.g. --set L=2.5")
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise CommandLineError(
+            f"--set {key}: cannot read {text!r} as a YAML value ({_yaml_problem(exc)}); "
+            "expected a number, true/false or a string (quote it)"
+        ) from None
+    return key, value
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """The mapping of config keys in a YAML file (an empty file is an empty mapping)."""
+    expected = "expected a YAML mapping of config keys, e.g. 'L: 2.5'"
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise CommandLineError(
+            f"--config {path}: cannot read the file ({reason}); {expected}"
+        ) from None
+    try:
+        values = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise CommandLineError(
+            f"--config {path}: malformed YAML at {_yaml_problem(exc)}; {expected}"
+        ) from None
+    if values is None:
+        return {}
+    if not isinstance(values, dict):
+        raise CommandLineError(f"--config {path}: got a {type(values).__name__}; {expected}")
+    for key in values:
+        if not isinstance(key, str):
+            raise CommandLineError(f"--config {path}: key {key!r} is not a name; {expected}")
+    return values
+
+
+def load_search_config(
+    preset_name: str | None, config_file: Path | None, settings: Sequence[str]
+) -> SearchConfig:
+    """The checked configuration: a preset, then the config file's keys, then ``--set``.
+
+    The preset is ``preset_name``, else the file's ``preset:`` key, else ``paper``.
+    """
+    values = read_config_file(config_file) if config_file is not None else {}
+    file_preset = values.pop("preset", None)
+    if file_preset is not None and not isinstance(file_preset, str):
+        raise CommandLineError(
+            f"--config {config_file}: preset: got {file_preset!r}; "
+            f"expected one of {', '.join(PRESETS)}"
+        )
+    if preset_name is None:
+        preset_name = file_preset if file_preset is not None else DEFAULT_PRESET
+    for item in settings:
+        key, value = parse_setting(item)
+        values[key] = value
+    return preset(preset_name, values)
+
+
+# -- search --------------------------------------------------------------------------------
+
+
+class SearchProgress:
+    """A tqdm bar on stderr over every step of the search, and the size after each epoch.
+
+    The bar is created at the first step, when the number of steps per epoch is known (and the
+    data has loaded), so an error before the search starts prints nothing but itself.
+    """
+
+    def __init__(self, epochs: int) -> None:
+        self.epochs = epochs
+        self.bar: Any = None  # tqdm ships no type hints
+
+    def __call__(self, epoch: int, step: int, steps_per_epoch: int) -> None:
+        done = epoch * steps_per_epoch + step
+        if self.bar is None:
+            self.bar = tqdm(
+                total=self.epochs * steps_per_epoch,
+                initial=done - 1,  # a resumed search starts part of the way
+                file=sys.stderr,
+                unit="step",
+                dynamic_ncols=True,
+            )
+        self.bar.set_description(f"epoch {epoch + 1}/{self.epochs}", refresh=False)
+        self.bar.update(done - self.bar.n)
+
+    def report(self, record: dict[str, Any], checkpoint_dir: Path) -> None:
+        if self.bar is not None:
+            self.bar.set_postfix(
+                params_m=f"{record['params_m']:.4g}", flops_m=f"{record['flops_m']:.4g}"
+            )
+
+    def __enter__(self) -> SearchProgress:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _add_search(commands: Commands) -> None:
+    parser = commands.add_parser(
+        "search",
+        help="run or resume one E2RNAS search",
+        description=(
+            "Run one E2RNAS search and write genotype.json, genotype.py, metrics.jsonl, "
+            "config.json and checkpoint.pt under --out. Settings: the preset, overridden by "
+            "the --config file, overridden by each --set."
+        ),
+    )
+    parser.add_argument(
+        "--preset",
+        metavar="NAME",
+        help=f"base settings: {', '.join(PRESETS)} (default: the config file's preset:, "
+        f"else {DEFAULT_PRESET})",
+    )
+    parser.add_argument("--config", type=Path, metavar="FILE", help="YAML mapping of config keys")
+    parser.add_argument(
+        "--set",
+        dest="settings",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override one config key, VALUE read as YAML (repeatable), e.g. --set L=2.5",
+    )
+    parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="output directory")
+    parser.add_argument(
+        "--resume", action="store_true", help="continue from DIR/checkpoint.pt if it exists"
+    )
+    parser.set_defaults(handler=_search)
+
+
+def _search(args: argparse.Namespace) -> int:
+    config = load_search_config(args.preset, args.config, args.settings or [])
+    out: Path = args.out
+    if out.exists() and not out.is_dir():
+        raise CommandLineError(f"--out {out}: is a file; expected a directory for the outputs")
+    # Imported here, not at the top, so that --help and bad input answer without loading torch.
+    from search_core.search import CHECKPOINT, METRICS, run_search
+
+    try:
+        with SearchProgress(config.epochs) as progress:
+            result = run_search(
+                config, out, resume=args.resume, reporter=progress.report, progress=progress
+            )
+    except KeyboardInterrupt:
+        checkpoint = out / CHECKPOINT
+        if checkpoint.exists():
+            kept = f"the last checkpoint {checkpoint} is kept"
+        else:
+            kept = "no epoch had finished, so there is no checkpoint yet"
+        print(
+            f"{PROG}: interrupted; {kept}; run the same command with --resume to continue",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
+    print(f"results in {result.out_dir}:")
+    for name in ("genotype.json", "genotype.py", METRICS):
+        print(f"  {result.out_dir / name}")
+    summary = f"genotype {result.genotype.genotype_hash()}"
+    if result.records:
+        last = result.records[-1]
+        summary = (
+            f"genotype {last['genotype_hash']}  params_m {last['params_m']:.6f}  "
+            f"flops_m {last['flops_m']:.6f}"
+        )
+    print(summary)
+    return 0
+
+
+# -- count ---------------------------------------------------------------------------------
+
+
+def _add_count(commands: Commands) -> None:
+    parser = commands.add_parser(
+        "count",
+        help="print the params_m and flops_m of a genotype's evaluation network",
+        description=(
+            "Build the evaluation network of GENOTYPE and print one JSON object "
+            '{"params_m": ..., "flops_m": ...}: parameters in millions (auxiliary head '
+            "excluded) and multiply-adds of one image in millions, the units of L and F."
+        ),
+    )
+    parser.add_argument(
+        "genotype",
+        metavar="GENOTYPE",
+        help="a bundled name (darts_v1, darts_v2, pc_darts, pdarts), a .json file, "
+        "or a DARTS genotypes.py file (file.py:NAME selects one)",
+    )
+    parser.add_argument(
+        "--classes", type=int, default=10, metavar="N", help="output classes (default: 10)"
+    )
+    parser.add_argument("--layers", type=int, default=20, metavar="N", help="cells (default: 20)")
+    parser.add_argument(
+        "--init-channels",
+        type=int,
+        default=36,
+        metavar="N",
+        help="channels of the first cells (default: 36)",
+    )
+    parser.add_argument(
+        "--input-size",
+        type=int,
+        default=32,
+        metavar="N",
+        help="image height and width (default: 32)",
+    )
+    parser.add_argument(
+        "--in-channels", type=int, default=3, metavar="N", help="image channels (default: 3)"
+    )
+    parser.set_defaults(handler=_count)
+
+
+def _count(args: argparse.Namespace) -> int:
+    for flag, value in (
+        ("--classes", args.classes),
+        ("--input-size", args.input_size),
+        ("--in-channels", args.in_channels),
+    ):
+        if value < 1:
+            raise CommandLineError(f"{flag}: got {value}; expected an integer >= 1")
+    if args.init_channels < 2 or args.init_channels % 2:
+        raise CommandLineError(
+            f"--init-channels: got {args.init_channels}; expected an even number >= 2"
+        )
+    # Imported here, not at the top, so that --help and bad input answer without loading torch.
+    from search_core.genotypes import load_genotype
+    from search_core.model_eval import EvalNetwork, count_flops_m, count_params_m
+
+    genotype = load_genotype(args.genotype)
+    net = EvalNetwork(
+        genotype,
+        num_classes=args.classes,
+        layers=args.layers,
+        init_channels=args.init_channels,
+        input_size=args.input_size,
+        in_channels=args.in_channels,
+    )
+    params_m = count_params_m(net)
+    flops_m = count_flops_m(net, args.input_size, args.in_channels)
+    print(json.dumps({"params_m": params_m, "flops_m": flops_m}))
+    return 0
+
+
+# -- main ----------------------------------------------------------------------------------
+
+_COMMANDS: tuple[Callable[[Commands], None], ...] = (
+    _add_search,
+    _add_count,
+)
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("e2rnas-sweeps")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="E2RNAS: search for accurate, small and robust architectures.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in _COMMANDS:
+        add(commands)
+    return parser
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"{PROG}: error: {' '.join(message.split())}", file=sys.stderr)
+    return code
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one ``e2rnas`` command; the exit code is returned, never raised, except by argparse."""
+    args = build_parser().parse_args(argv)
+    handler: Handler = args.handler
+    try:
+        return handler(args)
+    except E2RNASError as exc:
+        return _fail(str(exc), EXIT_BAD_INPUT)
+    except OSError as exc:  # writing the outputs: a full disk, a read-only directory
+        where = f"{exc.filename}: " if exc.filename else ""
+        return _fail(f"{where}{exc.strerror or exc}", EXIT_OS_ERROR)
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,171 @@
+"""The bi-level step against autograd: eq. (9)'s hypergradient, eq. (10)'s update, eq. (8)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F_nn
+from torch.func import functional_call
+
+from search_core.bilevel import BilevelStep
+from search_core.config import SearchConfig, preset
+from search_core.cost import build_cost_tables
+from search_core.model_search import ALPHA_NAMES, SearchNetwork
+from search_core.objectives import PixelBox, fgsm, kl_uniform
+
+B, SIZE, CLASSES = 6, 8, 3
+
+
+def make(config: SearchConfig) -> tuple[BilevelStep, torch.Generator]:
+    torch.manual_seed(0)
+    net = SearchNetwork(CLASSES, config.layers, config.init_channels, SIZE, 1, config.nodes)
+    net = net.double()
+    costs = build_cost_tables(
+        config.eval_layers, config.eval_init_channels, CLASSES, SIZE, 1, config.nodes
+    )
+    box = PixelBox.for_normalisation(config.epsilon, [0.5], [0.25])
+    box = PixelBox(box.epsilon.double(), box.low.double(), box.high.double())
+    gen = torch.Generator().manual_seed(5)
+    return BilevelStep(net, config, costs, box, gen), gen
+
+
+def batches() -> tuple[tuple[torch.Tensor, torch.Tensor], ...]:
+    g = torch.Generator().manual_seed(1)
+    out = []
+    for _ in range(2):
+        x = torch.randn(B, 1, SIZE, SIZE, generator=g, dtype=torch.float64)
+        out.append((x, torch.randint(0, CLASSES, (B,), generator=g)))
+    ood = torch.randn(B, 1, SIZE, SIZE, generator=g, dtype=torch.float64)
+    return out[0], out[1], (ood, torch.zeros(B, dtype=torch.long))
+
+
+def tiny(**changes: object) -> SearchConfig:
+    base = preset("cpu-tiny").replace(layers=3, init_channels=4, nodes=2, eval_layers=3)
+    return base.replace(**changes)
+
+
+def reference_hypergradients(
+    step: BilevelStep,
+    train: tuple[torch.Tensor, torch.Tensor],
+    val: tuple[torch.Tensor, torch.Tensor],
+    ood_x: torch.Tensor,
+    seed: int,
+) -> list[torch.Tensor]:
+    """∇α L_k(θ'(α), α) by plain autograd through the unrolled step (eq. 9 taken literally)."""
+    cfg, net = step.config, step.net
+    names = [n for n, _ in net.named_weights()]
+    theta = [p.detach().requires_grad_(True) for p in net.weights()]
+    alphas = [a.detach().clone().requires_grad_(True) for a in net.alphas()]
+
+    def model(weights: list[torch.Tensor]) -> object:
+        params = dict(zip(names, weights, strict=True)) | dict(
+            zip(ALPHA_NAMES, alphas, strict=True)
+        )
+        return lambda x: functional_call(net, params, (x,))
+
+    xi = cfg.lr
+    loss_tr = F_nn.cross_entropy(model(theta)(train[0]), train[1])
+    g = torch.autograd.grad(loss_tr, theta, create_graph=True)
+    unrolled = []
+    for p, gi, orig in zip(theta, g, net.weights(), strict=True):
+        step_dir = gi + cfg.weight_decay * p
+        buf = step.w_optim.state.get(orig, {}).get("momentum_buffer")
+        if buf is not None:
+            step_dir = step_dir + cfg.momentum * buf
+        unrolled.append(p - xi * step_dir)
+    f = model(unrolled)
+    gen = torch.Generator().manual_seed(seed)
+    x_adv = fgsm(model([u.detach() for u in unrolled]), val[0], val[1], step.box, gen)
+    losses = {
+        "val": F_nn.cross_entropy(f(val[0]), val[1]),
+        "ood": kl_uniform(f(ood_x)),
+        "adv": F_nn.cross_entropy(f(x_adv), val[1]),
+    }
+    out = []
+    for name in cfg.objectives:
+        if name in losses:
+            grads = torch.autograd.grad(losses[name], alphas, retain_graph=True)
+            out.append(torch.cat([gr.reshape(-1) for gr in grads]))
+    return out
+
+
+@pytest.mark.parametrize(("hessian", "rtol"), [("exact", 1e-6), ("finite_difference", 1e-4)])
+@pytest.mark.parametrize("after_a_step", [False, True])
+def test_hypergradient_matches_autograd_through_the_unrolled_step(
+    hessian: str, rtol: float, after_a_step: bool
+) -> None:
+    # DARTS's default step (0.01 / ‖v‖) is too coarse to compare at 1e-4 on this tiny net,
+    # whose ReLU and max-pool kinks it crosses; a small step checks the arithmetic.
+    step, gen = make(tiny(hessian=hessian, order="second", fd_epsilon=1e-5))
+    train, val, (ood_x, _) = batches()
+    if after_a_step:  # momentum buffers now exist and enter θ'
+        step.step(train, val, ood_x)
+    gen.manual_seed(11)
+    got = step.hypergradients(train, val, ood_x).grads
+    want = reference_hypergradients(step, train, val, ood_x, seed=11)
+    assert len(want) == 3
+    for k, w in enumerate(want):
+        scale = w.abs().max()
+        assert torch.allclose(got[k], w, rtol=0, atol=rtol * scale), (k, (got[k] - w).abs().max())
+
+
+def test_second_order_term_is_not_negligible_here() -> None:
+    """Guards the test above: first- and second-order gradients differ on this problem."""
+    step, gen = make(tiny(order="second", hessian="exact", lr=0.5))
+    first, _ = make(tiny(order="first", lr=0.5))
+    train, val, (ood_x, _) = batches()
+    gen.manual_seed(3)
+    g2 = step.hypergradients(train, val, ood_x).grads[0]
+    g1 = first.hypergradients(train, val, ood_x).grads[0]
+    assert (g2 - g1).norm() > 1e-3 * g1.norm()
+
+
+def test_first_order_is_the_plain_alpha_gradient() -> None:
+    step, _ = make(tiny(order="first", objectives="val"))
+    train, val, (ood_x, _) = batches()
+    got = step.hypergradients(train, val, ood_x).grads[0]
+    loss = F_nn.cross_entropy(step.net(val[0]), val[1])
+    want = torch.cat([g.reshape(-1) for g in torch.autograd.grad(loss, step.net.alphas())])
+    assert torch.allclose(got, want, atol=1e-12)
+
+
+def test_step_updates_alpha_with_mgda_combination_and_theta_with_lower_level_gradient() -> None:
+    step, gen = make(tiny(order="first", grad_clip=0.0))
+    train, val, (ood_x, _) = batches()
+    gen.manual_seed(2)
+    h = step.hypergradients(train, val, ood_x)
+    # θ's gradient for eq. (8): ∇θ (L_tr + L_ood) at (θ_t, α_t), by autograd.
+    lower = F_nn.cross_entropy(step.net(train[0]), train[1]) + kl_uniform(step.net(ood_x))
+    want_theta = torch.autograd.grad(lower, step.net.weights())
+    for got, want in zip(h.lower_grads, want_theta, strict=True):
+        assert torch.allclose(got, want, atol=1e-12)
+    gen.manual_seed(2)
+    result = step.step(train, val, ood_x)
+    applied = torch.cat([a.grad.reshape(-1) for a in step.net.alphas()])  # type: ignore[union-attr]
+    assert torch.allclose(applied, result.weights @ h.grads, atol=1e-10)
+    assert torch.isclose(result.weights.sum(), torch.tensor(1.0, dtype=result.weights.dtype))
+    assert (result.weights >= 0).all()
+    assert result.losses.shape == (5,)
+
+
+def test_equal_weighting_ablation_uses_one_fifth_each() -> None:
+    step, _ = make(tiny(order="first", weighting="equal"))
+    train, val, (ood_x, _) = batches()
+    result = step.step(train, val, ood_x)
+    assert torch.allclose(result.weights, torch.full((5,), 0.2, dtype=result.weights.dtype))
+
+
+def test_ablations_change_the_lower_level() -> None:
+    train, val, (ood_x, _) = batches()
+    no_ood, _ = make(tiny(order="first", ood_in_lower=False))
+    h = no_ood.hypergradients(train, val, ood_x)
+    loss = F_nn.cross_entropy(no_ood.net(train[0]), train[1])
+    for got, want in zip(
+        h.lower_grads, torch.autograd.grad(loss, no_ood.net.weights()), strict=True
+    ):
+        assert torch.allclose(got, want, atol=1e-12)
+    adv, _ = make(tiny(order="first", adv_train_in_lower=True))
+    h_adv = adv.hypergradients(train, val, ood_x)
+    plain, _ = make(tiny(order="first"))
+    h_plain = plain.hypergradients(train, val, ood_x)
+    assert not torch.allclose(h_adv.lower_grads[0], h_plain.lower_grads[0])

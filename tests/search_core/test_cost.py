@@ -1,0 +1,106 @@
+"""The cost model (eqs. 5, 6) against the built evaluation network, counted independently."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from search_core.cost import (
+    build_cost_tables,
+    genotype_size,
+    one_hot_weights,
+    op_cost,
+)
+from search_core.genotypes import BUNDLED, PRIMITIVES, Genotype, derive_genotype
+from search_core.model_eval import EvalNetwork, count_flops_m, count_params_m
+from search_core.ops import build_op
+
+
+def random_genotype(rng: random.Random, steps: int = 4) -> Genotype:
+    ops = [p for p in PRIMITIVES if p != "none"]
+    cells = []
+    for _ in range(2):
+        edges = []
+        for node in range(steps):
+            for j in rng.sample(range(node + 2), 2):
+                edges.append((rng.choice(ops), j))
+        cells.append(edges)
+    concat = list(range(2, steps + 2))
+    return Genotype(cells[0], concat, cells[1], concat)
+
+
+def counted_macs(module: torch.nn.Module, x: torch.Tensor) -> int:
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        module(x)
+    return counter.get_total_flops() // 2
+
+
+@pytest.mark.parametrize("name", [p for p in PRIMITIVES if p != "none"])
+@pytest.mark.parametrize(("size", "stride"), [(8, 1), (8, 2), (7, 2), (32, 1)])
+def test_op_cost_matches_a_built_op(name: str, size: int, stride: int) -> None:
+    channels = 6
+    op = build_op(name, channels, stride, affine=True).eval()
+    params, macs = op_cost(name, channels, size, stride)
+    assert params == sum(p.numel() for p in op.parameters())
+    assert macs == counted_macs(op, torch.zeros(1, channels, size, size))
+
+
+# (classes, layers, init channels, input size, input channels)
+NETWORKS = [(10, 20, 36, 32, 3), (100, 8, 16, 32, 3), (5, 6, 8, 8, 1), (10, 5, 4, 12, 3)]
+
+
+@pytest.mark.parametrize(("classes", "layers", "channels", "size", "in_ch"), NETWORKS)
+def test_cost_model_at_one_hot_alpha_equals_the_counted_network(
+    classes: int, layers: int, channels: int, size: int, in_ch: int
+) -> None:
+    tables = build_cost_tables(layers, channels, classes, size, in_ch)
+    rng = random.Random(layers * 1000 + size)
+    genotypes = [random_genotype(rng) for _ in range(3)]
+    if layers >= 8:
+        genotypes.append(BUNDLED["darts_v2"])
+    for genotype in genotypes:
+        net = EvalNetwork(genotype, classes, layers, channels, size, in_ch, auxiliary=True)
+        params_m, flops_m = genotype_size(genotype, tables)
+        assert params_m == pytest.approx(count_params_m(net), rel=1e-6)
+        assert flops_m == pytest.approx(count_flops_m(net, size, in_ch), rel=1e-6)
+
+
+def test_cost_model_through_softmax_of_a_one_hot_alpha() -> None:
+    """A large one-hot α (unchosen edges on ``none``) gives the genotype back and its size."""
+    rng = random.Random(3)
+    tables = build_cost_tables(8, 16, 10, 32, 3)
+    for _ in range(3):
+        genotype = random_genotype(rng)
+        w_normal, w_reduce = one_hot_weights(genotype)
+        alphas = []
+        for w in (w_normal, w_reduce):
+            a = torch.where(w > 0, 30.0, 0.0)
+            a[:, 0] = torch.where(w.sum(1) == 0, 30.0, 0.0)
+            alphas.append(a)
+        assert derive_genotype(*alphas).canonical() == genotype.canonical()
+        params, flops = tables.expected(alphas[0].softmax(-1), alphas[1].softmax(-1))
+        net = EvalNetwork(genotype, 10, 8, 16, 32)
+        assert float(params) == pytest.approx(count_params_m(net), rel=1e-4)
+        assert float(flops) == pytest.approx(count_flops_m(net, 32), rel=1e-4)
+
+
+def test_darts_v2_has_its_published_size() -> None:
+    """DARTS (2nd order) reports 3.3 M parameters on CIFAR-10 (20 cells, C=36)."""
+    net = EvalNetwork(BUNDLED["darts_v2"])
+    assert count_params_m(net) == pytest.approx(3.349342, abs=1e-6)
+    assert 520 < count_flops_m(net, 32) < 540
+
+
+def test_cost_model_is_differentiable_and_linear_in_the_weights() -> None:
+    tables = build_cost_tables(8, 16, 10, 32, 3)
+    alpha = torch.zeros(14, len(PRIMITIVES), requires_grad=True)
+    params, _ = tables.expected(alpha.softmax(-1), torch.full((14, 8), 1 / 8))
+    (grad,) = torch.autograd.grad(params, alpha)
+    # Uniform α: d N̂ / d α_o = (n_o − mean n) / 8 per edge.
+    table = tables.params_normal
+    expected = (table - table.mean(dim=1, keepdim=True)) / 8
+    assert torch.allclose(grad, expected, atol=1e-7)
