@@ -194,7 +194,9 @@ class BilevelStep:
         xi = self.w_optim.param_groups[0]["lr"] if self.second_order else 0.0
         g_tr, g_ood, train_loss = self._lower_grads(train, ood_x if cfg.ood_in_lower else None)
 
-        params = self._unrolled(g_tr, xi) if self.second_order else self.theta
+        params: list[torch.Tensor] = (
+            self._unrolled(g_tr, xi) if self.second_order else list(self.theta)
+        )
         losses, grads_a, grads_w = self._upper(params, val, ood_x)
         hyper = [flat_cat(list(g)) for g in grads_a]
         if self.second_order and hyper:

@@ -80,6 +80,7 @@ class SearchConfig:
     # Run.
     seed: int = 0
     device: str = "cpu"
+    threads: int = 0  # CPU threads for torch; 0 keeps torch's default
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -107,8 +108,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "nodes": 4,
         "eval_layers": 6,
         "eval_init_channels": 8,
-        "L": 0.02,
-        "F": 1.0,
+        "L": 0.05,
+        "F": 0.6,
         "epochs": 5,
         "batch_size": 32,
         "steps_per_epoch": 6,
@@ -207,12 +208,13 @@ def _validate(c: SearchConfig) -> None:
     need(0.0 < c.train_portion < 1.0, "train_portion", "a fraction strictly between 0 and 1")
     for key in ("lr", "arch_lr"):
         need(getattr(c, key) > 0, key, "a positive learning rate")
-    need(0 <= c.lr_min <= c.lr, "lr_min", "between 0 and lr")
+    need(0 <= c.lr_min <= c.lr, "lr_min", f"between 0 and lr ({c.lr})")
     for key in ("momentum", "arch_beta1", "arch_beta2"):
         need(0 <= getattr(c, key) < 1, key, "a value in [0, 1)")
     for key in ("weight_decay", "arch_weight_decay", "grad_clip", "epsilon", "fw_tol"):
         need(getattr(c, key) >= 0, key, "a value >= 0")
     need(c.fd_epsilon > 0, "fd_epsilon", "a positive step")
+    need(c.threads >= 0, "threads", "0 (torch's default) or a positive count")
     need(c.fw_max_iter >= 1, "fw_max_iter", "at least 1 iteration")
     need(c.ood_loss_scale >= 0, "ood_loss_scale", "a value >= 0")
     for key, choices in CHOICES.items():

@@ -93,7 +93,8 @@ class AuxiliaryHead(nn.Module):
         self.classifier = nn.Linear(768, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.features(x).flatten(1))
+        logits: torch.Tensor = self.classifier(self.features(x).flatten(1))
+        return logits
 
 
 class EvalNetwork(nn.Module):

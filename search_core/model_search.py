@@ -123,7 +123,8 @@ class SearchNetwork(nn.Module):
         s0 = s1 = self.stem(x)
         for cell in self.cells:
             s0, s1 = s1, cell(s0, s1, w_reduce if cell.reduction else w_normal)
-        return self.classifier(self.global_pooling(s1).flatten(1))
+        logits: torch.Tensor = self.classifier(self.global_pooling(s1).flatten(1))
+        return logits
 
     def op_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
         """softmax(α) per edge, for normal and reduction cells."""

@@ -119,7 +119,8 @@ class FactorizedReduce(nn.Module):
         if x.shape[-1] % 2:
             shifted = nn.functional.pad(shifted, (0, 1, 0, 1))
         out = torch.cat([self.conv_1(x), self.conv_2(shifted)], dim=1)
-        return self.bn(out)
+        normed: torch.Tensor = self.bn(out)
+        return normed
 
 
 OpBuilder = Callable[[int, int, bool, bool], nn.Module]

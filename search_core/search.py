@@ -13,7 +13,6 @@ atomically, so a killed run never leaves a half-written file.
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -56,7 +55,7 @@ def write_atomic(path: Path, text: str) -> None:
     """Write ``text`` so that ``path`` holds either the old or the whole new content."""
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text)
-    os.replace(tmp, path)
+    tmp.replace(path)
 
 
 class DeviceData:
@@ -104,6 +103,8 @@ class Search:
         self.device = torch.device(config.device)
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise ConfigError(f"device: got '{config.device}' but CUDA is not available here")
+        if config.threads:
+            torch.set_num_threads(config.threads)
         torch.manual_seed(config.seed)
         train, ood = _load_data(config)
         self.num_classes = train.num_classes
@@ -240,7 +241,7 @@ class Search:
     def save(self, out_dir: Path) -> None:
         tmp = out_dir / f".{CHECKPOINT}.tmp"
         torch.save(self.state_dict(), tmp)
-        os.replace(tmp, out_dir / CHECKPOINT)
+        tmp.replace(out_dir / CHECKPOINT)
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
@@ -261,11 +262,19 @@ def _read_records(path: Path, upto: int) -> list[dict[str, Any]]:
     if not path.exists():
         return []
     records = []
-    for line in path.read_text().splitlines():
-        if line.strip():
+    for n, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
             record = json.loads(line)
-            if record["epoch"] <= upto:
-                records.append(record)
+            epoch = int(record["epoch"])
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            raise CheckpointError(
+                f"{path}: line {n}: not a metrics record ({type(exc).__name__}); "
+                "delete the directory to start over, or use another --out"
+            ) from None
+        if epoch <= upto:
+            records.append(record)
     return records
 
 

@@ -197,12 +197,12 @@ def _add_search(commands: Commands) -> None:
 
 def _search(args: argparse.Namespace) -> int:
     config = load_search_config(args.preset, args.config, args.settings or [])
+    # torch loads only once the input is known to be good: bad input answers at once.
+    from search_core.search import CHECKPOINT, METRICS, run_search
+
     out: Path = args.out
     if out.exists() and not out.is_dir():
         raise CommandLineError(f"--out {out}: is a file; expected a directory for the outputs")
-    # Imported here, not at the top, so that --help and bad input answer without loading torch.
-    from search_core.search import CHECKPOINT, METRICS, run_search
-
     try:
         with SearchProgress(config.epochs) as progress:
             result = run_search(
@@ -222,14 +222,14 @@ def _search(args: argparse.Namespace) -> int:
     print(f"results in {result.out_dir}:")
     for name in ("genotype.json", "genotype.py", METRICS):
         print(f"  {result.out_dir / name}")
-    summary = f"genotype {result.genotype.genotype_hash()}"
-    if result.records:
-        last = result.records[-1]
-        summary = (
-            f"genotype {last['genotype_hash']}  params_m {last['params_m']:.6f}  "
-            f"flops_m {last['flops_m']:.6f}"
-        )
-    print(summary)
+    if not result.records:  # resumed from a finished search whose metrics.jsonl is gone
+        print(f"genotype {result.genotype.genotype_hash()}")
+        return 0
+    last = result.records[-1]
+    print(
+        f"genotype {last['genotype_hash']}  params_m {last['params_m']:.6f}  "
+        f"flops_m {last['flops_m']:.6f}"
+    )
     return 0
 
 
@@ -288,7 +288,6 @@ def _count(args: argparse.Namespace) -> int:
         raise CommandLineError(
             f"--init-channels: got {args.init_channels}; expected an even number >= 2"
         )
-    # Imported here, not at the top, so that --help and bad input answer without loading torch.
     from search_core.genotypes import load_genotype
     from search_core.model_eval import EvalNetwork, count_flops_m, count_params_m
 

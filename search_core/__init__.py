@@ -1,0 +1,87 @@
+"""E2RNAS search core: a DARTS supernet searched on five objectives with MGDA.
+
+The paper's method (sections III and IV-B) in PyTorch alone: the search space and supernet,
+the evaluation network and its exact size, the differentiable cost model, the objectives,
+the bi-level step, MGDA weights by Frank-Wolfe, datasets, and a checkpointed search loop that
+reports through a callback. Nothing here imports Ray, a database or a web framework.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# Public names and the module that defines each. They load on first use (PEP 562), so that
+# `import search_core.config` for a quick check of a sweep file does not pay for torch.
+_EXPORTS = {
+    "PRESETS": "config",
+    "SearchConfig": "config",
+    "preset": "config",
+    "CheckpointError": "errors",
+    "ConfigError": "errors",
+    "DatasetError": "errors",
+    "E2RNASError": "errors",
+    "GenotypeError": "errors",
+    "BUNDLED": "genotypes",
+    "PRIMITIVES": "genotypes",
+    "Genotype": "genotypes",
+    "derive_genotype": "genotypes",
+    "load_genotype": "genotypes",
+    "min_norm_weights": "mgda",
+    "EvalNetwork": "model_eval",
+    "count_flops_m": "model_eval",
+    "count_params_m": "model_eval",
+    "Reporter": "search",
+    "SearchResult": "search",
+    "run_search": "search",
+}
+
+if TYPE_CHECKING:
+    from search_core.config import PRESETS, SearchConfig, preset
+    from search_core.errors import (
+        CheckpointError,
+        ConfigError,
+        DatasetError,
+        E2RNASError,
+        GenotypeError,
+    )
+    from search_core.genotypes import (
+        BUNDLED,
+        PRIMITIVES,
+        Genotype,
+        derive_genotype,
+        load_genotype,
+    )
+    from search_core.mgda import min_norm_weights
+    from search_core.model_eval import EvalNetwork, count_flops_m, count_params_m
+    from search_core.search import Reporter, SearchResult, run_search
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"search_core.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module 'search_core' has no attribute '{name}'")
+
+
+__all__ = [
+    "BUNDLED",
+    "PRESETS",
+    "PRIMITIVES",
+    "CheckpointError",
+    "ConfigError",
+    "DatasetError",
+    "E2RNASError",
+    "EvalNetwork",
+    "Genotype",
+    "GenotypeError",
+    "Reporter",
+    "SearchConfig",
+    "SearchResult",
+    "count_flops_m",
+    "count_params_m",
+    "derive_genotype",
+    "load_genotype",
+    "min_norm_weights",
+    "preset",
+    "run_search",
+]
