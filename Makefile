@@ -13,8 +13,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/e2rnas search --preset cpu-tiny --out runs/demo
-	@echo "Results: runs/demo/genotype.json, runs/demo/genotype.py, runs/demo/metrics.jsonl"
+	$(BIN)/e2rnas search --preset cpu-tiny --out runs/demo --resume
 
 lint: $(STAMP)
 	$(BIN)/ruff check search_core service tests bench
