@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 import torch
 
+import search_core.search as search_module
 from search_core.config import PRESETS
 from search_core.genotypes import Genotype
 from service import cli
@@ -365,7 +366,7 @@ def test_ctrl_c_says_how_to_resume(
     def interrupted(*args: object, **kwargs: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli, "run_search", interrupted)
+    monkeypatch.setattr(search_module, "run_search", interrupted)
     out = tmp_path / "out"
     if checkpoint:
         out.mkdir()
