@@ -80,6 +80,8 @@ def main() -> None:
     overrides = dict(item.split("=", 1) for item in args.set)
     config = preset(args.preset, overrides)
     device = torch.device(config.device)
+    if config.threads:
+        torch.set_num_threads(config.threads)
     in_ch, size, classes = SHAPES.get(config.dataset, (3, 32, 10))
     torch.manual_seed(config.seed)
 

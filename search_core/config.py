@@ -13,9 +13,11 @@ import difflib
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, get_type_hints
+from typing import Any, TypeVar, get_type_hints
 
 from search_core.errors import ConfigError
+
+ConfigT = TypeVar("ConfigT")
 
 OBJECTIVES = ("val", "ood", "adv", "nop", "flops")
 CHOICES: dict[str, tuple[str, ...]] = {
@@ -119,10 +121,6 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-def _field_types() -> dict[str, Any]:
-    return get_type_hints(SearchConfig)
-
-
 def _coerce(key: str, value: Any, kind: Any) -> Any:
     expected = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
     if value is None:
@@ -167,10 +165,14 @@ def _coerce(key: str, value: Any, kind: Any) -> Any:
     return tuple(i.strip() for i in items)
 
 
-def from_mapping(values: Mapping[str, Any], base: SearchConfig | None = None) -> SearchConfig:
-    """A config from ``base`` (default: the paper's) with checked, coerced overrides."""
-    base = base or SearchConfig()
-    types = _field_types()
+def checked_replace(base: ConfigT, values: Mapping[str, Any]) -> ConfigT:
+    """``base`` (a frozen config dataclass) with checked, coerced overrides.
+
+    Shared by every config of the core: an unknown key names the closest valid one, a value is
+    coerced to its field's type (strings from the command line included), and the dataclass's
+    own ``__post_init__`` then checks the ranges.
+    """
+    types = get_type_hints(type(base))
     changes: dict[str, Any] = {}
     for key, value in values.items():
         if key not in types:
@@ -179,6 +181,11 @@ def from_mapping(values: Mapping[str, Any], base: SearchConfig | None = None) ->
             raise ConfigError(f"unknown config key '{key}'{hint} Valid keys: {', '.join(types)}")
         changes[key] = _coerce(key, value, types[key])
     return dataclasses.replace(base, **changes)
+
+
+def from_mapping(values: Mapping[str, Any], base: SearchConfig | None = None) -> SearchConfig:
+    """A config from ``base`` (default: the paper's) with checked, coerced overrides."""
+    return checked_replace(base or SearchConfig(), values)
 
 
 def preset(name: str, overrides: Mapping[str, Any] | None = None) -> SearchConfig:

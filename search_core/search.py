@@ -151,18 +151,23 @@ class Search:
     def run_epoch(self, progress: Progress | None = None) -> dict[str, Any]:
         cfg, B = self.config, self.config.batch_size
         started = time.perf_counter()
+        # The epoch's whole sampling plan moves to the device in one copy per index set, so
+        # the steps themselves never wait on the host.
         order_w = self.weight_idx[torch.randperm(len(self.weight_idx), generator=self.sample_gen)]
         order_a = self.arch_idx[torch.randperm(len(self.arch_idx), generator=self.sample_gen)]
         ood_picks = torch.randint(
             len(self.ood.labels), (self.steps_per_epoch, B), generator=self.sample_gen
         )
+        order_w, order_a, ood_picks = (
+            t.to(self.device, non_blocking=True) for t in (order_w, order_a, ood_picks)
+        )
         loss_sum = torch.zeros(len(cfg.objectives), device=self.device)
         weight_sum = torch.zeros(len(cfg.objectives), device=self.device)
         train_sum = torch.zeros((), device=self.device)
         for s in range(self.steps_per_epoch):
-            train = self.data.batch(order_w[s * B : (s + 1) * B].to(self.device), self.device_gen)
-            val = self.data.batch(order_a[s * B : (s + 1) * B].to(self.device), self.device_gen)
-            ood_x, _ = self.ood.batch(ood_picks[s].to(self.device), None, augment=False)
+            train = self.data.batch(order_w[s * B : (s + 1) * B], self.device_gen)
+            val = self.data.batch(order_a[s * B : (s + 1) * B], self.device_gen)
+            ood_x, _ = self.ood.batch(ood_picks[s], None, augment=False)
             result = self.step.step(train, val, ood_x)
             loss_sum += result.losses
             weight_sum += result.weights
