@@ -13,11 +13,16 @@ import difflib
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar, get_type_hints
+from typing import Any, ClassVar, Protocol, TypeVar, get_type_hints
 
 from search_core.errors import ConfigError
 
-ConfigT = TypeVar("ConfigT")
+
+class _Dataclass(Protocol):
+    __dataclass_fields__: ClassVar[dict[str, Any]]
+
+
+ConfigT = TypeVar("ConfigT", bound=_Dataclass)
 
 OBJECTIVES = ("val", "ood", "adv", "nop", "flops")
 CHOICES: dict[str, tuple[str, ...]] = {

@@ -1,14 +1,17 @@
 """The ``e2rnas`` command line: one parser and one handler per subcommand.
 
-``search`` runs (or resumes) one search; ``count`` prints the size of a genotype's evaluation
-network. Every error the project raises on purpose (:class:`~search_core.errors.E2RNASError`)
-ends the command with one line ``e2rnas: error: ...`` on stderr and exit code 2, never a
-traceback; Ctrl-C ends it with exit code 130. A later subcommand adds an ``_add_<name>`` parser
+``search`` runs (or resumes) one search, optionally followed by an evaluation of its genotype;
+``evaluate`` retrains a genotype and measures the five front metrics (or resumes the retrain);
+``count`` prints the size of a genotype's evaluation network. Every error the project raises
+on purpose (:class:`~search_core.errors.E2RNASError`) ends the command with one line
+``e2rnas: error: ...`` on stderr and exit code 2, never a traceback; Ctrl-C ends it with exit
+code 130. A later subcommand adds an ``_add_<name>`` parser
 builder to ``_COMMANDS`` and a handler it sets as the parser's default.
 
-A search's configuration is layered, preset < ``--config`` file < ``--set KEY=VALUE``; the layers
-are merged into one mapping and checked as a whole by :func:`search_core.config.preset`, and the
-search reads its data before it creates the output directory, so bad input leaves nothing behind.
+A search's or an evaluation's configuration is layered, preset < ``--config`` file <
+``--set KEY=VALUE``; the layers are merged into one mapping and checked as a whole by
+:func:`search_core.config.preset` or :func:`search_core.eval_config.eval_preset`, and both read
+their data before they create the output directory, so bad input leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -27,6 +30,14 @@ from tqdm import tqdm
 
 from search_core.config import PRESETS, SearchConfig, preset
 from search_core.errors import E2RNASError
+from search_core.eval_config import (
+    EVAL_PRESETS,
+    PROXY_EPOCHS,
+    EvalConfig,
+    eval_preset,
+    proxy_config,
+    retrain_config,
+)
 
 PROG = "e2rnas"
 DEFAULT_PRESET = "paper"
@@ -96,10 +107,13 @@ def read_config_file(path: Path) -> dict[str, Any]:
     return values
 
 
-def load_search_config(
-    preset_name: str | None, config_file: Path | None, settings: Sequence[str]
-) -> SearchConfig:
-    """The checked configuration: a preset, then the config file's keys, then ``--set``.
+def config_layers(
+    preset_name: str | None,
+    config_file: Path | None,
+    settings: Sequence[str],
+    presets: Sequence[str],
+) -> tuple[str, dict[str, Any]]:
+    """The preset's name and the overrides on it: the config file's keys, then ``--set``.
 
     The preset is ``preset_name``, else the file's ``preset:`` key, else ``paper``.
     """
@@ -108,24 +122,56 @@ def load_search_config(
     if file_preset is not None and not isinstance(file_preset, str):
         raise CommandLineError(
             f"--config {config_file}: preset: got {file_preset!r}; "
-            f"expected one of {', '.join(PRESETS)}"
+            f"expected one of {', '.join(presets)}"
         )
     if preset_name is None:
         preset_name = file_preset if file_preset is not None else DEFAULT_PRESET
     for item in settings:
         key, value = parse_setting(item)
         values[key] = value
-    return preset(preset_name, values)
+    return preset_name, values
+
+
+def load_search_config(
+    preset_name: str | None, config_file: Path | None, settings: Sequence[str]
+) -> SearchConfig:
+    """The checked search configuration: a preset, then the config file, then ``--set``."""
+    return preset(*config_layers(preset_name, config_file, settings, list(PRESETS)))
+
+
+def load_eval_config(
+    preset_name: str | None, config_file: Path | None, settings: Sequence[str]
+) -> EvalConfig:
+    """The checked evaluation configuration: a preset, then the config file, then ``--set``."""
+    return eval_preset(*config_layers(preset_name, config_file, settings, list(EVAL_PRESETS)))
+
+
+def _check_out(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise CommandLineError(f"--out {out}: is a file; expected a directory for the outputs")
+
+
+def _interrupted(checkpoint: Path) -> int:
+    if checkpoint.exists():
+        kept = f"the last checkpoint {checkpoint} is kept"
+    else:
+        kept = "no epoch had finished, so there is no checkpoint yet"
+    print(
+        f"{PROG}: interrupted; {kept}; run the same command with --resume to continue",
+        file=sys.stderr,
+    )
+    return EXIT_INTERRUPTED
 
 
 # -- search --------------------------------------------------------------------------------
 
 
 class SearchProgress:
-    """A tqdm bar on stderr over every step of the search, and the size after each epoch.
+    """A tqdm bar on stderr over every step of a search or a retrain, and the size after each
+    epoch of a search.
 
     The bar is created at the first step, when the number of steps per epoch is known (and the
-    data has loaded), so an error before the search starts prints nothing but itself.
+    data has loaded), so an error before the training starts prints nothing but itself.
     """
 
     def __init__(self, epochs: int) -> None:
@@ -192,45 +238,146 @@ def _add_search(commands: Commands) -> None:
     parser.add_argument(
         "--resume", action="store_true", help="continue from DIR/checkpoint.pt if it exists"
     )
+    parser.add_argument(
+        "--evaluate",
+        choices=("proxy", "retrain"),
+        help="after the search, evaluate its genotype and write DIR/metrics.json: 'proxy' "
+        f"trains the derived network at the search's size for {PROXY_EPOCHS} epochs, "
+        "'retrain' trains the evaluation network with the evaluation preset of the same name",
+    )
     parser.set_defaults(handler=_search)
 
 
 def _search(args: argparse.Namespace) -> int:
-    config = load_search_config(args.preset, args.config, args.settings or [])
+    preset_name, values = config_layers(
+        args.preset, args.config, args.settings or [], list(PRESETS)
+    )
+    config = preset(preset_name, values)
+    # The evaluation's settings are checked before the search spends any time.
+    eval_config: EvalConfig | None = None
+    if args.evaluate == "retrain":
+        eval_config = retrain_config(config, preset_name)
+    elif args.evaluate == "proxy":
+        eval_config = proxy_config(config)
     # torch loads only once the input is known to be good: bad input answers at once.
     from search_core.search import CHECKPOINT, METRICS, run_search
 
     out: Path = args.out
-    if out.exists() and not out.is_dir():
-        raise CommandLineError(f"--out {out}: is a file; expected a directory for the outputs")
+    _check_out(out)
     try:
         with SearchProgress(config.epochs) as progress:
             result = run_search(
                 config, out, resume=args.resume, reporter=progress.report, progress=progress
             )
     except KeyboardInterrupt:
-        checkpoint = out / CHECKPOINT
-        if checkpoint.exists():
-            kept = f"the last checkpoint {checkpoint} is kept"
-        else:
-            kept = "no epoch had finished, so there is no checkpoint yet"
-        print(
-            f"{PROG}: interrupted; {kept}; run the same command with --resume to continue",
-            file=sys.stderr,
-        )
-        return EXIT_INTERRUPTED
+        return _interrupted(out / CHECKPOINT)
     print(f"results in {result.out_dir}:")
     for name in ("genotype.json", "genotype.py", METRICS):
         print(f"  {result.out_dir / name}")
     if not result.records:  # resumed from a finished search whose metrics.jsonl is gone
         print(f"genotype {result.genotype.genotype_hash()}")
+    else:
+        last = result.records[-1]
+        print(
+            f"genotype {last['genotype_hash']}  params_m {last['params_m']:.6f}  "
+            f"flops_m {last['flops_m']:.6f}"
+        )
+    if eval_config is None:
         return 0
-    last = result.records[-1]
-    print(
-        f"genotype {last['genotype_hash']}  params_m {last['params_m']:.6f}  "
-        f"flops_m {last['flops_m']:.6f}"
-    )
+    from search_core import evaluate
+
+    try:
+        with SearchProgress(eval_config.epochs) as progress:
+            if args.evaluate == "retrain":
+                metrics = evaluate.run_evaluation(
+                    result.genotype, eval_config, out, resume=args.resume, progress=progress
+                )
+            else:
+                metrics = evaluate.run_proxy(
+                    result.genotype, config, out, progress=progress, resume=args.resume
+                )
+    except KeyboardInterrupt:
+        return _interrupted(out / evaluate.CHECKPOINT)
+    _print_metrics(out / evaluate.METRICS_FILE, metrics)
     return 0
+
+
+# -- evaluate ------------------------------------------------------------------------------
+
+
+def _add_evaluate(commands: Commands) -> None:
+    parser = commands.add_parser(
+        "evaluate",
+        help="retrain a genotype and measure the five front metrics",
+        description=(
+            "Train the evaluation network of GENOTYPE from scratch (IV-B-3), then measure "
+            "test_error, params_m, flops_m, pgd_acc, ood_aupr and the batch-1 latency, and "
+            "write them with the settings to DIR/metrics.json; a checkpoint is written to "
+            "DIR/eval_checkpoint.pt after every epoch. Settings: the preset, overridden by the "
+            "--config file, overridden by each --set."
+        ),
+    )
+    parser.add_argument(
+        "genotype",
+        metavar="GENOTYPE",
+        help="a bundled name (darts_v1, darts_v2, pc_darts, pdarts), a .json file, "
+        "or a DARTS genotypes.py file (file.py:NAME selects one)",
+    )
+    parser.add_argument(
+        "--preset",
+        metavar="NAME",
+        help=f"base settings: {', '.join(EVAL_PRESETS)} (default: the config file's preset:, "
+        f"else {DEFAULT_PRESET})",
+    )
+    parser.add_argument("--config", type=Path, metavar="FILE", help="YAML mapping of config keys")
+    parser.add_argument(
+        "--set",
+        dest="settings",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override one config key, VALUE read as YAML (repeatable), e.g. --set epochs=50",
+    )
+    parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="output directory")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from DIR/eval_checkpoint.pt if it exists",
+    )
+    parser.set_defaults(handler=_evaluate)
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    config = load_eval_config(args.preset, args.config, args.settings or [])
+    out: Path = args.out
+    _check_out(out)
+    from search_core import evaluate
+    from search_core.errors import GenotypeError
+    from search_core.genotypes import load_genotype
+
+    genotype = load_genotype(args.genotype)
+    try:
+        evaluate.check_genotype(genotype, config)
+    except GenotypeError as exc:
+        raise CommandLineError(f"GENOTYPE {args.genotype!r}: {exc}") from None
+    try:
+        with SearchProgress(config.epochs) as progress:
+            metrics = evaluate.run_evaluation(
+                genotype, config, out, resume=args.resume, progress=progress
+            )
+    except KeyboardInterrupt:
+        return _interrupted(out / evaluate.CHECKPOINT)
+    _print_metrics(out / evaluate.METRICS_FILE, metrics)
+    return 0
+
+
+def _print_metrics(path: Path, metrics: dict[str, Any]) -> None:
+    print(f"metrics ({metrics['mode']}) in {path}:")
+    print(
+        f"test_error {metrics['test_error']:.2f}  params_m {metrics['params_m']:.6f}  "
+        f"flops_m {metrics['flops_m']:.6f}  pgd_acc {metrics['pgd_acc']:.2f}  "
+        f"ood_aupr {metrics['ood_aupr']:.2f}  latency_ms {metrics['latency_ms']:.3f} "
+        f"({metrics['latency_device']})"
+    )
 
 
 # -- count ---------------------------------------------------------------------------------
@@ -310,6 +457,7 @@ def _count(args: argparse.Namespace) -> int:
 
 _COMMANDS: tuple[Callable[[Commands], None], ...] = (
     _add_search,
+    _add_evaluate,
     _add_count,
 )
 

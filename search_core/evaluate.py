@@ -1,0 +1,440 @@
+"""Evaluation of a genotype (sections IV-B-3 and IV-B-4): retrain it, then measure the front.
+
+A *retrain* trains the genotype's evaluation network from scratch on the whole training set
+with the paper's settings (IV-B-3, which are DARTS's: 20 cells, C=36, 600 epochs, batch 96,
+SGD with momentum 0.9 and weight decay 3e-4, lr 0.025 annealed by a cosine to 0, gradient
+clipping at 5, Cutout 16, drop-path 0.2 ramped linearly over the epochs, auxiliary towers
+weighted 0.4). Crop, flip and Cutout run on the device (:mod:`search_core.augment`); Cutout
+follows normalisation, as in DARTS, so the square is filled with the mean pixel. A checkpoint
+(network, optimiser, schedule and every random generator) is written atomically after each
+epoch, and ``resume=True`` ends exactly where an uninterrupted run would.
+
+The five front metrics (IV-B-4, DESIGN.md) are then measured on the trained network:
+``test_error`` on the full test split; ``params_m`` (auxiliary head excluded) and ``flops_m``
+(multiply-accumulates at the dataset's input size) of the built network; ``pgd_acc`` under PGD
+(10 steps of 2.5ε/10, random start, ε = 2/255 in pixel space whatever the normalisation) on
+the full test split; ``ood_aupr`` with the OoD set's *test* split as positives and the maximum
+softmax probability as the score (the authors' scripts use SVHN's test split). OoD images are
+normalised with their own set's statistics, as the search feeds them (DESIGN.md). Batch-1
+latency is recorded beside them.
+
+A *proxy* evaluation, for sweeps that cannot afford a retrain, trains the derived network at
+the search's size (its cells and channels) for a few epochs with the search's optimiser
+settings, and measures the same metrics. ``metrics.json`` always says which (``mode``) and
+with what settings.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F_nn
+from torch import nn
+
+from search_core.attacks import robust_accuracy
+from search_core.augment import cutout
+from search_core.config import SearchConfig
+from search_core.data import ImageSet, load_image_set
+from search_core.errors import CheckpointError, ConfigError, GenotypeError
+from search_core.eval_config import (
+    EVAL_PRESETS,
+    PROXY_EPOCHS,
+    EvalConfig,
+    eval_from_mapping,
+    eval_preset,
+    proxy_config,
+    retrain_config,
+)
+from search_core.genotypes import Genotype
+from search_core.metrics import (
+    error_rate,
+    fpr_at_95_tpr,
+    latency_ms,
+    ood_aupr,
+    ood_auroc,
+    predict_logits,
+)
+from search_core.model_eval import EvalNetwork, count_flops_m, count_params_m
+from search_core.objectives import PixelBox
+from search_core.search import DeviceData, Progress, load_checkpoint, write_atomic
+
+__all__ = [
+    "CHECKPOINT",
+    "EVAL_PRESETS",
+    "FRONT_METRICS",
+    "METRICS_FILE",
+    "PROXY",
+    "PROXY_EPOCHS",
+    "RETRAIN",
+    "EvalConfig",
+    "Retrain",
+    "check_genotype",
+    "eval_from_mapping",
+    "eval_preset",
+    "measure",
+    "proxy_config",
+    "retrain_config",
+    "run_evaluation",
+    "run_proxy",
+]
+
+RETRAIN = "retrain"
+PROXY = "proxy"
+METRICS_FILE = "metrics.json"
+CHECKPOINT = "eval_checkpoint.pt"  # beside a search's own checkpoint.pt
+TRAIN_LOG = "eval_log.jsonl"
+FRONT_METRICS = ("test_error", "params_m", "flops_m", "pgd_acc", "ood_aupr")
+
+
+# -- the network and the data ------------------------------------------------------------
+
+
+def check_genotype(genotype: Genotype, config: EvalConfig, num_classes: int = 10) -> None:
+    """Raise :class:`GenotypeError` if the genotype's cells cannot form the network.
+
+    The network is built on the meta device: every shape check runs, no memory is used.
+    """
+    with torch.device("meta"):
+        _build_network(genotype, config, num_classes, 32, 3)
+
+
+def _build_network(
+    genotype: Genotype, config: EvalConfig, num_classes: int, input_size: int, in_channels: int
+) -> EvalNetwork:
+    return EvalNetwork(
+        genotype,
+        num_classes=num_classes,
+        layers=config.layers,
+        init_channels=config.init_channels,
+        input_size=input_size,
+        in_channels=in_channels,
+        auxiliary=config.auxiliary,
+        stem_multiplier=config.stem_multiplier,
+    )
+
+
+class _Logits(nn.Module):
+    """The evaluation network seen as a plain classifier: logits only, for the attack."""
+
+    def __init__(self, net: EvalNetwork) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits: torch.Tensor = self.net(x)[0]
+        return logits
+
+
+def _load_sets(config: EvalConfig) -> tuple[ImageSet, ImageSet, ImageSet]:
+    """The training and test splits, and the OoD test split at the training images' size."""
+    train = load_image_set(config.dataset, "train", config.data_root, config.download)
+    test = load_image_set(config.dataset, "test", config.data_root, config.download)
+    ood = load_image_set(
+        config.ood_dataset, "test", config.data_root, config.download, train.image_size
+    )
+    if ood.in_channels != train.in_channels:
+        raise ConfigError(
+            f"ood_dataset: '{config.ood_dataset}' has {ood.in_channels} channels but dataset "
+            f"'{config.dataset}' has {train.in_channels}; pick an OoD set of the same kind"
+        )
+    if len(train) < config.batch_size:
+        raise ConfigError(
+            f"batch_size: got {config.batch_size} but '{config.dataset}' holds only "
+            f"{len(train)} training images"
+        )
+    return train, test, ood
+
+
+def _whole(images: ImageSet, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """A whole split on the device, normalised with its own set's statistics."""
+    data = DeviceData(images, device, augment=False)
+    return data.batch(torch.arange(len(images), device=device), None, augment=False)
+
+
+def device_name(device: torch.device) -> str:
+    """What the latency was measured on, in words."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    cpu = platform.processor() or platform.machine() or "cpu"
+    return f"{cpu} cpu, {torch.get_num_threads()} threads"
+
+
+# -- training ------------------------------------------------------------------------------
+
+
+class Retrain:
+    """State of one training run: network, optimiser, schedule, generators; checkpointable."""
+
+    def __init__(self, genotype: Genotype, config: EvalConfig, mode: str) -> None:
+        self.genotype, self.config, self.mode = genotype, config, mode
+        self.device = torch.device(config.device)
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            raise ConfigError(f"device: got '{config.device}' but CUDA is not available here")
+        if config.threads:
+            torch.set_num_threads(config.threads)
+        check_genotype(genotype, config)
+        train, self.test, self.ood = _load_sets(config)
+        self.num_classes = train.num_classes
+        self.in_channels, self.input_size = train.in_channels, train.image_size
+        self.mean, self.std = train.mean, train.std
+        self.data = DeviceData(train, self.device, augment=True)
+        self.n_train = len(train)
+        n_steps = self.n_train // config.batch_size  # the last partial batch is dropped
+        self.steps_per_epoch = (
+            min(n_steps, config.steps_per_epoch) if config.steps_per_epoch else n_steps
+        )
+        torch.manual_seed(config.seed)
+        self.net = _build_network(
+            genotype, config, self.num_classes, self.input_size, self.in_channels
+        ).to(self.device)
+        self.optimizer = torch.optim.SGD(
+            self.net.parameters(),
+            config.lr,
+            momentum=config.momentum,
+            weight_decay=config.weight_decay,
+        )
+        self.schedule = torch.optim.lr_scheduler.CosineAnnealingLR(
+            self.optimizer, config.epochs, eta_min=config.lr_min
+        )
+        self.sample_gen = torch.Generator().manual_seed(config.seed + 1)
+        self.device_gen = torch.Generator(device=self.device).manual_seed(config.seed + 2)
+        self.epoch = 0
+        self.history: list[dict[str, Any]] = []
+
+    def train_epoch(self, progress: Progress | None = None) -> dict[str, Any]:
+        cfg, B = self.config, self.config.batch_size
+        started = time.perf_counter()
+        self.net.train()
+        self.net.drop_path_prob = cfg.drop_path * self.epoch / cfg.epochs
+        lr = self.schedule.get_last_lr()[0]
+        order = torch.randperm(self.n_train, generator=self.sample_gen)
+        loss_sum = torch.zeros((), device=self.device)
+        correct = torch.zeros((), device=self.device, dtype=torch.long)
+        for s in range(self.steps_per_epoch):
+            x, y = self.data.batch(order[s * B : (s + 1) * B].to(self.device), self.device_gen)
+            if cfg.cutout:
+                x = cutout(x, cfg.cutout, self.device_gen)
+            logits, aux_logits = self.net(x)
+            loss = F_nn.cross_entropy(logits, y)
+            if aux_logits is not None:
+                loss = loss + cfg.auxiliary_weight * F_nn.cross_entropy(aux_logits, y)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()  # type: ignore[no-untyped-call]
+            if cfg.grad_clip > 0:
+                nn.utils.clip_grad_norm_(self.net.parameters(), cfg.grad_clip)
+            self.optimizer.step()
+            loss_sum += loss.detach()
+            correct += (logits.detach().argmax(dim=1) == y).sum()
+            if progress is not None:
+                progress(self.epoch, s + 1, self.steps_per_epoch)
+        self.schedule.step()
+        self.epoch += 1
+        seen = self.steps_per_epoch * B
+        record = {
+            "epoch": self.epoch,
+            "train_loss": float(loss_sum) / self.steps_per_epoch,
+            "train_acc": 100.0 * int(correct) / seen,
+            "lr": lr,
+            "drop_path_prob": self.net.drop_path_prob,
+            "seconds": time.perf_counter() - started,
+        }
+        self.history.append(record)
+        return record
+
+    # -- checkpoints ----------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        state: dict[str, Any] = {
+            "mode": self.mode,
+            "config": self.config.to_dict(),
+            "genotype": self.genotype.to_json(),
+            "epoch": self.epoch,
+            "history": self.history,
+            "net": self.net.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "schedule": self.schedule.state_dict(),
+            "sample_gen": self.sample_gen.get_state(),
+            "device_gen": self.device_gen.get_state(),
+            "torch_rng": torch.get_rng_state(),
+        }
+        if self.device.type == "cuda":  # drop-path draws from the device's default generator
+            state["cuda_rng"] = torch.cuda.get_rng_state(self.device)
+        return state
+
+    def load_state_dict(self, state: dict[str, Any], source: Path) -> None:
+        try:
+            saved = (state["mode"], eval_from_mapping(state["config"]), state["genotype"])
+            if saved != (self.mode, self.config, self.genotype.to_json()):
+                raise CheckpointError(
+                    f"{source}: written for another {_describe_mismatch(saved, self)}; "
+                    "resume with the same genotype and settings or use another --out"
+                )
+            self.net.load_state_dict(state["net"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.schedule.load_state_dict(state["schedule"])
+            self.sample_gen.set_state(state["sample_gen"])
+            self.device_gen.set_state(state["device_gen"])
+            torch.set_rng_state(state["torch_rng"])
+            if self.device.type == "cuda":
+                torch.cuda.set_rng_state(state["cuda_rng"], self.device)
+            self.epoch = int(state["epoch"])
+            self.history = [dict(record) for record in state["history"]]
+        except CheckpointError:
+            raise
+        except (KeyError, RuntimeError, TypeError, ValueError, ConfigError) as exc:
+            raise CheckpointError(
+                f"{source}: not a checkpoint of this evaluation ({type(exc).__name__}: {exc}); "
+                "delete it to start over, or use another --out"
+            ) from None
+
+    def save(self, out_dir: Path) -> None:
+        tmp = out_dir / f".{CHECKPOINT}.tmp"
+        torch.save(self.state_dict(), tmp)
+        tmp.replace(out_dir / CHECKPOINT)
+
+
+def _describe_mismatch(saved: tuple[str, EvalConfig, Any], run: Retrain) -> str:
+    mode, config, genotype = saved
+    if mode != run.mode:
+        return f"mode ('{mode}', not '{run.mode}')"
+    if genotype != run.genotype.to_json():
+        return "genotype"
+    diff = [
+        f"{key}: {value!r} (checkpoint) vs {getattr(run.config, key)!r}"
+        for key, value in config.to_dict().items()
+        if value != getattr(run.config, key)
+    ]
+    return f"configuration ({'; '.join(diff)})"
+
+
+# -- measuring -----------------------------------------------------------------------------
+
+
+def measure(run: Retrain) -> dict[str, Any]:
+    """The five front metrics of the trained network, plus latency and OoD extras."""
+    cfg, device = run.config, run.device
+    net = run.net
+    net.eval()
+    model = _Logits(net).eval()
+    test_x, test_y = _whole(run.test, device)
+    in_logits = predict_logits(model, test_x, cfg.eval_batch_size)
+    test_error = error_rate(in_logits, test_y.cpu())
+    box = PixelBox.for_normalisation(cfg.epsilon, run.mean, run.std, device)
+    # A CPU generator: the attack's random starts are then the same on every device.
+    attack_gen = torch.Generator().manual_seed(cfg.seed + 3)
+    pgd_acc = robust_accuracy(
+        model,
+        test_x,
+        test_y,
+        box,
+        batch_size=cfg.eval_batch_size,
+        steps=cfg.pgd_steps,
+        step_scale=cfg.pgd_step_scale,
+        generator=attack_gen,
+    )
+    del test_x
+    ood_x, _ = _whole(run.ood, device)
+    ood_logits = predict_logits(model, ood_x, cfg.eval_batch_size)
+    del ood_x
+    shape = (run.in_channels, run.input_size, run.input_size)
+    return {
+        "test_error": test_error,
+        "params_m": count_params_m(net),
+        "flops_m": count_flops_m(net, run.input_size, run.in_channels),
+        "pgd_acc": pgd_acc,
+        "ood_aupr": ood_aupr(in_logits, ood_logits),
+        "latency_ms": latency_ms(model, shape, device, repeats=cfg.latency_repeats),
+        "latency_device": device_name(device),
+        "clean_acc": 100.0 - test_error,
+        "ood_auroc": ood_auroc(in_logits, ood_logits),
+        "ood_fpr95": fpr_at_95_tpr(in_logits, ood_logits),
+        "ood_base_rate": 100.0 * len(ood_logits) / (len(ood_logits) + len(in_logits)),
+        "test_images": len(in_logits),
+        "ood_images": len(ood_logits),
+    }
+
+
+# -- entry points --------------------------------------------------------------------------
+
+
+def _evaluate(
+    genotype: Genotype,
+    config: EvalConfig,
+    out_dir: str | Path,
+    mode: str,
+    resume: bool,
+    progress: Progress | None,
+) -> dict[str, Any]:
+    out = Path(out_dir)
+    ckpt = out / CHECKPOINT
+    if not resume and (ckpt.exists() or (out / METRICS_FILE).exists()):
+        raise ConfigError(
+            f"--out: {out} already holds an evaluation; pass --resume to continue it, "
+            "or choose another directory"
+        )
+    state = load_checkpoint(ckpt) if resume and ckpt.exists() else None
+    run = Retrain(genotype, config, mode)  # checks the genotype and reads the data first
+    out.mkdir(parents=True, exist_ok=True)
+    if state is not None:
+        run.load_state_dict(state, ckpt)
+    while run.epoch < config.epochs:
+        run.train_epoch(progress)
+        # the log before the checkpoint: a kill between the two reruns the epoch on resume
+        write_atomic(out / TRAIN_LOG, "".join(json.dumps(r) + "\n" for r in run.history))
+        run.save(out)
+    started = time.perf_counter()
+    metrics = measure(run)
+    train_seconds = sum(float(r["seconds"]) for r in run.history)
+    result: dict[str, Any] = {
+        **metrics,
+        "mode": mode,
+        "device": config.device,
+        "eval_seconds": train_seconds + time.perf_counter() - started,
+        "final_train_acc": run.history[-1]["train_acc"] if run.history else None,
+        "genotype": genotype.to_json(),
+        "genotype_hash": genotype.genotype_hash(),
+        "settings": config.to_dict(),
+    }
+    write_atomic(out / METRICS_FILE, json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def run_evaluation(
+    genotype: Genotype,
+    config: EvalConfig,
+    out_dir: str | Path,
+    resume: bool = False,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Retrain ``genotype`` (or resume the retrain) and write ``out_dir/metrics.json``.
+
+    Also writes ``eval_checkpoint.pt`` after every epoch and ``eval_log.jsonl`` (one line per
+    epoch). Returns what ``metrics.json`` holds.
+    """
+    return _evaluate(genotype, config, out_dir, RETRAIN, resume, progress)
+
+
+def run_proxy(
+    genotype: Genotype,
+    search_config: SearchConfig,
+    out_dir: str | Path,
+    epochs: int = PROXY_EPOCHS,
+    progress: Progress | None = None,
+    resume: bool = False,
+) -> dict[str, Any]:
+    """The cheap evaluation right after a search: see :func:`proxy_config`.
+
+    The genotype must have the search's number of intermediate nodes, since it stands for
+    the network that search derived.
+    """
+    if genotype.steps != search_config.nodes:
+        raise GenotypeError(
+            f"genotype: has {genotype.steps} intermediate nodes per cell but the search has "
+            f"nodes={search_config.nodes}; a proxy evaluates the search's own derived network"
+        )
+    config = proxy_config(search_config, epochs)
+    return _evaluate(genotype, config, out_dir, PROXY, resume, progress)
