@@ -17,10 +17,14 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from search_core.config import SearchConfig, checked_replace
 from search_core.errors import ConfigError
+
+if TYPE_CHECKING:
+    from search_core.genotypes import Genotype
+    from search_core.model_eval import EvalNetwork
 
 PROXY_EPOCHS = 10
 
@@ -128,9 +132,10 @@ def retrain_config(search: SearchConfig, preset_name: str) -> EvalConfig:
 
 
 def proxy_config(search: SearchConfig, epochs: int = PROXY_EPOCHS) -> EvalConfig:
-    """The proxy after a search: the derived network at the search's size, trained for a few
-    epochs with the search's optimiser settings and without the regularisers of a long
-    retrain (Cutout, drop-path, auxiliary head), which only pay off over hundreds of epochs."""
+    """The proxy after a search: the derived network at the search's size, trained from
+    scratch for a few full passes over the whole training set with the search's optimiser
+    settings, and without the regularisers of a long retrain (Cutout, drop-path, auxiliary
+    head), which only pay off over hundreds of epochs."""
     return EvalConfig(
         dataset=search.dataset,
         ood_dataset=search.ood_dataset,
@@ -141,7 +146,7 @@ def proxy_config(search: SearchConfig, epochs: int = PROXY_EPOCHS) -> EvalConfig
         stem_multiplier=search.stem_multiplier,
         epochs=epochs,
         batch_size=search.batch_size,
-        steps_per_epoch=search.steps_per_epoch,
+        steps_per_epoch=0,
         lr=search.lr,
         lr_min=search.lr_min,
         momentum=search.momentum,
@@ -184,3 +189,37 @@ def _validate(c: EvalConfig) -> None:
         "device",
         "cpu, cuda, cuda:N or mps",
     )
+
+
+# -- the network the settings describe -----------------------------------------------------
+
+
+def build_network(
+    genotype: Genotype, config: EvalConfig, num_classes: int, input_size: int, in_channels: int
+) -> EvalNetwork:
+    """The evaluation network of ``genotype`` with the config's cells, channels and head."""
+    from search_core.model_eval import EvalNetwork  # torch loads here, not at import
+
+    return EvalNetwork(
+        genotype,
+        num_classes=num_classes,
+        layers=config.layers,
+        init_channels=config.init_channels,
+        input_size=input_size,
+        in_channels=in_channels,
+        auxiliary=config.auxiliary,
+        stem_multiplier=config.stem_multiplier,
+    )
+
+
+def check_genotype(genotype: Genotype, config: EvalConfig) -> None:
+    """Raise :class:`~search_core.errors.GenotypeError` if the genotype's cells cannot form
+    the network the config describes, before any data is read.
+
+    The network is built on the meta device: every check of its construction runs, and no
+    memory is used.
+    """
+    import torch
+
+    with torch.device("meta"):
+        build_network(genotype, config, num_classes=10, input_size=32, in_channels=3)

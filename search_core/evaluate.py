@@ -45,6 +45,8 @@ from search_core.eval_config import (
     EVAL_PRESETS,
     PROXY_EPOCHS,
     EvalConfig,
+    build_network,
+    check_genotype,
     eval_from_mapping,
     eval_preset,
     proxy_config,
@@ -73,14 +75,17 @@ __all__ = [
     "RETRAIN",
     "EvalConfig",
     "Retrain",
+    "build_network",
     "check_genotype",
     "eval_from_mapping",
     "eval_preset",
+    "make_optimizer",
     "measure",
     "proxy_config",
     "retrain_config",
     "run_evaluation",
     "run_proxy",
+    "train_step",
 ]
 
 RETRAIN = "retrain"
@@ -92,30 +97,6 @@ FRONT_METRICS = ("test_error", "params_m", "flops_m", "pgd_acc", "ood_aupr")
 
 
 # -- the network and the data ------------------------------------------------------------
-
-
-def check_genotype(genotype: Genotype, config: EvalConfig, num_classes: int = 10) -> None:
-    """Raise :class:`GenotypeError` if the genotype's cells cannot form the network.
-
-    The network is built on the meta device: every shape check runs, no memory is used.
-    """
-    with torch.device("meta"):
-        _build_network(genotype, config, num_classes, 32, 3)
-
-
-def _build_network(
-    genotype: Genotype, config: EvalConfig, num_classes: int, input_size: int, in_channels: int
-) -> EvalNetwork:
-    return EvalNetwork(
-        genotype,
-        num_classes=num_classes,
-        layers=config.layers,
-        init_channels=config.init_channels,
-        input_size=input_size,
-        in_channels=in_channels,
-        auxiliary=config.auxiliary,
-        stem_multiplier=config.stem_multiplier,
-    )
 
 
 class _Logits(nn.Module):
@@ -167,6 +148,42 @@ def device_name(device: torch.device) -> str:
 # -- training ------------------------------------------------------------------------------
 
 
+def make_optimizer(net: nn.Module, config: EvalConfig) -> torch.optim.SGD:
+    """DARTS's optimiser of the weights: SGD with momentum and weight decay."""
+    return torch.optim.SGD(
+        net.parameters(), config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+    )
+
+
+def train_step(
+    net: EvalNetwork,
+    optimizer: torch.optim.Optimizer,
+    data: DeviceData,
+    index: torch.Tensor,
+    config: EvalConfig,
+    generator: torch.Generator,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One DARTS training step on the images ``index`` of ``data``, all on the device.
+
+    Crop and flip, normalisation, Cutout (after normalisation, as DARTS), the loss with the
+    auxiliary head's term, gradient clipping and the SGD step. Returns the loss and the number
+    of correct predictions as device tensors, so that the host never waits for the step.
+    """
+    x, y = data.batch(index, generator)
+    if config.cutout:
+        x = cutout(x, config.cutout, generator)
+    logits, aux_logits = net(x)
+    loss = F_nn.cross_entropy(logits, y)
+    if aux_logits is not None:
+        loss = loss + config.auxiliary_weight * F_nn.cross_entropy(aux_logits, y)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()  # type: ignore[no-untyped-call]
+    if config.grad_clip > 0:
+        nn.utils.clip_grad_norm_(net.parameters(), config.grad_clip)
+    optimizer.step()
+    return loss.detach(), (logits.detach().argmax(dim=1) == y).sum()
+
+
 class Retrain:
     """State of one training run: network, optimiser, schedule, generators; checkpointable."""
 
@@ -189,15 +206,10 @@ class Retrain:
             min(n_steps, config.steps_per_epoch) if config.steps_per_epoch else n_steps
         )
         torch.manual_seed(config.seed)
-        self.net = _build_network(
+        self.net = build_network(
             genotype, config, self.num_classes, self.input_size, self.in_channels
         ).to(self.device)
-        self.optimizer = torch.optim.SGD(
-            self.net.parameters(),
-            config.lr,
-            momentum=config.momentum,
-            weight_decay=config.weight_decay,
-        )
+        self.optimizer = make_optimizer(self.net, config)
         self.schedule = torch.optim.lr_scheduler.CosineAnnealingLR(
             self.optimizer, config.epochs, eta_min=config.lr_min
         )
@@ -216,20 +228,12 @@ class Retrain:
         loss_sum = torch.zeros((), device=self.device)
         correct = torch.zeros((), device=self.device, dtype=torch.long)
         for s in range(self.steps_per_epoch):
-            x, y = self.data.batch(order[s * B : (s + 1) * B].to(self.device), self.device_gen)
-            if cfg.cutout:
-                x = cutout(x, cfg.cutout, self.device_gen)
-            logits, aux_logits = self.net(x)
-            loss = F_nn.cross_entropy(logits, y)
-            if aux_logits is not None:
-                loss = loss + cfg.auxiliary_weight * F_nn.cross_entropy(aux_logits, y)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()  # type: ignore[no-untyped-call]
-            if cfg.grad_clip > 0:
-                nn.utils.clip_grad_norm_(self.net.parameters(), cfg.grad_clip)
-            self.optimizer.step()
-            loss_sum += loss.detach()
-            correct += (logits.detach().argmax(dim=1) == y).sum()
+            index = order[s * B : (s + 1) * B].to(self.device)
+            loss, hits = train_step(
+                self.net, self.optimizer, self.data, index, cfg, self.device_gen
+            )
+            loss_sum += loss
+            correct += hits
             if progress is not None:
                 progress(self.epoch, s + 1, self.steps_per_epoch)
         self.schedule.step()

@@ -34,6 +34,7 @@ from search_core.eval_config import (
     EVAL_PRESETS,
     PROXY_EPOCHS,
     EvalConfig,
+    check_genotype,
     eval_preset,
     proxy_config,
     retrain_config,
@@ -350,15 +351,18 @@ def _evaluate(args: argparse.Namespace) -> int:
     config = load_eval_config(args.preset, args.config, args.settings or [])
     out: Path = args.out
     _check_out(out)
-    from search_core import evaluate
+    # torch loads only once the settings are known to be good, and the rest of the
+    # evaluation (torchvision, scikit-learn) once the genotype is: bad input answers at once.
     from search_core.errors import GenotypeError
     from search_core.genotypes import load_genotype
 
     genotype = load_genotype(args.genotype)
     try:
-        evaluate.check_genotype(genotype, config)
+        check_genotype(genotype, config)
     except GenotypeError as exc:
         raise CommandLineError(f"GENOTYPE {args.genotype!r}: {exc}") from None
+    from search_core import evaluate
+
     try:
         with SearchProgress(config.epochs) as progress:
             metrics = evaluate.run_evaluation(

@@ -19,9 +19,12 @@ from typing import Any
 import pytest
 import torch
 
+import search_core.evaluate as evaluate_module
 import search_core.search as search_module
 from search_core.config import PRESETS
-from search_core.genotypes import Genotype
+from search_core.eval_config import eval_preset
+from search_core.genotypes import BUNDLED, Genotype
+from search_core.model_eval import EvalNetwork, count_flops_m, count_params_m
 from service import cli
 
 SCRIPT = Path(sys.executable).parent / "e2rnas"
@@ -141,6 +144,7 @@ def test_console_script_lists_the_subcommands(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "search" in result.stdout
+    assert "evaluate" in result.stdout
     assert "count" in result.stdout
 
 
@@ -431,3 +435,198 @@ def test_killed_search_resumes_to_the_uninterrupted_result(tmp_path: Path) -> No
         assert torch.equal(state_a["net"][name], state_b["net"][name]), name
     assert (a / "genotype.json").read_text() == (b / "genotype.json").read_text()
     assert [r["epoch"] for r in read_metrics(b)] == [1, 2, 3]
+
+
+# -- evaluate ------------------------------------------------------------------------------
+
+FRONT = ("test_error", "params_m", "flops_m", "pgd_acc", "ood_aupr")
+EVAL_KEYS = {*FRONT, "latency_ms", "mode", "device", "settings"}
+QUICK_EVAL = (*TINY, "--set", "epochs=3", "--set", "latency_repeats=3")
+TIMINGS = {"latency_ms", "eval_seconds"}  # machine load, not the seed, sets these
+
+
+def read_eval(out: Path) -> dict[str, Any]:
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert isinstance(metrics, dict)
+    assert EVAL_KEYS.issubset(metrics), EVAL_KEYS - set(metrics)
+    return metrics
+
+
+def assert_sane(metrics: dict[str, Any]) -> None:
+    """Acceptance 3: robust accuracy below clean, AUPR above chance (the OoD share)."""
+    clean = 100.0 - metrics["test_error"]
+    assert 0.0 <= metrics["pgd_acc"] <= clean
+    assert metrics["ood_base_rate"] < metrics["ood_aupr"] <= 100.0
+    assert metrics["latency_ms"] > 0.0
+    assert metrics["device"] == "cpu"
+
+
+def tiny_eval_network(genotype: Genotype, layers: int, channels: int) -> EvalNetwork:
+    # digits: 5 classes of 8x8 grey images
+    return EvalNetwork(genotype, 5, layers, channels, input_size=8, in_channels=1, auxiliary=True)
+
+
+@pytest.fixture
+def misfit_genotype(tmp_path: Path) -> str:
+    misfit = json.loads(json.dumps(DARTS_V2_JSON))
+    misfit["reduce_concat"] = [4, 5]  # two nodes where the normal cells concatenate four
+    (tmp_path / "misfit.json").write_text(json.dumps(misfit))
+    return "misfit.json"
+
+
+@pytest.mark.parametrize(
+    ("genotype", "args", "names"),
+    [
+        ("absent.json", (), ("GENOTYPE", "absent.json", "no such file")),
+        ("darts_v2", ("--set", "dataset=mnist"), ("dataset", "mnist", "cifar10")),
+        ("misfit.json", (), ("GENOTYPE", "misfit.json", "reduce_concat")),
+        ("darts_v2", ("--set", "layers=2"), ("layers", "at least 3")),
+        ("darts_v2", ("--set", "epoch=3"), ("epoch", "did you mean 'epochs'")),
+        ("darts_v2", ("--preset", "nope"), ("preset", "nope", "cpu-tiny")),
+    ],
+    ids=["genotype-file-unknown", "dataset-unknown", "genotype-misfit", "layers", "key", "preset"],
+)
+def test_evaluate_rejects_bad_input_before_creating_anything(
+    genotype: str,
+    args: tuple[str, ...],
+    names: tuple[str, ...],
+    misfit_genotype: str,
+    tmp_path: Path,
+) -> None:
+    before = snapshot(tmp_path)
+    result = e2rnas("evaluate", genotype, *TINY, *args, "--out", "out", cwd=tmp_path)
+    assert_one_line_error(result, *names)
+    assert snapshot(tmp_path) == before
+
+
+def test_evaluate_writes_the_five_metrics(tmp_path: Path) -> None:
+    result = e2rnas("evaluate", "darts_v2", *QUICK_EVAL, "--out", "ev", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "epoch 3/3" in result.stderr  # the progress bar
+    metrics = read_eval(tmp_path / "ev")
+    assert_sane(metrics)
+    assert metrics["mode"] == "retrain"
+    assert (
+        metrics["settings"]
+        == eval_preset("cpu-tiny", {"epochs": 3, "latency_repeats": 3}).to_dict()
+    )
+    net = tiny_eval_network(BUNDLED["darts_v2"], layers=6, channels=8)
+    assert metrics["params_m"] == count_params_m(net)
+    assert metrics["flops_m"] == count_flops_m(net, 8, 1)
+    # The summary names metrics.json and prints the five metrics.
+    head, line = result.stdout.splitlines()[-2:]
+    assert str(Path("ev") / "metrics.json") in head and "retrain" in head
+    for name in FRONT:
+        assert f"{name} " in line
+    assert f"pgd_acc {metrics['pgd_acc']:.2f}" in line
+
+
+def test_search_then_proxy_evaluation(tmp_path: Path) -> None:
+    result = e2rnas(
+        "search",
+        *TINY,
+        "--set",
+        "epochs=1",
+        "--set",
+        "steps_per_epoch=2",
+        "--evaluate",
+        "proxy",
+        "--out",
+        "run",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    out = tmp_path / "run"
+    metrics = read_eval(out)
+    assert metrics["mode"] == "proxy"
+    assert_sane(metrics)
+    genotype = Genotype.loads((out / "genotype.json").read_text())
+    assert Genotype.from_json(metrics["genotype"]) == genotype
+    assert (metrics["settings"]["layers"], metrics["settings"]["init_channels"]) == (3, 4)
+    net = tiny_eval_network(genotype, layers=3, channels=4)  # the search's size
+    assert metrics["params_m"] == count_params_m(net)
+    assert (out / "checkpoint.pt").exists() and (out / "eval_checkpoint.pt").exists()
+    assert "proxy" in result.stdout.splitlines()[-2]
+
+
+def test_evaluate_ctrl_c_says_how_to_resume(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(evaluate_module, "run_evaluation", interrupted)
+    out = tmp_path / "out"
+    assert cli.main(["evaluate", "darts_v2", *TINY, "--out", str(out)]) == 130
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and "--resume" in lines[0], lines
+
+
+# -- acceptance: the cpu-tiny retrain, whole and killed ------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_retrain(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    cwd = tmp_path_factory.mktemp("retrain")
+    started = time.monotonic()
+    result = e2rnas("evaluate", "darts_v2", *TINY, "--out", "a", cwd=cwd)
+    assert result.returncode == 0, result.stderr
+    assert time.monotonic() - started < 180, "cpu-tiny should take about a minute"
+    return cwd / "a"
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_tiny_retrain_is_sane(tiny_retrain: Path) -> None:
+    metrics = read_eval(tiny_retrain)
+    assert_sane(metrics)
+    assert metrics["test_error"] < 20  # the tiny network does learn the digits
+    assert metrics["settings"] == eval_preset("cpu-tiny").to_dict()
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_killed_retrain_resumes_to_the_uninterrupted_metrics(
+    tiny_retrain: Path, tmp_path: Path
+) -> None:
+    b = tmp_path / "b"
+    checkpoint = b / "eval_checkpoint.pt"
+    command = [sys.executable, "-m", "service.cli", "evaluate", "darts_v2", *TINY, "--out", str(b)]
+    # Output to files, not pipes: an unread pipe would fill with the progress bar and block.
+    with (tmp_path / "b.stdout").open("w") as stdout, (tmp_path / "b.stderr").open("w") as stderr:
+        process = subprocess.Popen(command, cwd=tmp_path, env=_env(), stdout=stdout, stderr=stderr)
+        try:
+            deadline = time.monotonic() + 600
+            while process.poll() is None and time.monotonic() < deadline:
+                if checkpoint.exists():
+                    break
+                time.sleep(0.02)
+            if process.poll() is not None:
+                pytest.fail(
+                    f"retrain B ended (exit {process.returncode}) before it could be killed\n"
+                    f"{(tmp_path / 'b.stderr').read_text()}"
+                )
+            assert time.monotonic() < deadline, "retrain B wrote no checkpoint in time"
+            process.kill()  # SIGKILL: no handler runs, as when a machine is lost
+        finally:
+            if process.poll() is None:
+                process.kill()
+            process.wait()
+    assert process.returncode == -signal.SIGKILL
+    assert not (b / "metrics.json").exists(), "retrain B had finished before the kill"
+    killed_at = torch.load(checkpoint, weights_only=True)["epoch"]
+    assert killed_at < eval_preset("cpu-tiny").epochs
+
+    resumed = e2rnas("evaluate", "darts_v2", *TINY, "--out", b, "--resume", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+
+    whole, after_kill = read_eval(tiny_retrain), read_eval(b)
+    for metrics in (whole, after_kill):
+        for key in TIMINGS:
+            metrics.pop(key)
+    assert after_kill == whole
+    state_a = torch.load(tiny_retrain / "eval_checkpoint.pt", weights_only=True)
+    state_b = torch.load(checkpoint, weights_only=True)
+    for name, tensor in state_a["net"].items():
+        assert torch.equal(tensor, state_b["net"][name]), name
