@@ -132,10 +132,11 @@ def retrain_config(search: SearchConfig, preset_name: str) -> EvalConfig:
 
 
 def proxy_config(search: SearchConfig, epochs: int = PROXY_EPOCHS) -> EvalConfig:
-    """The proxy after a search: the derived network at the search's size, trained from
-    scratch for a few full passes over the whole training set with the search's optimiser
-    settings, and without the regularisers of a long retrain (Cutout, drop-path, auxiliary
-    head), which only pay off over hundreds of epochs."""
+    """The proxy after a search: the derived network at the search's size, trained for a few
+    full passes over the whole training set with the search's optimiser settings (starting
+    from the supernet's weights when :func:`~search_core.evaluate.run_proxy` is given them),
+    without the regularisers of a long retrain (Cutout, drop-path, auxiliary head), which
+    only pay off over hundreds of epochs."""
     return EvalConfig(
         dataset=search.dataset,
         ood_dataset=search.ood_dataset,

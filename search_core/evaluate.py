@@ -61,7 +61,12 @@ from search_core.metrics import (
     ood_auroc,
     predict_logits,
 )
-from search_core.model_eval import EvalNetwork, count_flops_m, count_params_m
+from search_core.model_eval import (
+    EvalNetwork,
+    count_flops_m,
+    count_params_m,
+    inherit_supernet_weights,
+)
 from search_core.objectives import PixelBox
 from search_core.search import DeviceData, Progress, load_checkpoint, write_atomic
 
@@ -372,6 +377,8 @@ def _evaluate(
     mode: str,
     resume: bool,
     progress: Progress | None,
+    init_weights: dict[str, torch.Tensor] | None = None,
+    sized_as: tuple[int, int] | None = None,
 ) -> dict[str, Any]:
     out = Path(out_dir)
     ckpt = out / CHECKPOINT
@@ -385,6 +392,8 @@ def _evaluate(
     out.mkdir(parents=True, exist_ok=True)
     if state is not None:
         run.load_state_dict(state, ckpt)
+    elif init_weights is not None:
+        inherit_supernet_weights(run.net, genotype, init_weights)
     while run.epoch < config.epochs:
         run.train_epoch(progress)
         # the log before the checkpoint: a kill between the two reruns the epoch on resume
@@ -392,6 +401,26 @@ def _evaluate(
         run.save(out)
     started = time.perf_counter()
     metrics = measure(run)
+    if sized_as is not None:
+        # params_m and flops_m are in the units of L and F: the evaluation network's size,
+        # exact without training; the trained (smaller) network's size is kept beside them.
+        metrics["trained_network"] = {
+            "layers": config.layers,
+            "init_channels": config.init_channels,
+            "params_m": metrics["params_m"],
+            "flops_m": metrics["flops_m"],
+        }
+        sized = EvalNetwork(
+            genotype,
+            run.num_classes,
+            sized_as[0],
+            sized_as[1],
+            run.input_size,
+            run.in_channels,
+            stem_multiplier=config.stem_multiplier,
+        )
+        metrics["params_m"] = count_params_m(sized)
+        metrics["flops_m"] = count_flops_m(sized, run.input_size, run.in_channels)
     train_seconds = sum(float(r["seconds"]) for r in run.history)
     result: dict[str, Any] = {
         **metrics,
@@ -401,7 +430,7 @@ def _evaluate(
         "final_train_acc": run.history[-1]["train_acc"] if run.history else None,
         "genotype": genotype.to_json(),
         "genotype_hash": genotype.genotype_hash(),
-        "settings": config.to_dict(),
+        "settings": {**config.to_dict(), "inherits_supernet_weights": init_weights is not None},
     }
     write_atomic(out / METRICS_FILE, json.dumps(result, indent=2) + "\n")
     return result
@@ -429,8 +458,15 @@ def run_proxy(
     epochs: int = PROXY_EPOCHS,
     progress: Progress | None = None,
     resume: bool = False,
+    supernet_state: dict[str, torch.Tensor] | None = None,
 ) -> dict[str, Any]:
     """The cheap evaluation right after a search: see :func:`proxy_config`.
+
+    With ``supernet_state`` (the search checkpoint's ``net``) the derived network starts from
+    the supernet's weights of the ops it keeps, so the proxy is a short fine-tune rather than
+    a short training from scratch. ``params_m`` and ``flops_m`` are those of the evaluation
+    network the search's L and F refer to (``eval_layers``, ``eval_init_channels``), counted
+    exactly; the trained network's own size is under ``trained_network``.
 
     The genotype must have the search's number of intermediate nodes, since it stands for
     the network that search derived.
@@ -441,4 +477,5 @@ def run_proxy(
             f"nodes={search_config.nodes}; a proxy evaluates the search's own derived network"
         )
     config = proxy_config(search_config, epochs)
-    return _evaluate(genotype, config, out_dir, PROXY, resume, progress)
+    sized_as = (search_config.eval_layers, search_config.eval_init_channels)
+    return _evaluate(genotype, config, out_dir, PROXY, resume, progress, supernet_state, sized_as)

@@ -19,8 +19,8 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from search_core.errors import GenotypeError
-from search_core.genotypes import Genotype
-from search_core.layout import CellSpec, cell_layout, reduction_indices
+from search_core.genotypes import PRIMITIVES, Genotype
+from search_core.layout import CellSpec, cell_layout, edge_inputs, reduction_indices
 from search_core.ops import FactorizedReduce, ReLUConvBN, build_op
 
 
@@ -52,6 +52,7 @@ class EvalCell(nn.Module):
             for name, index in edges
         )
         self.identity = tuple(isinstance(op, nn.Identity) for op in self.ops)
+        self.reduction = spec.reduction
         self.multiplier = len(self.concat)
 
     def forward(self, s0: torch.Tensor, s1: torch.Tensor, drop_prob: float) -> torch.Tensor:
@@ -176,3 +177,45 @@ def count_flops_m(net: EvalNetwork, input_size: int, in_channels: int = 3) -> fl
         net(x)
     net.train(was_training)
     return counter.get_total_flops() / 2 / 1e6
+
+
+def inherit_supernet_weights(
+    net: EvalNetwork, genotype: Genotype, supernet_state: dict[str, torch.Tensor]
+) -> int:
+    """Start ``net`` from a trained supernet of the same depth and width (the proxy's fine-tune).
+
+    Each op the genotype keeps takes the weights of the same op on the same edge of the
+    supernet; the stem, the cells' input preprocessing and the classifier take theirs.
+    Batch-norm scales and shifts, which the supernet does not learn (affine=False), keep
+    their identity initialisation. Returns the number of tensors copied; raises
+    :class:`GenotypeError` if a shape disagrees (a supernet of another size).
+    """
+    kept = [p for p in PRIMITIVES if p != "none"]
+    rows = {edge: e for e, edge in enumerate(edge_inputs(genotype.steps))}
+    copied = 0
+    with torch.no_grad():
+        for name, param in net.named_parameters():
+            source = name
+            parts = name.split(".")
+            if parts[0] == "cells" and parts[2] == "ops":
+                cell = net.cells[int(parts[1])]
+                assert isinstance(cell, EvalCell)
+                k = int(parts[3])
+                edges = genotype.reduce if cell.reduction else genotype.normal
+                op_name, j = edges[k]
+                e = rows[(k // 2, j)]
+                source = ".".join(
+                    ["cells", parts[1], "ops", str(e), "ops", str(kept.index(op_name)), *parts[4:]]
+                )
+            if source not in supernet_state:
+                continue  # batch-norm affine parameters, the auxiliary head
+            tensor = supernet_state[source]
+            if tensor.shape != param.shape:
+                raise GenotypeError(
+                    f"supernet weights: '{source}' has shape {tuple(tensor.shape)} but the "
+                    f"network needs {tuple(param.shape)}; the proxy must have the search's "
+                    "layers and init_channels"
+                )
+            param.copy_(tensor)
+            copied += 1
+    return copied

@@ -261,7 +261,7 @@ def _search(args: argparse.Namespace) -> int:
     elif args.evaluate == "proxy":
         eval_config = proxy_config(config)
     # torch loads only once the input is known to be good: bad input answers at once.
-    from search_core.search import CHECKPOINT, METRICS, run_search
+    from search_core.search import CHECKPOINT, METRICS, load_checkpoint, run_search
 
     out: Path = args.out
     _check_out(out)
@@ -294,8 +294,14 @@ def _search(args: argparse.Namespace) -> int:
                     result.genotype, eval_config, out, resume=args.resume, progress=progress
                 )
             else:
+                supernet = load_checkpoint(out / CHECKPOINT)["net"]
                 metrics = evaluate.run_proxy(
-                    result.genotype, config, out, progress=progress, resume=args.resume
+                    result.genotype,
+                    config,
+                    out,
+                    progress=progress,
+                    resume=args.resume,
+                    supernet_state=supernet,
                 )
     except KeyboardInterrupt:
         return _interrupted(out / evaluate.CHECKPOINT)

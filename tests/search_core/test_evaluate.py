@@ -40,7 +40,7 @@ from search_core.evaluate import (
     run_proxy,
 )
 from search_core.genotypes import BUNDLED, Genotype
-from search_core.model_eval import count_flops_m, count_params_m
+from search_core.model_eval import EvalNetwork, count_flops_m, count_params_m
 
 DARTS_V2 = BUNDLED["darts_v2"]
 # Three epochs of the cpu-tiny retrain: every part runs and the network learns (about 90 %
@@ -303,10 +303,15 @@ def test_proxy_measures_the_derived_network_at_search_size(tmp_path: Path) -> No
     settings = metrics["settings"]
     assert (settings["layers"], settings["init_channels"]) == (search.layers, 4)
     assert (settings["epochs"], settings["steps_per_epoch"]) == (2, 0)  # full passes
-    net = build_network(
+    trained = build_network(
         DARTS_V2, proxy_config(search, 2), num_classes=5, input_size=8, in_channels=1
     )
-    assert metrics["params_m"] == count_params_m(net)
-    assert metrics["flops_m"] == count_flops_m(net, 8, 1)
+    assert metrics["trained_network"]["params_m"] == count_params_m(trained)
+    assert metrics["trained_network"]["flops_m"] == count_flops_m(trained, 8, 1)
+    # the front's sizes are in the units of L and F: the search's evaluation network
+    sized = EvalNetwork(DARTS_V2, 5, search.eval_layers, search.eval_init_channels, 8, 1)
+    assert metrics["params_m"] == count_params_m(sized)
+    assert metrics["flops_m"] == count_flops_m(sized, 8, 1)
+    assert not metrics["settings"]["inherits_supernet_weights"]
     assert 0 <= metrics["pgd_acc"] <= metrics["clean_acc"]
     assert json.loads((tmp_path / METRICS_FILE).read_text()) == metrics

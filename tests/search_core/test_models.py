@@ -56,3 +56,31 @@ def test_evaluation_network_runs_with_auxiliary_head_and_drop_path(name: str) ->
     assert aux is None
     without_aux = EvalNetwork(BUNDLED[name], num_classes=10, layers=8, init_channels=8)
     assert count_params_m(net) == pytest.approx(count_params_m(without_aux))
+
+
+def test_inherited_weights_reproduce_a_one_hot_supernet() -> None:
+    """With α one-hot on the genotype's ops (and ``none`` elsewhere) the supernet computes the
+    derived network; after inheriting its weights the evaluation network computes the same
+    function (train-mode batch norm, no pooling ops, whose supernet copies add a batch norm)."""
+    from search_core.cost import one_hot_weights
+    from search_core.genotypes import Genotype
+    from search_core.model_eval import inherit_supernet_weights
+
+    torch.manual_seed(0)
+    normal = [("sep_conv_3x3", 0), ("dil_conv_5x5", 1), ("skip_connect", 0), ("sep_conv_5x5", 2)]
+    reduce = [("dil_conv_3x3", 1), ("skip_connect", 0), ("sep_conv_3x3", 2), ("dil_conv_5x5", 0)]
+    genotype = Genotype(normal, [2, 3], reduce, [2, 3])
+    supernet = SearchNetwork(4, layers=4, init_channels=4, input_size=8, in_channels=1, steps=2)
+    supernet = supernet.double()
+    with torch.no_grad():
+        for alpha, w in zip(supernet.alphas(), one_hot_weights(genotype), strict=True):
+            alpha.copy_(torch.where(w > 0, 40.0, 0.0))
+            alpha[:, 0] = torch.where(w.sum(1) == 0, 40.0, 0.0)
+    net = EvalNetwork(genotype, 4, layers=4, init_channels=4, input_size=8, in_channels=1)
+    net = net.double().train()
+    copied = inherit_supernet_weights(net, genotype, supernet.state_dict())
+    assert copied > 10
+    x = torch.randn(5, 1, 8, 8, dtype=torch.float64)
+    assert torch.allclose(net(x)[0], supernet(x), atol=1e-8)
+    fresh = EvalNetwork(genotype, 4, layers=4, init_channels=4, input_size=8, in_channels=1)
+    assert not torch.allclose(fresh.double().train()(x)[0], supernet(x), atol=1e-3)

@@ -545,7 +545,11 @@ def test_search_then_proxy_evaluation(tmp_path: Path) -> None:
     assert Genotype.from_json(metrics["genotype"]) == genotype
     assert (metrics["settings"]["layers"], metrics["settings"]["init_channels"]) == (3, 4)
     net = tiny_eval_network(genotype, layers=3, channels=4)  # the search's size
-    assert metrics["params_m"] == count_params_m(net)
+    assert metrics["trained_network"]["params_m"] == count_params_m(net)
+    record = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
+    assert metrics["params_m"] == pytest.approx(record["params_m"], rel=1e-6)  # L's units
+    assert metrics["flops_m"] == pytest.approx(record["flops_m"], rel=1e-6)  # F's units
+    assert metrics["settings"]["inherits_supernet_weights"] is True
     assert (out / "checkpoint.pt").exists() and (out / "eval_checkpoint.pt").exists()
     assert "proxy" in result.stdout.splitlines()[-2]
 
