@@ -68,7 +68,15 @@ from search_core.model_eval import (
     inherit_supernet_weights,
 )
 from search_core.objectives import PixelBox
-from search_core.search import DeviceData, Progress, load_checkpoint, write_atomic
+from search_core.search import (
+    DeviceData,
+    Progress,
+    generator_states,
+    load_checkpoint,
+    restore_generators,
+    save_atomic,
+    write_atomic,
+)
 
 __all__ = [
     "CHECKPOINT",
@@ -266,12 +274,8 @@ class Retrain:
             "net": self.net.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "schedule": self.schedule.state_dict(),
-            "sample_gen": self.sample_gen.get_state(),
-            "device_gen": self.device_gen.get_state(),
-            "torch_rng": torch.get_rng_state(),
+            **generator_states(self.sample_gen, self.device_gen, self.device),
         }
-        if self.device.type == "cuda":  # drop-path draws from the device's default generator
-            state["cuda_rng"] = torch.cuda.get_rng_state(self.device)
         return state
 
     def load_state_dict(self, state: dict[str, Any], source: Path) -> None:
@@ -285,11 +289,7 @@ class Retrain:
             self.net.load_state_dict(state["net"])
             self.optimizer.load_state_dict(state["optimizer"])
             self.schedule.load_state_dict(state["schedule"])
-            self.sample_gen.set_state(state["sample_gen"])
-            self.device_gen.set_state(state["device_gen"])
-            torch.set_rng_state(state["torch_rng"])
-            if self.device.type == "cuda":
-                torch.cuda.set_rng_state(state["cuda_rng"], self.device)
+            restore_generators(state, self.sample_gen, self.device_gen, self.device)
             self.epoch = int(state["epoch"])
             self.history = [dict(record) for record in state["history"]]
         except CheckpointError:
@@ -301,9 +301,7 @@ class Retrain:
             ) from None
 
     def save(self, out_dir: Path) -> None:
-        tmp = out_dir / f".{CHECKPOINT}.tmp"
-        torch.save(self.state_dict(), tmp)
-        tmp.replace(out_dir / CHECKPOINT)
+        save_atomic(self.state_dict(), out_dir / CHECKPOINT)
 
 
 def _describe_mismatch(saved: tuple[str, EvalConfig, Any], run: Retrain) -> str:

@@ -51,6 +51,41 @@ class SearchResult:
     out_dir: Path
 
 
+def save_atomic(state: dict[str, Any], path: Path) -> None:
+    """``torch.save`` so that ``path`` holds either the old or the whole new checkpoint."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(state, tmp)
+    tmp.replace(path)
+
+
+def generator_states(
+    sample_gen: torch.Generator, device_gen: torch.Generator, device: torch.device
+) -> dict[str, torch.Tensor]:
+    """Every random state a run draws from, for its checkpoint."""
+    states = {
+        "sample_gen": sample_gen.get_state(),
+        "device_gen": device_gen.get_state(),
+        "torch_rng": torch.get_rng_state(),
+    }
+    if device.type == "cuda":  # drop-path draws from the device's default generator
+        states["cuda_rng"] = torch.cuda.get_rng_state(device)
+    return states
+
+
+def restore_generators(
+    state: dict[str, Any],
+    sample_gen: torch.Generator,
+    device_gen: torch.Generator,
+    device: torch.device,
+) -> None:
+    """Put back what :func:`generator_states` saved (KeyError if a state is missing)."""
+    sample_gen.set_state(state["sample_gen"])
+    device_gen.set_state(state["device_gen"])
+    torch.set_rng_state(state["torch_rng"])
+    if device.type == "cuda":
+        torch.cuda.set_rng_state(state["cuda_rng"], device)
+
+
 def write_atomic(path: Path, text: str) -> None:
     """Write ``text`` so that ``path`` holds either the old or the whole new content."""
     tmp = path.with_name(f".{path.name}.tmp")
@@ -209,9 +244,7 @@ class Search:
             "w_optim": self.step.w_optim.state_dict(),
             "a_optim": self.step.a_optim.state_dict(),
             "schedule": self.schedule.state_dict(),
-            "sample_gen": self.sample_gen.get_state(),
-            "device_gen": self.device_gen.get_state(),
-            "torch_rng": torch.get_rng_state(),
+            **generator_states(self.sample_gen, self.device_gen, self.device),
         }
 
     def load_state_dict(self, state: dict[str, Any], source: Path) -> None:
@@ -231,9 +264,7 @@ class Search:
             self.step.w_optim.load_state_dict(state["w_optim"])
             self.step.a_optim.load_state_dict(state["a_optim"])
             self.schedule.load_state_dict(state["schedule"])
-            self.sample_gen.set_state(state["sample_gen"])
-            self.device_gen.set_state(state["device_gen"])
-            torch.set_rng_state(state["torch_rng"])
+            restore_generators(state, self.sample_gen, self.device_gen, self.device)
             self.epoch = int(state["epoch"])
         except CheckpointError:
             raise
@@ -244,9 +275,7 @@ class Search:
             ) from None
 
     def save(self, out_dir: Path) -> None:
-        tmp = out_dir / f".{CHECKPOINT}.tmp"
-        torch.save(self.state_dict(), tmp)
-        tmp.replace(out_dir / CHECKPOINT)
+        save_atomic(self.state_dict(), out_dir / CHECKPOINT)
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
