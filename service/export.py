@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import json
 import math
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +25,7 @@ import pandas as pd  # type: ignore[import-untyped, unused-ignore]
 
 from search_core.errors import ConfigError, GenotypeError
 from search_core.genotypes import Genotype
+from service.files import replace_atomically
 from service.results import FRONT_METRICS, RESULT_COLUMNS
 
 __all__ = [
@@ -57,20 +56,6 @@ Genotype = namedtuple('Genotype', 'normal normal_concat reduce reduce_concat')
 def genotype_name(genotype_hash: str) -> str:
     """The Python name a genotype is exported under: ``E2RNAS_<hash>``."""
     return f"E2RNAS_{genotype_hash}"
-
-
-def _write_atomic(path: Path, write: Callable[[Path], object]) -> None:
-    """Call ``write`` on a temporary path beside ``path``, then rename it over ``path``."""
-    with tempfile.NamedTemporaryFile(
-        dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False
-    ) as handle:
-        tmp = Path(handle.name)
-    try:
-        write(tmp)
-        tmp.replace(path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def _plain(value: Any) -> Any:
@@ -151,8 +136,8 @@ def export_front(front: pd.DataFrame, out_dir: Path) -> dict[str, Path]:
     json_text = json.dumps([entry for _, entry in genotypes], indent=2, allow_nan=False) + "\n"
     py_text = _genotypes_py(genotypes)
     paths = {name: out / name for name in (GENOTYPES_JSON, GENOTYPES_PY, FRONT_CSV, FRONT_PARQUET)}
-    _write_atomic(paths[GENOTYPES_JSON], lambda p: p.write_text(json_text, encoding="utf-8"))
-    _write_atomic(paths[GENOTYPES_PY], lambda p: p.write_text(py_text, encoding="utf-8"))
-    _write_atomic(paths[FRONT_CSV], lambda p: front.to_csv(p, index=False))
-    _write_atomic(paths[FRONT_PARQUET], lambda p: front.to_parquet(p, index=False))
+    replace_atomically(paths[GENOTYPES_JSON], lambda p: p.write_text(json_text, encoding="utf-8"))
+    replace_atomically(paths[GENOTYPES_PY], lambda p: p.write_text(py_text, encoding="utf-8"))
+    replace_atomically(paths[FRONT_CSV], lambda p: front.to_csv(p, index=False))
+    replace_atomically(paths[FRONT_PARQUET], lambda p: front.to_parquet(p, index=False))
     return paths

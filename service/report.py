@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import html
 import math
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
@@ -35,6 +34,7 @@ import plotly.graph_objects as go  # type: ignore[import-untyped, unused-ignore]
 
 from search_core.errors import ConfigError, GenotypeError
 from search_core.genotypes import Genotype
+from service.files import replace_atomically
 from service.pareto import OBJECTIVES, Objectives, directions, pareto_info
 
 __all__ = [
@@ -324,8 +324,10 @@ def projection(
 ) -> go.Figure:
     """A 2-D (or, with ``z``, 3-D) scatter of two (three) metrics with the front highlighted.
 
-    In 2-D a third trace joins the front points in order of ``x``. Without ``front_mask`` the
-    front is that of all five metrics where the table has them, else of the plotted ones.
+    In 2-D a third trace draws the front of the two plotted metrics alone (the trade-off
+    curve this view shows), as a staircase in order of ``x``. Without ``front_mask`` the
+    highlighted front is that of all five metrics where the table has them, else of the
+    plotted ones.
     """
     axes = tuple(a for a in (x, y, z) if a is not None)
     _require_columns(df, axes, "projection axes")
@@ -352,17 +354,18 @@ def projection(
         fig.add_trace(go.Scatter3d(**coords, **common) if z else go.Scatter(**coords, **common))
     if z is None:
         xs, ys = info.values[0], info.values[1]
+        front_2d = np.flatnonzero(np.asarray(_front_mask(df, plotted), dtype=bool))
         line = sorted(
-            (i for i in front if not (math.isnan(xs[i]) or math.isnan(ys[i]))),
+            (int(i) for i in front_2d if not (math.isnan(xs[i]) or math.isnan(ys[i]))),
             key=lambda i: (xs[i], ys[i]),
         )
         fig.add_trace(
             go.Scatter(
-                name="front (by " + x + ")",
+                name=f"front of {x} and {y}",
                 x=_pick(xs, line),
                 y=_pick(ys, line),
                 mode="lines",
-                line={"color": _FRONT_COLOUR, "width": 1, "dash": "dot"},
+                line={"color": _FRONT_COLOUR, "width": 1, "dash": "dot", "shape": "hv"},
                 hoverinfo="skip",
             )
         )
@@ -532,20 +535,6 @@ SECTION_TITLES: dict[str, str] = {
 """The title of each section of the page, by section id."""
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to a temporary file beside ``path`` and rename it over ``path``."""
-    with tempfile.NamedTemporaryFile(
-        dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False
-    ) as handle:
-        tmp = Path(handle.name)
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 class _Page:
     """The page's parts in order; plotly.js goes inline with the first figure only."""
 
@@ -696,5 +685,5 @@ def write_report(
     )
     path = Path(out_path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    _write_atomic(path, document)
+    replace_atomically(path, lambda p: p.write_text(document, encoding="utf-8"))
     return path

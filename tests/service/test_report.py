@@ -251,13 +251,18 @@ def test_scatter_matrix_highlights_exactly_the_front() -> None:
     assert front.marker.symbol != others.marker.symbol
 
 
-def test_projection_2d_has_a_front_line_sorted_by_x() -> None:
-    fig = projection(sweep_frame(), "params_m", "test_error")
+def test_projection_2d_draws_the_front_of_the_two_plotted_metrics() -> None:
+    df = sweep_frame()
+    fig = projection(df, "params_m", "test_error")
     assert [t.type for t in fig.data] == ["scatter", "scatter", "scatter"]
     others, front, line = fig.data
     assert len(others.x) + len(front.x) == 9
     assert list(front.x) == [METRICS[i][1] for i in FRONT]
-    assert list(line.x) == sorted(METRICS[i][1] for i in FRONT)
+    # the line is the 2-D front, by a brute-force dominance check on the two columns
+    pts = list(zip(df["params_m"], df["test_error"], strict=True))
+    front_2d = [p for p in pts if not any(q[0] <= p[0] and q[1] <= p[1] and q != p for q in pts)]
+    assert sorted(zip(line.x, line.y, strict=True)) == sorted(front_2d)
+    assert list(line.x) == sorted(line.x)
     assert line.mode == "lines"
 
 
