@@ -12,8 +12,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# The quickstart sweep (3x3 grid of L and F on the embedded digits, local Ray, CPU); running
+# it again resumes it instead of starting over.
 demo: $(STAMP)
-	$(BIN)/e2rnas search --preset cpu-tiny --out runs/demo --resume
+	@if [ -f runs/quickstart/sweep.json ]; then \
+		$(BIN)/e2rnas sweep resume runs/quickstart; \
+	else \
+		$(BIN)/e2rnas sweep run sweeps/quickstart.yaml --out runs/quickstart; \
+	fi
 
 lint: $(STAMP)
 	$(BIN)/ruff check search_core service tests bench

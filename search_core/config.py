@@ -121,7 +121,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "batch_size": 32,
         "steps_per_epoch": 6,
         "lr": 0.05,
-        "arch_lr": 3e-3,
+        # 30 α steps in all: a larger step lets the bounds move α visibly in that budget.
+        "arch_lr": 0.03,
     },
 }
 

@@ -428,7 +428,8 @@ def _evaluate(
         "final_train_acc": run.history[-1]["train_acc"] if run.history else None,
         "genotype": genotype.to_json(),
         "genotype_hash": genotype.genotype_hash(),
-        "settings": {**config.to_dict(), "inherits_supernet_weights": init_weights is not None},
+        "settings": config.to_dict(),
+        "inherits_supernet_weights": init_weights is not None,
     }
     write_atomic(out / METRICS_FILE, json.dumps(result, indent=2) + "\n")
     return result

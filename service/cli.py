@@ -2,7 +2,10 @@
 
 ``search`` runs (or resumes) one search, optionally followed by an evaluation of its genotype;
 ``evaluate`` retrains a genotype and measures the five front metrics (or resumes the retrain);
-``count`` prints the size of a genotype's evaluation network. Every error the project raises
+``count`` prints the size of a genotype's evaluation network. ``sweep run|resume|status|submit``
+runs a sweep file on Ray Tune (:mod:`service.tune_runner`, the only module that talks to Ray),
+``pareto`` prints a sweep's front from its stored results and ``export`` writes the front's
+genotypes and tables. Every error the project raises
 on purpose (:class:`~search_core.errors.E2RNASError`) ends the command with one line
 ``e2rnas: error: ...`` on stderr and exit code 2, never a traceback; Ctrl-C ends it with exit
 code 130. A later subcommand adds an ``_add_<name>`` parser
@@ -19,6 +22,7 @@ from __future__ import annotations
 import argparse
 import importlib.metadata
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -463,12 +467,294 @@ def _count(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- sweeps --------------------------------------------------------------------------------
+
+
+def _add_sweep(commands: Commands) -> None:
+    parser = commands.add_parser(
+        "sweep",
+        help="run, resume, watch or submit a sweep of searches on Ray",
+        description=(
+            "Run a sweep file (sweeps/*.yaml) on an embedded local Ray or a Ray cluster, "
+            "resume an interrupted one, show its progress, or submit it as a Ray Job."
+        ),
+    )
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    run = actions.add_parser(
+        "run",
+        help="run a sweep file",
+        description=(
+            "Check the whole sweep FILE, then run every trial with Ray Tune and write "
+            "results.parquet, the results database and the Pareto front's export files "
+            "under the run directory."
+        ),
+    )
+    run.add_argument("file", type=Path, metavar="FILE", help="the sweep's YAML file")
+    run.add_argument(
+        "--out",
+        type=Path,
+        metavar="DIR",
+        help="run directory (default: the file's storage.path/<name>)",
+    )
+    run.add_argument(
+        "--address", metavar="ADDR", help="Ray cluster (HOST:PORT); default: the file's ray.address"
+    )
+    run.set_defaults(handler=_sweep_run)
+    resume = actions.add_parser(
+        "resume",
+        help="resume an interrupted sweep",
+        description="Continue the sweep in DIR; finished trials are not run again.",
+    )
+    resume.add_argument("run_dir", type=Path, metavar="DIR", help="the sweep's run directory")
+    resume.add_argument("--address", metavar="ADDR", help="Ray cluster (HOST:PORT)")
+    resume.set_defaults(handler=_sweep_resume)
+    status = actions.add_parser(
+        "status",
+        help="show a sweep's progress, or a submitted job's status",
+        description=(
+            "With a run directory: the sweep's status and each trial's epochs. With a job id: "
+            "the Ray Job's status at --address (default: $RAY_ADDRESS)."
+        ),
+    )
+    status.add_argument("target", metavar="DIR|JOB_ID")
+    status.add_argument("--address", metavar="URL", help="jobs server, http://HOST:8265")
+    status.set_defaults(handler=_sweep_status)
+    submit = actions.add_parser(
+        "submit",
+        help="submit a sweep file to a Ray cluster as a Ray Job",
+        description=(
+            "Check the sweep FILE, then submit 'e2rnas sweep run FILE' to the jobs server at "
+            "--address, with the file's directory as the job's working directory; prints "
+            "the job id."
+        ),
+    )
+    submit.add_argument("file", type=Path, metavar="FILE", help="the sweep's YAML file")
+    submit.add_argument(
+        "--address", required=True, metavar="URL", help="jobs server, http://HOST:8265"
+    )
+    submit.add_argument(
+        "--out",
+        type=Path,
+        metavar="DIR",
+        help="run directory, on a filesystem the head node shares "
+        "(default: ./<storage.path>/<name>, made absolute)",
+    )
+    submit.set_defaults(handler=_sweep_submit)
+
+
+def _run_dir(out: Path | None, storage_path: str, name: str) -> Path:
+    run_dir = out if out is not None else Path(storage_path) / name
+    _check_out(run_dir)
+    return run_dir.resolve()
+
+
+def _print_outputs(run_dir: Path) -> None:
+    from service import tune_runner
+
+    state = tune_runner.read_sweep_state(run_dir)
+    export = run_dir / tune_runner.EXPORT_DIR
+    print(f"sweep {state['sweep_id']}: {state['status']}")
+    print(f"results:  {run_dir / tune_runner.RESULTS_FILE}")
+    print(f"database: {state['database_url']}")
+    for path in sorted(export.iterdir()) if export.is_dir() else []:
+        print(f"export:   {path}")
+    report = run_dir / tune_runner.REPORT_FILE
+    if report.exists():
+        print(f"report:   {report}  (open it in a browser: file://{report})")
+
+
+def _sweep_run(args: argparse.Namespace) -> int:
+    from service import tune_runner
+    from service.sweep_config import load_sweep
+
+    spec = load_sweep(args.file)
+    run_dir = _run_dir(args.out, spec.storage.path, spec.name)
+    if (run_dir / tune_runner.SWEEP_FILE).exists():
+        raise CommandLineError(
+            f"--out {run_dir}: already holds a sweep; continue it with "
+            f"'{PROG} sweep resume {run_dir}' or choose another --out"
+        )
+    address = args.address or spec.ray.address
+    if address and address != "auto":
+        tune_runner.check_address(address, 6379)
+    tune_runner.run_sweep(spec, run_dir, address=address)
+    return _finish(run_dir)
+
+
+def _finish(run_dir: Path) -> int:
+    from service import tune_runner
+
+    _print_outputs(run_dir)
+    status = tune_runner.read_sweep_state(run_dir)["status"]
+    if status == "interrupted":
+        print(
+            f"{PROG}: interrupted; continue with '{PROG} sweep resume {run_dir}'",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
+    if status != "done":
+        print(
+            f"{PROG}: some trials failed; see '{PROG} sweep status {run_dir}'",
+            file=sys.stderr,
+        )
+        return EXIT_OS_ERROR
+    return 0
+
+
+def _sweep_resume(args: argparse.Namespace) -> int:
+    from service import tune_runner
+
+    run_dir: Path = args.run_dir.resolve()
+    spec = tune_runner.spec_of(run_dir)
+    address = args.address or spec.ray.address
+    if address and address != "auto":
+        tune_runner.check_address(address, 6379)
+    tune_runner.run_sweep(spec, run_dir, address=address, resume=True)
+    return _finish(run_dir)
+
+
+def _sweep_status(args: argparse.Namespace) -> int:
+    from service import tune_runner
+
+    target = Path(args.target)
+    if (target / tune_runner.SWEEP_FILE).exists():
+        state = tune_runner.read_sweep_state(target)
+        spec = tune_runner.spec_of(target)
+        trials = tune_runner.trial_states(target)
+        total = tune_runner.search_epochs(spec)
+        done = sum(1 for t in trials if t.get("status") == "done")
+        print(f"sweep {state['sweep_id']}: {state['status']}, {done}/{state['trials']} trials done")
+        for trial in trials:
+            print(f"  {trial['trial_key']}: {trial['status']}, epochs {trial['epochs']}/{total}")
+        return 0
+    if target.exists() or "/" in args.target:
+        raise CommandLineError(f"{target}: not the run directory of a sweep (no sweep.json)")
+    address = args.address or os.environ.get("RAY_ADDRESS")
+    if not address:
+        raise CommandLineError(
+            f"{args.target}: not a run directory; for a job id give --address http://HOST:8265"
+        )
+    status, logs = tune_runner.job_status(args.target, address)
+    print(f"job {args.target}: {status}")
+    tail = logs.strip().splitlines()[-5:]
+    for line in tail:
+        print(f"  {line}")
+    return 0
+
+
+def _sweep_submit(args: argparse.Namespace) -> int:
+    from service import tune_runner
+    from service.sweep_config import load_sweep
+
+    spec = load_sweep(args.file)
+    run_dir = _run_dir(args.out, spec.storage.path, spec.name)
+    job_id = tune_runner.submit_sweep(args.file, args.address, run_dir)
+    print(job_id)
+    print(f"run directory: {run_dir}", file=sys.stderr)
+    return 0
+
+
+# -- pareto and export -----------------------------------------------------------------------
+
+
+def _objectives_arg(text: str | None) -> list[str] | None:
+    if text is None:
+        return None
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names:
+        raise CommandLineError(f"--objectives {text!r}: expected names separated by commas")
+    return names
+
+
+def _add_pareto(commands: Commands) -> None:
+    parser = commands.add_parser(
+        "pareto",
+        help="print a sweep's Pareto front from its stored results",
+        description=(
+            "Read the sweep's results from its database and print the nondominated trials, "
+            "the hypervolume and the knee point."
+        ),
+    )
+    parser.add_argument("run_dir", type=Path, metavar="DIR", help="the sweep's run directory")
+    parser.add_argument(
+        "--objectives",
+        metavar="A,B,...",
+        help="front metrics to use (default: the sweep's objectives)",
+    )
+    parser.set_defaults(handler=_pareto)
+
+
+def _front_objectives(run_dir: Path, text: str | None) -> Any:
+    from service import tune_runner
+    from service.pareto import directions
+
+    names = _objectives_arg(text)
+    if names is None:
+        return tune_runner.sweep_objectives(tune_runner.spec_of(run_dir))
+    return directions(names)
+
+
+def _pareto(args: argparse.Namespace) -> int:
+    from service import tune_runner
+    from service.pareto import pareto_info
+    from service.results import RESULT_COLUMNS
+
+    objectives = _front_objectives(args.run_dir, args.objectives)
+    frame = tune_runner.stored_table(args.run_dir)
+    info = pareto_info(frame, objectives)
+    swept = [c for c in frame.columns if c not in RESULT_COLUMNS]
+    shown = ["trial_id", *swept, *info.objectives, "genotype_hash"]
+    front = frame.iloc[list(info.front)][list(dict.fromkeys(shown))]
+    print(f"front of {len(front)} of {len(frame)} trials over {', '.join(info.objectives)}:")
+    if len(front):
+        print(front.to_string(index=False))
+    print(f"hypervolume {info.hypervolume:.6g}  reference {info.reference}")
+    if info.knee is not None:
+        print(f"knee {frame.iloc[info.knee]['trial_id']}")
+    return 0
+
+
+def _add_export(commands: Commands) -> None:
+    parser = commands.add_parser(
+        "export",
+        help="write a sweep's Pareto-front genotypes and tables",
+        description=(
+            "Write genotypes.json, genotypes.py (DARTS format), front.csv and front.parquet "
+            "of the sweep's Pareto front, read from its database, into --out."
+        ),
+    )
+    parser.add_argument("run_dir", type=Path, metavar="DIR", help="the sweep's run directory")
+    parser.add_argument("--out", type=Path, required=True, metavar="DIR2", help="output directory")
+    parser.add_argument(
+        "--objectives",
+        metavar="A,B,...",
+        help="front metrics to use (default: the sweep's objectives)",
+    )
+    parser.set_defaults(handler=_export)
+
+
+def _export(args: argparse.Namespace) -> int:
+    from service import tune_runner
+    from service.export import export_front
+
+    _check_out(args.out)
+    objectives = _front_objectives(args.run_dir, args.objectives)
+    frame = tune_runner.stored_table(args.run_dir)
+    paths = export_front(tune_runner.front_of(frame, objectives), args.out)
+    for path in paths.values():
+        print(path)
+    return 0
+
+
 # -- main ----------------------------------------------------------------------------------
 
 _COMMANDS: tuple[Callable[[Commands], None], ...] = (
     _add_search,
     _add_evaluate,
     _add_count,
+    _add_sweep,
+    _add_pareto,
+    _add_export,
 )
 
 

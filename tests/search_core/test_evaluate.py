@@ -312,6 +312,6 @@ def test_proxy_measures_the_derived_network_at_search_size(tmp_path: Path) -> No
     sized = EvalNetwork(DARTS_V2, 5, search.eval_layers, search.eval_init_channels, 8, 1)
     assert metrics["params_m"] == count_params_m(sized)
     assert metrics["flops_m"] == count_flops_m(sized, 8, 1)
-    assert not metrics["settings"]["inherits_supernet_weights"]
+    assert not metrics["inherits_supernet_weights"]
     assert 0 <= metrics["pgd_acc"] <= metrics["clean_acc"]
     assert json.loads((tmp_path / METRICS_FILE).read_text()) == metrics

@@ -549,7 +549,7 @@ def test_search_then_proxy_evaluation(tmp_path: Path) -> None:
     record = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
     assert metrics["params_m"] == pytest.approx(record["params_m"], rel=1e-6)  # L's units
     assert metrics["flops_m"] == pytest.approx(record["flops_m"], rel=1e-6)  # F's units
-    assert metrics["settings"]["inherits_supernet_weights"] is True
+    assert metrics["inherits_supernet_weights"] is True
     assert (out / "checkpoint.pt").exists() and (out / "eval_checkpoint.pt").exists()
     assert "proxy" in result.stdout.splitlines()[-2]
 

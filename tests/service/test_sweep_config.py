@@ -54,7 +54,7 @@ def test_example_settings() -> None:
     quick = load_sweep(SWEEPS / "quickstart.yaml")
     assert quick.search.preset == "cpu-tiny" and quick.evaluation.mode == "proxy"
     assert quick.dataset == "digits" and trial_count(quick) == 9
-    assert quick.grid["L"] == [0.03, 0.05, 0.08] and quick.grid["F"] == [0.4, 0.6, 0.9]
+    assert quick.grid["L"] == [0.02, 0.07, 0.15] and quick.grid["F"] == [0.3, 0.9, 2.0]
     for name in ("cifar10_paper", "cifar100_paper"):
         spec = load_sweep(SWEEPS / f"{name}.yaml")
         assert {2.5, 3.5} <= set(spec.grid["L"])

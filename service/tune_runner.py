@@ -1,0 +1,710 @@
+"""Ray Tune orchestration of a sweep: the one module of `service` that imports Ray Tune.
+
+A sweep's run directory holds everything it writes::
+
+    <run_dir>/sweep.json          the spec, its sweep id, status and where things are
+    <run_dir>/trials/<key>/       one search (and its evaluation) per trial; ``key`` is made
+                                  of the swept values, so it is stable across restarts
+    <run_dir>/tune/<name>/        Ray Tune's experiment state (Tuner.restore reads it)
+    <run_dir>/results.parquet     the results table, one row per trial
+    <run_dir>/results.db          the SQLite store, unless the spec names a database URL
+    <run_dir>/export/             the Pareto front: genotypes.json/.py, front.csv/.parquet
+    <run_dir>/report.html         the interactive report (plotly, self-contained)
+
+Each trial runs :func:`search_core.search.run_search` with ``resume=True`` in its own trial
+directory and reports every epoch to Tune with a checkpoint (the search's ``checkpoint.pt``
+and ``metrics.jsonl``). When Ray restarts a failed trial (``FailureConfig``), the trial starts
+again from its directory, or from Tune's copy of the checkpoint when the directory has none.
+The collection after the run (:func:`collect`) reads only the trial directories, so it can be
+run again at any time and gives the same rows; the store's upsert keeps it idempotent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import re
+import shutil
+import socket
+import tempfile
+import time
+import urllib.parse
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from search_core.errors import ConfigError, E2RNASError
+from service.sweep_config import (
+    BOUND_KEYS,
+    FRONT_METRICS,
+    SweepSpec,
+    eval_config_for,
+    parse_sweep,
+    search_config_for,
+    trial_count,
+    trial_resources,
+)
+
+__all__ = [
+    "SWEEP_FILE",
+    "Collected",
+    "RayAddressError",
+    "SweepStateError",
+    "check_address",
+    "collect",
+    "read_sweep_state",
+    "results_table",
+    "run_sweep",
+    "search_epochs",
+    "search_trial",
+    "spec_of",
+    "stored_table",
+    "sweep_objectives",
+    "trial_key",
+    "trial_states",
+]
+
+SWEEP_FILE = "sweep.json"
+TRIAL_FILE = "trial.json"
+TRIALS_DIR = "trials"
+TUNE_DIR = "tune"
+RESULTS_FILE = "results.parquet"
+REPORT_FILE = "report.html"
+EXPORT_DIR = "export"
+_COPIED = ("checkpoint.pt", "metrics.jsonl", "config.json")
+_SEARCH_OBJECTIVES = ("val_loss", "ood_loss", "adv_loss", "nop_loss", "flops_loss")
+_ADDRESS_TIMEOUT_S = 3.0
+
+
+class RayAddressError(E2RNASError, ValueError):
+    """A Ray address is malformed or nothing answers there."""
+
+
+class SweepStateError(E2RNASError, ValueError):
+    """A run directory does not hold a sweep, or holds one in a state that forbids the action."""
+
+
+# -- names and state ---------------------------------------------------------------------------
+
+
+def trial_key(point: Mapping[str, Any]) -> str:
+    """A directory name of the swept values, e.g. ``F=0.4_L=0.03_seed=0``: keys sorted, unsafe
+    characters replaced, and a short hash appended when the name had to be shortened."""
+    if not point:
+        return "default"
+    text = "_".join(f"{key}={point[key]}" for key in sorted(point))
+    safe = re.sub(r"[^A-Za-z0-9_.=+-]", "-", text)
+    if safe != text or len(safe) > 100:
+        digest = hashlib.sha1(text.encode()).hexdigest()[:8]
+        safe = f"{safe[:90]}-{digest}"
+    return safe
+
+
+def _sweep_id(spec: SweepSpec, run_dir: Path) -> str:
+    digest = hashlib.sha1(str(run_dir.resolve()).encode()).hexdigest()[:8]
+    return f"{spec.name}-{digest}"
+
+
+def _write_json(path: Path, data: Mapping[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    tmp.replace(path)
+
+
+def read_sweep_state(run_dir: Path) -> dict[str, Any]:
+    """The ``sweep.json`` of a run directory (SweepStateError when there is none)."""
+    path = Path(run_dir) / SWEEP_FILE
+    if not path.exists():
+        raise SweepStateError(f"{run_dir}: no {SWEEP_FILE}; not the run directory of a sweep")
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise SweepStateError(f"{path}: cannot read the sweep state ({exc})") from None
+    if not isinstance(state, dict) or "spec" not in state or "sweep_id" not in state:
+        raise SweepStateError(f"{path}: expected an object with 'spec' and 'sweep_id'")
+    return state
+
+
+def spec_of(run_dir: Path) -> SweepSpec:
+    """The spec stored in a run directory's ``sweep.json``."""
+    state = read_sweep_state(Path(run_dir))
+    return parse_sweep(state["spec"], source=str(Path(run_dir) / SWEEP_FILE))
+
+
+def search_epochs(spec: SweepSpec) -> int:
+    """The number of search epochs of each trial (of the first grid point's config)."""
+    point = {key: values[0] for key, values in spec.grid.items()}
+    if spec.strategy.kind == "optuna":
+        point.update({key: getattr(spec.strategy, key).low for key in BOUND_KEYS})
+    return search_config_for(spec, point).epochs
+
+
+def _set_status(run_dir: Path, status: str) -> None:
+    state = read_sweep_state(run_dir)
+    state["status"] = status
+    state["updated_at"] = time.time()
+    _write_json(run_dir / SWEEP_FILE, state)
+
+
+def sweep_objectives(spec: SweepSpec) -> dict[str, str]:
+    """The objectives of the sweep's Pareto front, with their directions.
+
+    The strategy's objectives (all five front metrics by default); a sweep without an
+    evaluation has only the search's losses and the exact sizes.
+    """
+    directions = {"test_error": "min", "params_m": "min", "flops_m": "min"}
+    directions.update(pgd_acc="max", ood_aupr="max")
+    if spec.evaluation.mode == "none":
+        return {name: "min" for name in ("val_loss", "ood_loss", "adv_loss", "params_m", "flops_m")}
+    names = spec.strategy.objectives or FRONT_METRICS
+    return {name: directions[name] for name in names}
+
+
+# -- addresses ---------------------------------------------------------------------------------
+
+
+def check_address(address: str, default_port: int) -> tuple[str, int]:
+    """The (host, port) of a Ray address, after checking that something listens there.
+
+    Accepts ``HOST:PORT``, ``ray://HOST:PORT`` and ``http(s)://HOST:PORT``; raises
+    RayAddressError at once when nothing answers within a few seconds.
+    """
+    text = address.strip()
+    parsed = urllib.parse.urlsplit(text if "://" in text else f"tcp://{text}")
+    try:
+        host, port = parsed.hostname, parsed.port or default_port
+    except ValueError:
+        host, port = None, 0
+    if not host:
+        raise RayAddressError(f"Ray address {address!r}: expected HOST:PORT or a URL")
+    try:
+        with socket.create_connection((host, port), timeout=_ADDRESS_TIMEOUT_S):
+            pass
+    except OSError as exc:
+        raise RayAddressError(
+            f"Ray address {address!r}: nothing answers at {host}:{port} "
+            f"({exc.strerror or exc}); is the Ray head running?"
+        ) from None
+    return host, port
+
+
+# -- the trainable -----------------------------------------------------------------------------
+
+
+def _copy_checkpoint_back(source: Path, trial_dir: Path) -> None:
+    """Put Tune's copy of a trial's checkpoint back where the search resumes from, unless the
+    trial directory already holds a checkpoint (it is then at least as recent)."""
+    if (trial_dir / "checkpoint.pt").exists():
+        return
+    trial_dir.mkdir(parents=True, exist_ok=True)
+    for name in _COPIED:
+        if (source / name).exists():
+            shutil.copy2(source / name, trial_dir / name)
+
+
+def _epochs_done(trial_dir: Path) -> int:
+    """The epochs a trial directory's checkpoint holds (0 without one)."""
+    metrics = trial_dir / "metrics.jsonl"
+    if not (trial_dir / "checkpoint.pt").exists() or not metrics.exists():
+        return 0
+    return sum(1 for line in metrics.read_text(encoding="utf-8").splitlines() if line.strip())
+
+
+def _report_metrics(record: Mapping[str, Any], phase: str) -> dict[str, Any]:
+    metrics: dict[str, Any] = {name: math.nan for name in FRONT_METRICS}
+    for key in (*_SEARCH_OBJECTIVES, "params_m", "flops_m", "epoch"):
+        value = record.get(key)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            metrics[key] = value
+    if isinstance(record.get("genotype_hash"), str):
+        metrics["genotype_hash"] = record["genotype_hash"]
+    metrics["phase"] = phase
+    return metrics
+
+
+def search_trial(config: dict[str, Any], spec_data: dict[str, Any], run_dir: str) -> None:
+    """One trial: search at the grid point ``config``, then evaluate; reports to Ray Tune.
+
+    ``spec_data`` is the sweep spec as JSON data (`tune.with_parameters` passes it), and
+    ``run_dir`` the absolute run directory whose ``trials/`` holds this trial's directory.
+    """
+    import ray  # type: ignore[import-untyped, unused-ignore]
+    from ray import tune
+
+    from search_core.evaluate import METRICS_FILE, run_evaluation, run_proxy
+    from search_core.search import CHECKPOINT, load_checkpoint, run_search
+
+    spec = parse_sweep(spec_data)
+    point = dict(config)
+    resources = trial_resources(spec)
+    threads = max(1, int(resources["cpu"]))
+    search_config = search_config_for(spec, point).replace(threads=threads)
+    if resources["gpu"] > 0 and search_config.device == "cpu":
+        search_config = search_config.replace(device="cuda")
+    key = trial_key(point)
+    if spec.strategy.kind == "optuna":
+        # Sampled bounds may repeat (NSGA-II proposes duplicates): one directory per trial.
+        key = f"{key}_{tune.get_context().get_trial_id()}"
+    trial_dir = Path(run_dir) / TRIALS_DIR / key
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as saved:
+            _copy_checkpoint_back(Path(saved), trial_dir)
+    trial_dir.mkdir(parents=True, exist_ok=True)
+    # Each start of the trial (a restart after a failure, a resumed sweep) is recorded with
+    # the process and the epochs already checkpointed, so a resume can be told from a rerun.
+    attempts: list[dict[str, Any]] = []
+    if (trial_dir / TRIAL_FILE).exists():
+        attempts = json.loads((trial_dir / TRIAL_FILE).read_text(encoding="utf-8"))["attempts"]
+    node = ray.get_runtime_context().get_node_id()
+    attempts.append({"pid": os.getpid(), "node": node, "epochs_before": _epochs_done(trial_dir)})
+    info = {
+        "trial_key": key,
+        "point": point,
+        "tune_trial_id": tune.get_context().get_trial_id(),
+        "attempts": attempts,
+    }
+    _write_json(trial_dir / TRIAL_FILE, {**info, "status": "running"})
+
+    def reporter(record: dict[str, Any], checkpoint_dir: Path) -> None:
+        with tempfile.TemporaryDirectory(prefix="e2rnas-ckpt-") as staging:
+            for name in _COPIED:
+                if (checkpoint_dir / name).exists():
+                    shutil.copy2(checkpoint_dir / name, Path(staging) / name)
+            tune.report(
+                _report_metrics(record, "search"),
+                checkpoint=tune.Checkpoint.from_directory(staging),
+            )
+
+    try:
+        result = run_search(search_config, trial_dir, resume=True, reporter=reporter)
+        last = result.records[-1] if result.records else {}
+        eval_config = eval_config_for(spec, search_config)
+        metrics_path = trial_dir / METRICS_FILE
+        if eval_config is None:
+            final = _report_metrics(last, "done")
+        else:
+            if metrics_path.exists():
+                measured = json.loads(metrics_path.read_text(encoding="utf-8"))
+            elif spec.evaluation.mode == "proxy":
+                supernet = load_checkpoint(trial_dir / CHECKPOINT)["net"]
+                measured = run_proxy(
+                    result.genotype,
+                    search_config,
+                    trial_dir,
+                    epochs=eval_config.epochs,
+                    resume=True,
+                    supernet_state=supernet,
+                )
+            else:
+                measured = run_evaluation(result.genotype, eval_config, trial_dir, resume=True)
+            final = _report_metrics(last, "done")
+            for name in (*FRONT_METRICS, "eval_seconds"):
+                value = measured.get(name)
+                if isinstance(value, int | float) and not isinstance(value, bool):
+                    final[name] = float(value)
+    except Exception:
+        _write_json(trial_dir / TRIAL_FILE, {**info, "status": "error"})
+        raise
+    _write_json(trial_dir / TRIAL_FILE, {**info, "status": "done"})
+    tune.report(final)
+
+
+# -- progress ----------------------------------------------------------------------------------
+
+
+def _progress_callback() -> Any:
+    from ray import tune
+
+    class ProgressLines(tune.Callback):  # type: ignore[misc, unused-ignore]
+        """One line on stdout per epoch, trial end and trial error."""
+
+        def on_trial_result(
+            self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any], **info: Any
+        ) -> None:
+            point = {k: v for k, v in trial.config.items()}
+            phase = result.get("phase", "search")
+            if phase == "done":
+                shown = ", ".join(
+                    f"{m} {result[m]:.4g}"
+                    for m in FRONT_METRICS
+                    if isinstance(result.get(m), float) and not math.isnan(result[m])
+                )
+                print(f"trial {trial_key(point)}: done  {shown}", flush=True)
+            else:
+                print(
+                    f"trial {trial_key(point)}: epoch {result.get('epoch', '?')}  "
+                    f"params_m {result.get('params_m', math.nan):.4g}  "
+                    f"flops_m {result.get('flops_m', math.nan):.4g}",
+                    flush=True,
+                )
+
+        def on_trial_error(
+            self, iteration: int, trials: list[Any], trial: Any, **info: Any
+        ) -> None:
+            print(f"trial {trial_key(dict(trial.config))}: failed", flush=True)
+
+    return ProgressLines()
+
+
+# -- the sweep ---------------------------------------------------------------------------------
+
+
+def _param_space(spec: SweepSpec) -> dict[str, Any]:
+    from ray import tune
+
+    if spec.strategy.kind == "grid":
+        return {key: tune.grid_search(list(values)) for key, values in spec.grid.items()}
+    space: dict[str, Any] = {}
+    for key, values in spec.grid.items():
+        if len(values) > 1:
+            raise ConfigError(
+                f"grid.{key}: the optuna strategy takes one value per grid key here (got "
+                f"{len(values)}); run one sweep per value"
+            )
+        space[key] = values[0]
+    for key in BOUND_KEYS:
+        bound = getattr(spec.strategy, key)
+        space[key] = tune.uniform(bound.low, bound.high)
+    return space
+
+
+def _search_alg(spec: SweepSpec) -> Any:
+    if spec.strategy.kind != "optuna":
+        return None
+    import optuna
+    from ray.tune.search.optuna import OptunaSearch  # type: ignore[import-untyped, unused-ignore]
+
+    objectives = sweep_objectives(spec)
+    seed = spec.strategy.seed
+    sampler: Any
+    if spec.strategy.sampler == "nsga2":
+        sampler = optuna.samplers.NSGAIISampler(seed=seed)
+    else:
+        sampler = optuna.samplers.TPESampler(seed=seed)
+    return OptunaSearch(metric=list(objectives), mode=list(objectives.values()), sampler=sampler)
+
+
+def _init_ray(address: str | None, num_cpus: int | None) -> None:
+    import ray  # type: ignore[import-untyped, unused-ignore]
+
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    env = {"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+    runtime_env = {"env_vars": env}
+    if address:
+        ray.init(address=address, runtime_env=runtime_env, log_to_driver=False)
+    elif os.environ.get("RAY_ADDRESS"):  # inside a Ray Job: the cluster and runtime env it has
+        ray.init(log_to_driver=False)
+    else:
+        ray.init(
+            num_cpus=num_cpus or os.cpu_count() or 1,
+            include_dashboard=False,
+            runtime_env=runtime_env,
+            log_to_driver=False,
+        )
+
+
+def _prepare(spec: SweepSpec, run_dir: Path, resume: bool) -> dict[str, Any]:
+    run_dir = run_dir.resolve()
+    path = run_dir / SWEEP_FILE
+    if resume:
+        return read_sweep_state(run_dir)
+    if path.exists():
+        raise SweepStateError(
+            f"{run_dir}: already holds a sweep; continue it with 'e2rnas sweep resume "
+            f"{run_dir}' or choose another --out"
+        )
+    state = {
+        "sweep_id": _sweep_id(spec, run_dir),
+        "name": spec.name,
+        "spec": spec.model_dump(mode="json"),
+        "status": "running",
+        "run_dir": str(run_dir),
+        "tune_path": str(run_dir / TUNE_DIR / spec.name),
+        "database_url": spec.storage.database_url or _default_url(run_dir),
+        "trials": trial_count(spec),
+        "created_at": time.time(),
+        "updated_at": time.time(),
+    }
+    _write_json(path, state)
+    return state
+
+
+def _default_url(run_dir: Path) -> str:
+    from service.store import default_url
+
+    return default_url(run_dir)
+
+
+def run_sweep(
+    spec: SweepSpec,
+    run_dir: Path,
+    address: str | None = None,
+    resume: bool = False,
+    num_cpus: int | None = None,
+) -> Path:
+    """Run (or resume) the sweep into ``run_dir``, then collect its results; returns run_dir.
+
+    ``address`` (else the spec's ``ray.address``) is a Ray cluster to run on; without one an
+    embedded local Ray starts with ``num_cpus`` (default: every core). ``resume`` restores the
+    Tune experiment of an interrupted run (unfinished and errored trials run again, finished
+    ones do not).
+    """
+    run_dir = Path(run_dir).resolve()
+    address = address or spec.ray.address
+    _param_space(spec)  # the optuna restrictions, before anything starts
+    if address and address != "auto":
+        check_address(address, 6379)
+    state = _prepare(spec, run_dir, resume)
+    import ray
+    from ray import tune
+
+    trainable = tune.with_resources(
+        tune.with_parameters(
+            search_trial, spec_data=spec.model_dump(mode="json"), run_dir=str(run_dir)
+        ),
+        trial_resources(spec, cuda_available=None if spec.resources.gpu is None else False),
+    )
+    if not address and os.environ.get("RAY_ADDRESS"):
+        # A Ray Job starts in a copy of its working_dir that Ray may delete while the job
+        # runs (its runtime env is garbage-collected); Tune needs a current directory.
+        os.chdir(run_dir)
+    _init_ray(address, num_cpus)
+    try:
+        available = ray.cluster_resources()  # type: ignore[no-untyped-call, unused-ignore]
+        cpus = float(available.get("CPU", 1.0))
+        concurrent = max(1, int(cpus // spec.resources.cpu))
+        tune_path = Path(state["tune_path"])
+        if resume and tune.Tuner.can_restore(str(tune_path)):
+            tuner = tune.Tuner.restore(
+                str(tune_path),
+                trainable=trainable,
+                resume_unfinished=True,
+                resume_errored=True,
+                param_space=_param_space(spec),
+            )
+        else:
+            samples = spec.strategy.num_samples if spec.strategy.kind == "optuna" else 1
+            tuner = tune.Tuner(
+                trainable,
+                param_space=_param_space(spec),
+                tune_config=tune.TuneConfig(
+                    search_alg=_search_alg(spec),
+                    num_samples=samples or 1,
+                    reuse_actors=True,
+                    max_concurrent_trials=concurrent,
+                ),
+                run_config=tune.RunConfig(
+                    name=spec.name,
+                    storage_path=str(run_dir / TUNE_DIR),
+                    failure_config=tune.FailureConfig(max_failures=3),
+                    checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+                    callbacks=[_progress_callback()],
+                    verbose=0,
+                ),
+            )
+        _set_status(run_dir, "running")
+        print(
+            f"sweep {spec.name}: {trial_count(spec)} trials, up to {concurrent} at a time, "
+            f"in {run_dir}",
+            flush=True,
+        )
+        try:
+            grid = tuner.fit()
+        except KeyboardInterrupt:
+            _set_status(run_dir, "interrupted")
+            raise
+        # A trial that failed after its retries carries its error. Ctrl-C makes Tune stop
+        # every running trial, save its state and return, with those trials TERMINATED and
+        # no error: only their trial.json, never marked done, tells them apart.
+        errors = sum(1 for i in range(len(grid)) if grid[i].error is not None)
+        finished = [t for t in trial_states(run_dir) if t.get("status") == "done"]
+        if errors:
+            status = "failed"
+        elif len(finished) < trial_count(spec):
+            status = "interrupted"  # Ctrl-C: Tune saved its state and returned early
+        else:
+            status = "done"
+        # Collected before Ray shuts down: inside a Ray Job, the shutdown deletes the job's
+        # working directory, which is this process's current directory.
+        collect(run_dir, status=status)
+    finally:
+        ray.shutdown()
+        try:
+            Path.cwd()
+        except FileNotFoundError:
+            os.chdir(run_dir)
+    return run_dir
+
+
+# -- collection --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Collected:
+    """What :func:`collect` wrote."""
+
+    results: Path
+    database_url: str
+    export: dict[str, Path]
+    report: Path
+    rows: int
+    failed: int
+    front: int
+
+
+def _trial_dirs(run_dir: Path) -> list[Path]:
+    trials = run_dir / TRIALS_DIR
+    if not trials.is_dir():
+        return []
+    return sorted(p for p in trials.iterdir() if (p / TRIAL_FILE).exists())
+
+
+def trial_states(run_dir: Path) -> list[dict[str, Any]]:
+    """Each trial directory's ``trial.json`` plus the epochs it finished and its directory."""
+    states: list[dict[str, Any]] = []
+    for path in _trial_dirs(Path(run_dir)):
+        info = json.loads((path / TRIAL_FILE).read_text(encoding="utf-8"))
+        info.update(dir=str(path), epochs=_epochs_done(path))
+        states.append(info)
+    return states
+
+
+def results_table(run_dir: Path) -> Any:
+    """The results table of the run directory, read from its trial directories."""
+    from service.results import results_frame, trial_row
+
+    run_dir = Path(run_dir).resolve()
+    state = read_sweep_state(run_dir)
+    rows = []
+    for info in trial_states(run_dir):
+        status = "done" if info.get("status") == "done" else "failed"
+        rows.append(
+            trial_row(
+                state["sweep_id"], info["trial_key"], info["point"], Path(info["dir"]), status
+            )
+        )
+    return results_frame(rows)
+
+
+def front_of(frame: Any, objectives: Mapping[str, str]) -> Any:
+    """The nondominated rows of a results table over ``objectives``."""
+    from service.pareto import pareto_info
+
+    info = pareto_info(frame, objectives)
+    return frame.iloc[list(info.front)].reset_index(drop=True)
+
+
+def collect(run_dir: Path, export_dir: Path | None = None, status: str | None = None) -> Collected:
+    """Read every trial of the run directory into ``results.parquet``, the store and the
+    export of the front; running it again writes the same rows.
+
+    ``status`` (e.g. ``done`` at the end of a run) becomes the sweep's status, ``failed``
+    instead of ``done`` when a trial did not finish.
+    """
+    from service.export import export_front
+    from service.report import write_report
+    from service.store import ResultStore
+
+    run_dir = Path(run_dir).resolve()
+    state = read_sweep_state(run_dir)
+    spec = parse_sweep(state["spec"], source=str(run_dir / SWEEP_FILE))
+    frame = results_table(run_dir)
+    failed = int((frame["status"] != "done").sum()) if len(frame) else 0
+    if status is not None:
+        if status == "done" and (failed or len(frame) < trial_count(spec)):
+            status = "failed"
+        _set_status(run_dir, status)
+        state["status"] = status
+    results = run_dir / RESULTS_FILE
+    tmp = results.with_name(f".{results.name}.tmp")
+    frame.to_parquet(tmp, index=False)
+    tmp.replace(results)
+    store = ResultStore(state["database_url"])
+    try:
+        store.create_schema()
+        store.upsert_sweep(state["sweep_id"], spec.name, state["status"], state["spec"])
+        store.ingest(frame)
+    finally:
+        store.close()
+    objectives = sweep_objectives(spec)
+    front = front_of(frame, objectives)
+    exported = export_front(front, export_dir or run_dir / EXPORT_DIR)
+    report = write_report(
+        frame, run_dir / REPORT_FILE, objectives, title=f"E2RNAS sweep {spec.name}"
+    )
+    return Collected(
+        results, state["database_url"], exported, report, len(frame), failed, len(front)
+    )
+
+
+def stored_table(run_dir: Path) -> Any:
+    """The results table of the run directory as the store holds it."""
+    from service.store import ResultStore
+
+    state = read_sweep_state(Path(run_dir))
+    store = ResultStore(state["database_url"])
+    try:
+        return store.trials_frame(state["sweep_id"])
+    finally:
+        store.close()
+
+
+# -- Ray Jobs ----------------------------------------------------------------------------------
+
+
+def submit_sweep(sweep_file: Path, address: str, run_dir: Path) -> str:
+    """Submit ``e2rnas sweep run`` of ``sweep_file`` as a Ray Job to the jobs server at
+    ``address`` (``http://HOST:8265``); returns the job id. The sweep file's directory is the
+    job's working directory, and ``run_dir`` (absolute) where the results go."""
+    import shlex
+    import sys
+
+    check_address(address, 8265)
+    from ray.job_submission import JobSubmissionClient  # type: ignore[import-untyped, unused-ignore]
+
+    sweep_file = Path(sweep_file).resolve()
+    entrypoint = " ".join(
+        shlex.quote(part)
+        for part in (
+            sys.executable,
+            "-m",
+            "service.cli",
+            "sweep",
+            "run",
+            sweep_file.name,
+            "--out",
+            str(Path(run_dir).resolve()),
+        )
+    )
+    env = {"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+    client = JobSubmissionClient(_http(address))
+    job_id: str = client.submit_job(
+        entrypoint=entrypoint,
+        runtime_env={"working_dir": str(sweep_file.parent), "env_vars": env},
+    )
+    return job_id
+
+
+def job_status(job_id: str, address: str) -> tuple[str, str]:
+    """The status of a Ray Job (e.g. ``RUNNING``, ``SUCCEEDED``) and the tail of its logs."""
+    check_address(address, 8265)
+    from ray.job_submission import JobSubmissionClient
+
+    client = JobSubmissionClient(_http(address))
+    try:
+        status = client.get_job_status(job_id)
+        logs: str = client.get_job_logs(job_id)
+    except RuntimeError as exc:
+        raise SweepStateError(f"job {job_id!r} at {address}: {exc}") from None
+    return str(getattr(status, "value", status)), logs
+
+
+def _http(address: str) -> str:
+    return address if "://" in address else f"http://{address}"

@@ -1,0 +1,483 @@
+"""Tests of sweeps on Ray Tune: ``e2rnas sweep run|resume|status|submit``, ``pareto``, ``export``.
+
+Bad input is checked in-process, without Ray. The integration tests run the real command line
+as a subprocess on an embedded local Ray (or a two-node loopback cluster) with a 2-point grid of
+the ``cpu-tiny`` search cut to a few one-step epochs and a one-epoch proxy evaluation, and
+check every artefact: the results table, the database, the export files and the statuses.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd  # type: ignore[import-untyped, unused-ignore]
+import pytest
+
+from service import cli, tune_runner
+
+SCRIPT = Path(sys.executable).parent / "e2rnas"
+RAY = Path(sys.executable).parent / "ray"
+EXPORT_FILES = {"genotypes.json", "genotypes.py", "front.csv", "front.parquet"}
+
+TINY_SWEEP = """\
+name: {name}
+dataset: digits
+ood_dataset: digits-ood
+search:
+  preset: cpu-tiny
+  overrides:
+    epochs: {epochs}
+    steps_per_epoch: {steps}
+evaluation:
+  mode: proxy
+  overrides:
+    epochs: 1
+grid:
+  L: [0.03, 0.08]
+  F: [0.6]
+resources:
+  gpu: 0
+  cpu: 1
+max_trials: 4
+"""
+
+
+def _write_sweep(tmp_path: Path, name: str = "tiny", epochs: int = 1, steps: int = 1) -> Path:
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(TINY_SWEEP.format(name=name, epochs=epochs, steps=steps), encoding="utf-8")
+    return path
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        OMP_NUM_THREADS="1",
+        RAY_AUTH_MODE="disabled",
+        RAY_USAGE_STATS_ENABLED="0",
+        TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S="0",
+    )
+    env.pop("RAY_ADDRESS", None)
+    return env
+
+
+def _e2rnas(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(SCRIPT), *args],
+        cwd=cwd,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _epochs(trial_dir: Path) -> list[int]:
+    lines = (trial_dir / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
+    return [json.loads(line)["epoch"] for line in lines if line.strip()]
+
+
+def _check_artefacts(run_dir: Path, trials: int, epochs: int | None) -> pd.DataFrame:
+    """Every artefact of a finished sweep: rows, database, export, statuses, and each trial's
+    epochs, each run once (``epochs`` of every trial, or None: as its config.json says)."""
+    state = json.loads((run_dir / "sweep.json").read_text(encoding="utf-8"))
+    assert state["status"] == "done"
+    frame = pd.read_parquet(run_dir / "results.parquet")
+    assert len(frame) == trials
+    assert set(frame["status"]) == {"done"}
+    assert set(frame["evaluation"]) == {"proxy"}
+    assert frame["L"].notna().all() and frame["F"].notna().all()
+    assert frame[["test_error", "params_m", "flops_m", "pgd_acc", "ood_aupr"]].notna().all().all()
+    assert frame["trial_id"].is_unique
+    with sqlite3.connect(run_dir / "results.db") as db:
+        assert db.execute("select count(*) from trials").fetchone() == (trials,)
+        assert db.execute("select status from sweeps").fetchall() == [("done",)]
+    export = run_dir / "export"
+    assert {p.name for p in export.iterdir() if not p.name.startswith(".")} == EXPORT_FILES
+    front = pd.read_csv(export / "front.csv")
+    assert 1 <= len(front) <= trials
+    assert set(front["trial_id"]) <= set(frame["trial_id"])
+    genotypes = json.loads((export / "genotypes.json").read_text(encoding="utf-8"))
+    assert genotypes and all("genotype_hash" in g for g in genotypes)
+    for trial in tune_runner.trial_states(run_dir):
+        assert trial["status"] == "done"
+        config = json.loads((Path(trial["dir"]) / "config.json").read_text(encoding="utf-8"))
+        expected = config["epochs"] if epochs is None else epochs
+        assert _epochs(Path(trial["dir"])) == list(range(1, expected + 1))
+    return frame
+
+
+# -- bad input: one line, exit 2, nothing started -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("name: x\ngrid: [1, 2\n", "malformed YAML"),
+        ("name: x\ncolour: red\ngrid: {L: [1], F: [1]}\n", "colour: unknown key"),
+        ("name: x\ngrid: {L: [-2], F: [1]}\n", "grid.L[0]"),
+        (
+            "name: x\nsearch: {preset: cpu-tiny}\nmax_trials: 2\ngrid: {L: [1, 2], F: [1, 2]}\n",
+            "max_trials",
+        ),
+    ],
+    ids=["malformed", "unknown-key", "negative-bound", "over-cap"],
+)
+def test_bad_sweep_file_fails_before_anything_starts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, expected: str
+) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(text, encoding="utf-8")
+    out = tmp_path / "run"
+    for command in (["sweep", "run", str(path), "--out", str(out)], ["sweep", "submit", str(path)]):
+        if command[1] == "submit":
+            command += ["--address", "http://127.0.0.1:1"]
+        assert cli.main(command) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith("e2rnas: error: ")
+        assert expected in err
+    assert not out.exists()
+
+
+def test_unreachable_address_fails_before_anything_starts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _write_sweep(tmp_path)
+    port = _free_port()  # nothing listens on it once the socket is closed
+    out = tmp_path / "run"
+    commands = [
+        ["sweep", "run", str(path), "--out", str(out), "--address", f"127.0.0.1:{port}"],
+        ["sweep", "submit", str(path), "--out", str(out), "--address", f"http://127.0.0.1:{port}"],
+        ["sweep", "status", "raysubmit_x", "--address", f"http://127.0.0.1:{port}"],
+    ]
+    for command in commands:
+        started = time.monotonic()
+        assert cli.main(command) == 2
+        assert time.monotonic() - started < 10
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "nothing answers" in err
+    assert not out.exists()
+
+
+def test_run_refuses_a_directory_that_holds_a_sweep(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _write_sweep(tmp_path)
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "sweep.json").write_text("{}", encoding="utf-8")
+    assert cli.main(["sweep", "run", str(path), "--out", str(out)]) == 2
+    assert "already holds a sweep" in capsys.readouterr().err
+    for command in (["sweep", "resume", str(tmp_path)], ["pareto", str(tmp_path)]):
+        assert cli.main(command) == 2
+        assert "no sweep.json" in capsys.readouterr().err
+
+
+def test_trial_key_is_stable_and_safe() -> None:
+    assert tune_runner.trial_key({"L": 0.03, "F": 0.6, "seed": 0}) == "F=0.6_L=0.03_seed=0"
+    assert tune_runner.trial_key({"seed": 0, "F": 0.6, "L": 0.03}) == "F=0.6_L=0.03_seed=0"
+    odd = tune_runner.trial_key({"backbone": "a/b c"})
+    assert "/" not in odd and " " not in odd
+    assert tune_runner.trial_key({}) == "default"
+
+
+# -- a real local sweep ----------------------------------------------------------------------------
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_local_sweep_writes_every_artefact_and_collects_idempotently(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _write_sweep(tmp_path)
+    run_dir = tmp_path / "run"
+    done = _e2rnas("sweep", "run", str(path), "--out", str(run_dir), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    for name in ("results.parquet", "results.db", "export/front.csv", "export/genotypes.py"):
+        assert str(run_dir / name) in done.stdout
+    assert "trial F=0.6_L=0.03: done" in done.stdout
+    frame = _check_artefacts(run_dir, trials=2, epochs=1)
+    assert sorted(frame["L"]) == [0.03, 0.08]
+    # The interactive report: one self-contained page, plotly.js inline once, no CDN.
+    report = run_dir / "report.html"
+    assert str(report) in done.stdout
+    page = report.read_text()
+    assert page.count("* plotly.js v") == 1 and '<script src="https://' not in page
+    assert all(h in page for h in frame["genotype_hash"])
+
+    # Collecting again gives the same rows, in the table and in the database.
+    for _ in range(2):
+        collected = tune_runner.collect(run_dir)
+        assert collected.rows == 2
+    again = pd.read_parquet(run_dir / "results.parquet")
+    pd.testing.assert_frame_equal(frame, again)
+    stored = tune_runner.stored_table(run_dir)
+    assert sorted(stored["trial_id"]) == sorted(frame["trial_id"])
+    _check_artefacts(run_dir, trials=2, epochs=1)
+
+    assert cli.main(["sweep", "status", str(run_dir)]) == 0
+    assert "done, 2/2 trials done" in capsys.readouterr().out
+    assert cli.main(["pareto", str(run_dir), "--objectives", "test_error,params_m"]) == 0
+    printed = capsys.readouterr().out
+    assert "over test_error, params_m" in printed and "hypervolume" in printed
+    assert cli.main(["export", str(run_dir), "--out", str(tmp_path / "exp")]) == 0
+    assert {p.name for p in (tmp_path / "exp").iterdir()} == EXPORT_FILES
+
+    # Resuming a finished sweep runs nothing again.
+    resumed = _e2rnas("sweep", "resume", str(run_dir), cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    _check_artefacts(run_dir, trials=2, epochs=1)
+    for trial in tune_runner.trial_states(run_dir):
+        assert len(trial["attempts"]) == 1
+
+
+OPTUNA_SWEEP = """\
+name: opt
+dataset: digits
+ood_dataset: digits-ood
+search:
+  preset: cpu-tiny
+  overrides: {epochs: 1, steps_per_epoch: 1}
+evaluation:
+  mode: proxy
+  overrides: {epochs: 1}
+grid:
+  seed: [0]
+strategy:
+  kind: optuna
+  sampler: nsga2
+  num_samples: 3
+  seed: 0
+  L: {low: 0.02, high: 0.12}
+  F: {low: 0.3, high: 1.5}
+  objectives: [test_error, params_m, flops_m]
+resources: {gpu: 0, cpu: 1}
+max_trials: 3
+"""
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_optuna_sweep_samples_bounds_in_their_ranges(tmp_path: Path) -> None:
+    path = tmp_path / "opt.yaml"
+    path.write_text(OPTUNA_SWEEP, encoding="utf-8")
+    run_dir = tmp_path / "run"
+    done = _e2rnas("sweep", "run", str(path), "--out", str(run_dir), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    frame = pd.read_parquet(run_dir / "results.parquet")
+    assert len(frame) == 3 and set(frame["status"]) == {"done"}
+    assert frame["L"].between(0.02, 0.12).all() and frame["F"].between(0.3, 1.5).all()
+    assert set(frame["seed"]) == {0}
+    assert frame["trial_id"].is_unique
+    with sqlite3.connect(run_dir / "results.db") as db:
+        assert db.execute("select count(*) from trials").fetchone() == (3,)
+    front = pd.read_parquet(run_dir / "export" / "front.parquet")
+    assert 1 <= len(front) <= 3
+
+
+# -- faults ----------------------------------------------------------------------------------------
+
+
+def _wait_for(condition: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+def _trial_json(run_dir: Path) -> list[dict[str, Any]]:
+    found = []
+    for path in sorted((run_dir / "trials").glob("*/trial.json")):
+        try:
+            found.append(json.loads(path.read_text(encoding="utf-8")) | {"dir": path.parent})
+        except json.JSONDecodeError:
+            continue
+    return found
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_killed_worker_resumes_from_its_checkpoint(tmp_path: Path) -> None:
+    path = _write_sweep(tmp_path, name="killworker", epochs=4, steps=3)
+    run_dir = tmp_path / "run"
+    driver = subprocess.Popen(
+        [str(SCRIPT), "sweep", "run", str(path), "--out", str(run_dir)],
+        cwd=tmp_path,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+
+        def one_epoch_done() -> bool:
+            return any(
+                (t["dir"] / "checkpoint.pt").exists() and len(_epochs(t["dir"])) in (1, 2, 3)
+                for t in _trial_json(run_dir)
+            )
+
+        _wait_for(one_epoch_done, 240, "a trial's first checkpoint")
+        victim = next(
+            t
+            for t in _trial_json(run_dir)
+            if (t["dir"] / "checkpoint.pt").exists() and len(_epochs(t["dir"])) in (1, 2, 3)
+        )
+        os.kill(victim["attempts"][-1]["pid"], signal.SIGKILL)
+        _out, err = driver.communicate(timeout=300)
+    finally:
+        if driver.poll() is None:
+            driver.send_signal(signal.SIGINT)
+            driver.communicate(timeout=60)
+    assert driver.returncode == 0, err[-3000:]
+    _check_artefacts(run_dir, trials=2, epochs=4)
+    restarted = json.loads((victim["dir"] / "trial.json").read_text(encoding="utf-8"))
+    attempts = restarted["attempts"]
+    assert len(attempts) == 2, attempts
+    assert attempts[1]["epochs_before"] >= 1  # resumed from its checkpoint, not from scratch
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_interrupted_sweep_resumes_without_rerunning_finished_trials(tmp_path: Path) -> None:
+    # A short trial (1 epoch) finishes while a long one (8 epochs) is still searching.
+    path = _write_sweep(tmp_path, name="interrupt", steps=3)
+    text = path.read_text(encoding="utf-8")
+    text = text.replace("    epochs: 1\n    steps", "    steps").replace(
+        "  L: [0.03, 0.08]\n", "  L: [0.05]\n  epochs: [1, 8]\n"
+    )
+    path.write_text(text, encoding="utf-8")
+    run_dir = tmp_path / "run"
+    driver = subprocess.Popen(
+        [str(SCRIPT), "sweep", "run", str(path), "--out", str(run_dir)],
+        cwd=tmp_path,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+    def one_done_one_searching() -> bool:
+        trials = _trial_json(run_dir)
+        done = [t for t in trials if t["status"] == "done"]
+        searching = [
+            t
+            for t in trials
+            if t["status"] == "running"
+            and (t["dir"] / "checkpoint.pt").exists()
+            and 1 <= len(_epochs(t["dir"])) <= 6
+        ]
+        return bool(done and searching)
+
+    try:
+        _wait_for(one_done_one_searching, 240, "one trial done and one searching")
+        driver.send_signal(signal.SIGINT)
+        _out, err = driver.communicate(timeout=120)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+            driver.communicate()
+    assert driver.returncode == 130, err[-3000:]
+    assert "sweep resume" in err
+    state = json.loads((run_dir / "sweep.json").read_text(encoding="utf-8"))
+    assert state["status"] == "interrupted"
+    before = {t["trial_key"]: (t["status"], len(_epochs(t["dir"]))) for t in _trial_json(run_dir)}
+    assert sorted(status for status, _ in before.values()) == ["done", "running"]
+
+    resumed = _e2rnas("sweep", "resume", str(run_dir), cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    frame = _check_artefacts(run_dir, trials=2, epochs=None)
+    assert sorted(frame["epochs"]) == [1, 8]
+    for trial in _trial_json(run_dir):
+        status, epochs = before[trial["trial_key"]]
+        if status == "done":
+            assert len(trial["attempts"]) == 1  # a finished trial is not run again
+        else:
+            assert len(trial["attempts"]) == 2
+            assert trial["attempts"][-1]["epochs_before"] == epochs >= 1  # resumed, not rerun
+
+
+# -- a real two-node cluster on loopback -----------------------------------------------------------
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[str]:
+    """A Ray head and a second one-CPU node on 127.0.0.1; yields the jobs server's URL."""
+    port, dashboard = _free_port(), _free_port()
+    env = _env()
+    temp = Path("/tmp") / f"ray-e2rnas-{os.getpid()}"
+    head = [
+        str(RAY),
+        "start",
+        "--head",
+        f"--port={port}",
+        "--node-ip-address=127.0.0.1",
+        "--dashboard-host=127.0.0.1",
+        f"--dashboard-port={dashboard}",
+        "--num-cpus=1",
+        "--disable-usage-stats",
+        f"--temp-dir={temp}",
+    ]
+    # The second node shares the machine: its agents need ports of their own.
+    worker = [
+        str(RAY),
+        "start",
+        f"--address=127.0.0.1:{port}",
+        "--node-ip-address=127.0.0.1",
+        "--num-cpus=1",
+        "--disable-usage-stats",
+        f"--dashboard-agent-listen-port={_free_port()}",
+        f"--dashboard-agent-grpc-port={_free_port()}",
+        f"--metrics-export-port={_free_port()}",
+        f"--runtime-env-agent-port={_free_port()}",
+    ]
+    try:
+        for command in (head, worker):
+            subprocess.run(command, env=env, check=True, capture_output=True, timeout=120)
+        yield f"http://127.0.0.1:{dashboard}"
+    finally:
+        subprocess.run(
+            [str(RAY), "stop", "--force"], env=env, capture_output=True, timeout=120, check=False
+        )
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_submit_to_a_two_node_cluster(tmp_path: Path, cluster: str) -> None:
+    path = _write_sweep(tmp_path, name="cluster")
+    run_dir = tmp_path / "run"
+    submitted = _e2rnas(
+        "sweep", "submit", str(path), "--address", cluster, "--out", str(run_dir), cwd=tmp_path
+    )
+    assert submitted.returncode == 0, submitted.stderr[-3000:]
+    job_id = submitted.stdout.strip().splitlines()[-1]
+
+    def finished() -> bool:
+        status = _e2rnas("sweep", "status", job_id, "--address", cluster, cwd=tmp_path)
+        assert status.returncode == 0, status.stderr
+        return any(word in status.stdout for word in ("SUCCEEDED", "FAILED", "STOPPED"))
+
+    _wait_for(finished, 400, "the job")
+    status = _e2rnas("sweep", "status", job_id, "--address", cluster, cwd=tmp_path)
+    assert "SUCCEEDED" in status.stdout, status.stdout
+    _check_artefacts(run_dir, trials=2, epochs=1)
+    # Two one-CPU trials at once on two one-CPU nodes: one trial ran on each node.
+    nodes = {t["attempts"][0]["node"] for t in tune_runner.trial_states(run_dir)}
+    assert len(nodes) == 2
