@@ -24,7 +24,7 @@ import importlib.metadata
 import json
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeAlias
@@ -215,6 +215,27 @@ class SearchProgress:
             self.bar.close()
 
 
+def _add_settings_arguments(
+    parser: argparse.ArgumentParser, presets: Iterable[str], example: str
+) -> None:
+    """--preset, --config, --set and --out, shared by the commands that take settings."""
+    parser.add_argument(
+        "--preset",
+        metavar="NAME",
+        help=f"base settings: {', '.join(presets)} (default: the config file's preset:, "
+        f"else {DEFAULT_PRESET})",
+    )
+    parser.add_argument("--config", type=Path, metavar="FILE", help="YAML mapping of config keys")
+    parser.add_argument(
+        "--set",
+        dest="settings",
+        action="append",
+        metavar="KEY=VALUE",
+        help=f"override one config key, VALUE read as YAML (repeatable), e.g. --set {example}",
+    )
+    parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="output directory")
+
+
 def _add_search(commands: Commands) -> None:
     parser = commands.add_parser(
         "search",
@@ -225,21 +246,7 @@ def _add_search(commands: Commands) -> None:
             "the --config file, overridden by each --set."
         ),
     )
-    parser.add_argument(
-        "--preset",
-        metavar="NAME",
-        help=f"base settings: {', '.join(PRESETS)} (default: the config file's preset:, "
-        f"else {DEFAULT_PRESET})",
-    )
-    parser.add_argument("--config", type=Path, metavar="FILE", help="YAML mapping of config keys")
-    parser.add_argument(
-        "--set",
-        dest="settings",
-        action="append",
-        metavar="KEY=VALUE",
-        help="override one config key, VALUE read as YAML (repeatable), e.g. --set L=2.5",
-    )
-    parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="output directory")
+    _add_settings_arguments(parser, PRESETS, "L=2.5")
     parser.add_argument(
         "--resume", action="store_true", help="continue from DIR/checkpoint.pt if it exists"
     )
@@ -247,7 +254,8 @@ def _add_search(commands: Commands) -> None:
         "--evaluate",
         choices=("proxy", "retrain"),
         help="after the search, evaluate its genotype and write DIR/metrics.json: 'proxy' "
-        f"trains the derived network at the search's size for {PROXY_EPOCHS} epochs, "
+        "fine-tunes the derived network at the search's size from the supernet's weights "
+        f"for {PROXY_EPOCHS} epochs, "
         "'retrain' trains the evaluation network with the evaluation preset of the same name",
     )
     parser.set_defaults(handler=_search)
@@ -334,21 +342,7 @@ def _add_evaluate(commands: Commands) -> None:
         help="a bundled name (darts_v1, darts_v2, pc_darts, pdarts), a .json file, "
         "or a DARTS genotypes.py file (file.py:NAME selects one)",
     )
-    parser.add_argument(
-        "--preset",
-        metavar="NAME",
-        help=f"base settings: {', '.join(EVAL_PRESETS)} (default: the config file's preset:, "
-        f"else {DEFAULT_PRESET})",
-    )
-    parser.add_argument("--config", type=Path, metavar="FILE", help="YAML mapping of config keys")
-    parser.add_argument(
-        "--set",
-        dest="settings",
-        action="append",
-        metavar="KEY=VALUE",
-        help="override one config key, VALUE read as YAML (repeatable), e.g. --set epochs=50",
-    )
-    parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="output directory")
+    _add_settings_arguments(parser, EVAL_PRESETS, "epochs=50")
     parser.add_argument(
         "--resume",
         action="store_true",
