@@ -16,12 +16,11 @@ The images are random, of the dataset's shape, so no dataset files are needed.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F_nn
+from timing import interleaved
 
 from search_core.attacks import pgd
 from search_core.data import ImageSet
@@ -33,29 +32,6 @@ from search_core.search import DeviceData
 
 SHAPES = {"digits": (1, 8, 5), "cifar10": (3, 32, 10), "cifar100": (3, 32, 100)}
 BATCHES_IN_SET = 8  # the device-resident set the training step gathers from
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _interleaved(
-    calls: dict[str, Callable[[], object]], device: torch.device, repeats: int, warmup: int
-) -> dict[str, float]:
-    """Median seconds of each call, timed round-robin."""
-    for fn in calls.values():
-        for _ in range(warmup):
-            fn()
-    samples: dict[str, list[float]] = {name: [] for name in calls}
-    for _ in range(repeats):
-        for name, fn in calls.items():
-            _sync(device)
-            start = time.perf_counter()
-            fn()
-            _sync(device)
-            samples[name].append(time.perf_counter() - start)
-    return {name: statistics.median(values) for name, values in samples.items()}
 
 
 def main() -> None:
@@ -118,7 +94,7 @@ def main() -> None:
         "training step (data, aux, clip, SGD)": training_step,
         attack_name: attack,
     }
-    seconds = _interleaved(calls, device, args.repeats, args.warmup)
+    seconds = interleaved(calls, device, args.repeats, args.warmup)
     unit_s = seconds[unit_name]
     print(
         f"config: preset={args.preset} genotype={args.genotype} layers={config.layers} "

@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import argparse
 import functools
-import statistics
-import time
 from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F_nn
+from timing import interleaved
 
 from search_core.bilevel import BilevelStep
 from search_core.config import SearchConfig, preset
@@ -28,30 +27,6 @@ from search_core.model_search import SearchNetwork
 from search_core.objectives import PixelBox
 
 SHAPES = {"digits": (1, 8, 5), "cifar10": (3, 32, 10), "cifar100": (3, 32, 100)}
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _interleaved(
-    calls: dict[str, Callable[[], object]], device: torch.device, repeats: int, warmup: int
-) -> dict[str, float]:
-    """Median seconds of each call, timed round-robin so that load on the machine during the
-    run weighs on every call alike (ratios stay meaningful on a busy machine)."""
-    for fn in calls.values():
-        for _ in range(warmup):
-            fn()
-    samples: dict[str, list[float]] = {name: [] for name in calls}
-    for _ in range(repeats):
-        for name, fn in calls.items():
-            _sync(device)
-            start = time.perf_counter()
-            fn()
-            _sync(device)
-            samples[name].append(time.perf_counter() - start)
-    return {name: statistics.median(values) for name, values in samples.items()}
 
 
 def _variants(base: SearchConfig) -> dict[str, SearchConfig]:
@@ -111,7 +86,7 @@ def main() -> None:
     for name, variant in _variants(config).items():
         step = BilevelStep(fresh(), variant, costs, box)
         calls[name] = functools.partial(step.step, train, val, ood)
-    seconds = _interleaved(calls, device, args.repeats, args.warmup)
+    seconds = interleaved(calls, device, args.repeats, args.warmup)
     unit_s = seconds["unit: supernet forward+backward"]
     print(
         f"config: preset={args.preset} layers={config.layers} C={config.init_channels} "
