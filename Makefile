@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test sysdeps lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,7 +26,40 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check search_core service tests bench
 	$(BIN)/mypy
 
-test: lint
+# The system packages the tests need: a PostgreSQL server (tests/conftest.py starts a throwaway
+# one; Debian keeps initdb and pg_ctl in /usr/lib/postgresql/<version>/bin, off PATH) and
+# Chromium. Installed with apt-get only when one is missing: nothing to do, no apt call.
+APT_PACKAGES := postgresql chromium
+HAVE_SYSDEPS = { { command -v pg_ctl && command -v initdb; } >/dev/null 2>&1 \
+	|| ls /usr/lib/postgresql/*/bin/pg_ctl /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; } \
+	&& test -x /usr/bin/chromium
+
+sysdeps:
+	@if $(HAVE_SYSDEPS); then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then sudo=; \
+	elif command -v sudo >/dev/null 2>&1; then sudo=sudo; \
+	else \
+		echo "make test needs Debian's $(APT_PACKAGES) packages (PostgreSQL's initdb and pg_ctl," \
+			"/usr/bin/chromium); install them as root with:" >&2; \
+		echo "  apt-get update && apt-get install -y --no-install-recommends $(APT_PACKAGES)" >&2; \
+		exit 1; \
+	fi; \
+	if ! command -v apt-get >/dev/null 2>&1; then \
+		echo "make test needs PostgreSQL (initdb, pg_ctl) and Chromium (/usr/bin/chromium);" \
+			"there is no apt-get here to install Debian's $(APT_PACKAGES): install them" >&2; \
+		exit 1; \
+	fi; \
+	echo "installing $(APT_PACKAGES) (apt-get)"; \
+	$$sudo apt-get update \
+		&& $$sudo env DEBIAN_FRONTEND=noninteractive \
+			apt-get install -y --no-install-recommends $(APT_PACKAGES) \
+		&& if $(HAVE_SYSDEPS); then :; else \
+			echo "apt-get installed $(APT_PACKAGES), yet initdb, pg_ctl or" \
+				"/usr/bin/chromium is still missing" >&2; \
+			exit 1; \
+		fi
+
+test: sysdeps lint
 	$(BIN)/pytest -q
 
 bench: $(STAMP)

@@ -32,7 +32,7 @@ import torch.nn.functional as F_nn
 from torch.func import functional_call, grad, vmap
 
 from search_core.config import SearchConfig
-from search_core.cost import CostTables
+from search_core.cost import CostTables, derived_weights
 from search_core.mgda import equal_weights, min_norm_weights, normalize_gradients
 from search_core.model_search import ALPHA_NAMES, SearchNetwork
 from search_core.objectives import PixelBox, cost_loss, fgsm, kl_uniform
@@ -91,9 +91,27 @@ class BilevelStep:
             weight_decay=config.arch_weight_decay,
         )
         self.data_objectives = [o for o in config.objectives if o in ("val", "ood", "adv")]
+        # Eq. (10) adds raw gradients, so the cost objectives' units weigh in: in M params and
+        # M MACs, F̂'s gradient is 10-100x N̂'s and the FLOPs bound alone decides every
+        # conflict. "start" divides each by its estimate at uniform α (a constant per search,
+        # independent of the bounds), making both unit-free.
+        self.cost_scales = (1.0, 1.0)
+        if config.cost_normalization == "start":
+            uniform = [torch.full_like(w, 1.0 / w.shape[1]).detach() for w in net.op_weights()]
+            n0, f0 = self._cost_estimate(uniform[0], uniform[1])
+            self.cost_scales = (1.0 / float(n0), 1.0 / float(f0))
         self.second_order = config.order == "second"
 
     # -- pieces ---------------------------------------------------------------------------
+    def _cost_estimate(
+        self, w_normal: torch.Tensor, w_reduce: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(N̂, F̂) of eqs. (5), (6) at op weights, over the supernet or the derived network."""
+        if self.config.cost_estimate == "derived":
+            w_normal = derived_weights(w_normal, self.config.steps)
+            w_reduce = derived_weights(w_reduce, self.config.steps)
+        return self.costs.expected(w_normal, w_reduce)
+
     def _at(self, params: list[torch.Tensor]) -> functional_call_model:
         return functional_call_model(self.net, dict(zip(self.names, params, strict=True)))
 
@@ -206,11 +224,13 @@ class BilevelStep:
                 hvps = self._hvp_finite_difference(train, grads_w)
             hyper = [h - xi * hv for h, hv in zip(hyper, hvps, strict=True)]
 
-        w_normal, w_reduce = self.net.op_weights()
-        n_hat, f_hat = self.costs.expected(w_normal, w_reduce)
-        for name, estimate, bound in (("nop", n_hat, cfg.L), ("flops", f_hat, cfg.F)):
+        n_hat, f_hat = self._cost_estimate(*self.net.op_weights())
+        for name, estimate, bound, scale in (
+            ("nop", n_hat, cfg.L, self.cost_scales[0]),
+            ("flops", f_hat, cfg.F, self.cost_scales[1]),
+        ):
             if name in cfg.objectives:
-                loss = cost_loss(estimate, bound)
+                loss = scale * cost_loss(estimate, bound)
                 grad_a = torch.autograd.grad(loss, self.alphas, retain_graph=True)
                 hyper.append(flat_cat(list(grad_a)))
                 losses.append(loss.detach())

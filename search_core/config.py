@@ -30,6 +30,8 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "hessian": ("exact", "finite_difference"),
     "weighting": ("mgda", "equal"),
     "mgda_normalization": ("l2", "loss", "none"),
+    "cost_estimate": ("expected", "derived"),
+    "cost_normalization": ("none", "start"),
 }
 
 
@@ -84,6 +86,12 @@ class SearchConfig:
     epsilon: float = 2.0 / 255.0  # FGSM radius in pixel units
     fgsm_step_scale: float = 1.25
     ood_loss_scale: float = 1.0
+    # N̂/F̂ of eqs. (5), (6) over the whole supernet ("expected"), or of the network the
+    # derivation keeps ("derived", see search_core.cost.derived_weights).
+    cost_estimate: str = "expected"
+    # The cost losses |N̂ - L|, |F̂ - F| in M params and M MACs ("none", eqs. 5-7 as written),
+    # or divided by the estimates at uniform α ("start": unit-free, see search_core.bilevel).
+    cost_normalization: str = "none"
     # Run.
     seed: int = 0
     device: str = "cpu"

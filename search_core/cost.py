@@ -9,6 +9,12 @@ that network that shares the alpha (all normal cells share α_normal, the two re
 input preprocessing, classifier) are added as a constant. At a one-hot α whose unchosen edges
 sit on ``none``, N̂ and F̂ equal the counted size of the built network (a test checks it against
 ``torch.utils.flop_counter``). Units: millions of parameters and millions of MACs.
+
+`derived_weights` is an option beyond the paper (``cost_estimate=derived``): eq. (5) prices the
+whole supernet, 14 edges with ``none`` among the ops, while the network that is built keeps two
+edges per node and never ``none``. Weighting each edge by its chance of being kept and each op
+by its share among the non-``none`` ops prices the derived network instead, so that lowering
+N̂ can no longer be done by moving weight onto ``none``, which the derivation ignores.
 """
 
 from __future__ import annotations
@@ -94,6 +100,36 @@ class CostTables:
             + (weights_reduce * self.flops_reduce).sum()
         )
         return params, flops
+
+
+def derived_weights(weights: torch.Tensor, steps: int) -> torch.Tensor:
+    """Op weights of the network `derive_genotype` would build from ``weights`` (rows: edges).
+
+    Each row is renormalised over the non-``none`` ops (the derivation's op choice), then scaled
+    by the edge's keep weight: 1 for a node's edges when it has only two inputs, else
+    2 s_e / Σ_e' s_e' over the node's edges, with s_e the edge strength max_o≠none w_e,o (the
+    derivation keeps the two strongest). At the one-hot weights of a genotype this returns them
+    unchanged, so the estimate stays exact there; in between it is differentiable almost
+    everywhere (the max routes the gradient to the strongest op, as the derivation does).
+    """
+    none = PRIMITIVES.index("none")
+    keep = torch.ones(len(PRIMITIVES), dtype=torch.bool, device=weights.device)
+    keep[none] = False
+    ops = weights * keep
+    mass = ops.sum(dim=1, keepdim=True)
+    ops = ops / mass.clamp_min(torch.finfo(weights.dtype).tiny)
+    strength = weights[:, keep].max(dim=1).values
+    factors = []
+    start = 0
+    for node in range(steps):
+        count = node + 2
+        s = strength[start : start + count]
+        if count <= 2:
+            factors.append(torch.ones_like(s))
+        else:
+            factors.append(2.0 * s / s.sum().clamp_min(torch.finfo(weights.dtype).tiny))
+        start += count
+    return ops * torch.cat(factors).unsqueeze(1)
 
 
 def build_cost_tables(

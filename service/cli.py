@@ -4,11 +4,11 @@
 ``evaluate`` retrains a genotype and measures the five front metrics (or resumes the retrain);
 ``count`` prints the size of a genotype's evaluation network. ``sweep run|resume|status|submit``
 runs a sweep file on Ray Tune (:mod:`service.tune_runner`, the only module that talks to Ray),
-``pareto`` prints a sweep's front from its stored results and ``export`` writes the front's
-genotypes and tables. Every error the project raises
-on purpose (:class:`~search_core.errors.E2RNASError`) ends the command with one line
-``e2rnas: error: ...`` on stderr and exit code 2, never a traceback; Ctrl-C ends it with exit
-code 130. A later subcommand adds an ``_add_<name>`` parser
+``pareto`` prints a sweep's front from its stored results, ``export`` writes the front's
+genotypes and tables and ``report`` rewrites a sweep's report page, e.g. with other
+projections. Every error the project raises on purpose (:class:`~search_core.errors.E2RNASError`)
+ends the command with one line ``e2rnas: error: ...`` on stderr and exit code 2, never a
+traceback; Ctrl-C ends it with exit code 130. A later subcommand adds an ``_add_<name>`` parser
 builder to ``_COMMANDS`` and a handler it sets as the parser's default.
 
 A search's or an evaluation's configuration is layered, preset < ``--config`` file <
@@ -537,7 +537,12 @@ def _add_sweep(commands: Commands) -> None:
 
 
 def _run_dir(out: Path | None, storage_path: str, name: str) -> Path:
-    run_dir = out if out is not None else Path(storage_path) / name
+    from service.sweep_config import is_uri
+
+    # With storage on a filesystem URI, Tune's state lives there; the run directory (results,
+    # report, exports) stays on this machine, under ./runs unless --out says otherwise.
+    default_root = Path("runs") if is_uri(storage_path) else Path(storage_path)
+    run_dir = out if out is not None else default_root / name
     _check_out(run_dir)
     return run_dir.resolve()
 
@@ -555,6 +560,11 @@ def _print_outputs(run_dir: Path) -> None:
     report = run_dir / tune_runner.REPORT_FILE
     if report.exists():
         print(f"report:   {report}  (open it in a browser: file://{report})")
+    if str(state["database_url"]).startswith("sqlite:"):
+        print(
+            f"service:  e2rnas serve --database-url {state['database_url']}  then open "
+            f"http://127.0.0.1:8000/sweeps/{state['sweep_id']}"
+        )
 
 
 def _sweep_run(args: argparse.Namespace) -> int:
@@ -608,7 +618,7 @@ def _sweep_resume(args: argparse.Namespace) -> int:
 
 
 def _sweep_status(args: argparse.Namespace) -> int:
-    from service import tune_runner
+    from service import jobs, tune_runner
 
     target = Path(args.target)
     if (target / tune_runner.SWEEP_FILE).exists():
@@ -628,7 +638,7 @@ def _sweep_status(args: argparse.Namespace) -> int:
         raise CommandLineError(
             f"{args.target}: not a run directory; for a job id give --address http://HOST:8265"
         )
-    status, logs = tune_runner.job_status(args.target, address)
+    status, logs = jobs.job_status(args.target, address)
     print(f"job {args.target}: {status}")
     tail = logs.strip().splitlines()[-5:]
     for line in tail:
@@ -637,12 +647,12 @@ def _sweep_status(args: argparse.Namespace) -> int:
 
 
 def _sweep_submit(args: argparse.Namespace) -> int:
-    from service import tune_runner
+    from service import jobs
     from service.sweep_config import load_sweep
 
     spec = load_sweep(args.file)
     run_dir = _run_dir(args.out, spec.storage.path, spec.name)
-    job_id = tune_runner.submit_sweep(args.file, args.address, run_dir)
+    job_id = jobs.submit_sweep(args.file, args.address, run_dir)
     print(job_id)
     print(f"run directory: {run_dir}", file=sys.stderr)
     return 0
@@ -740,6 +750,101 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- report --------------------------------------------------------------------------------
+
+
+def _add_report(commands: Commands) -> None:
+    parser = commands.add_parser(
+        "report",
+        help="rewrite a finished sweep's report page",
+        description=(
+            "Write the interactive report (report.html) of the sweep in DIR again from its "
+            "results.parquet, with the projections' axes of the flags, else of the sweep "
+            "file's report: section."
+        ),
+    )
+    parser.add_argument("run_dir", type=Path, metavar="DIR", help="the sweep's run directory")
+    parser.add_argument(
+        "--projection-2d", metavar="X,Y", help="columns of the 2-D projection, e.g. L,params_m"
+    )
+    parser.add_argument(
+        "--projection-3d",
+        metavar="X,Y,Z",
+        help="columns of the 3-D projection, e.g. test_error,params_m,flops_m",
+    )
+    parser.add_argument(
+        "--out", type=Path, metavar="FILE", help="where to write it (default: DIR/report.html)"
+    )
+    parser.set_defaults(handler=_report)
+
+
+def _report(args: argparse.Namespace) -> int:
+    from service import tune_runner
+    from service.sweep_config import check_axes, plottable_columns
+
+    run_dir: Path = args.run_dir
+    spec = tune_runner.spec_of(run_dir)
+    choices = plottable_columns(spec)
+    axes: dict[str, tuple[str, ...] | None] = {}
+    for flag, text, size in (
+        ("--projection-2d", args.projection_2d, 2),
+        ("--projection-3d", args.projection_3d, 3),
+    ):
+        names = None if text is None else [name.strip() for name in text.split(",")]
+        axes[flag] = None if names is None else check_axes(names, size, flag, choices)
+    if args.out is not None and args.out.is_dir():
+        raise CommandLineError(f"--out {args.out}: is a directory; expected the report's file")
+    path = tune_runner.write_run_report(
+        run_dir, args.out, axes["--projection-2d"], axes["--projection-3d"]
+    )
+    print(f"report: {path}  (open it in a browser: file://{path.resolve()})")
+    return 0
+
+
+# -- serve ---------------------------------------------------------------------------------
+
+
+def _add_serve(commands: Commands) -> None:
+    parser = commands.add_parser(
+        "serve",
+        help="run the web service (REST API and web pages)",
+        description=(
+            "Serve the REST API (/api, schema at /docs) and the web pages. Flags override the "
+            "E2RNAS_* environment variables (E2RNAS_DATABASE_URL, E2RNAS_RAY_ADDRESS, "
+            "E2RNAS_STORAGE, E2RNAS_API_TOKEN, ...). Without E2RNAS_API_TOKEN only loopback "
+            "addresses may be bound."
+        ),
+    )
+    parser.add_argument("--host", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port (default 8000)")
+    parser.add_argument("--database-url", help="SQLAlchemy URL (default: SQLite in --storage)")
+    parser.add_argument(
+        "--ray-address", help="a cluster's job server, http://HEAD:8265 (default: embedded Ray)"
+    )
+    parser.add_argument("--storage", type=Path, help="run directories (default runs/service)")
+    parser.set_defaults(handler=_serve)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from service.settings import load_settings
+
+    settings = load_settings(
+        host=args.host,
+        port=args.port,
+        database_url=args.database_url,
+        ray_address=args.ray_address,
+        storage=args.storage,
+    )
+    import uvicorn
+
+    from service.api import create_app
+
+    app = create_app(settings)
+    print(f"e2rnas service on http://{settings.host}:{settings.port}/", flush=True)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
+    return 0
+
+
 # -- main ----------------------------------------------------------------------------------
 
 _COMMANDS: tuple[Callable[[Commands], None], ...] = (
@@ -749,6 +854,8 @@ _COMMANDS: tuple[Callable[[Commands], None], ...] = (
     _add_sweep,
     _add_pareto,
     _add_export,
+    _add_report,
+    _add_serve,
 )
 
 

@@ -1,7 +1,8 @@
 """The sweep report: one self-contained, offline HTML page to browse the empirical Pareto front.
 
 DESIGN.md, "What users do", step 4. The page holds a scatter matrix of the front metrics with
-the front highlighted, a 2-D and a 3-D projection, parallel coordinates coloured by
+the front highlighted, a 2-D and a 3-D projection (test_error, params_m and pgd_acc unless the
+caller chooses other columns), parallel coordinates coloured by
 nondomination rank, heatmaps over the L×F grid of what each pair of bounds achieved, and the
 normal and reduction cell of every distinct front genotype.
 
@@ -38,6 +39,8 @@ from service.files import replace_atomically
 from service.pareto import OBJECTIVES, Objectives, directions, pareto_info
 
 __all__ = [
+    "DEFAULT_PROJECTION_2D",
+    "DEFAULT_PROJECTION_3D",
     "FRONT_RANK",
     "SECTION_TITLES",
     "CellDiagramInfo",
@@ -524,6 +527,9 @@ section { margin-bottom: 2.5em; } .note { color: #8a5a00; } code { font-size: 0.
 .cells { display: flex; flex-wrap: wrap; gap: 1em; } .cells > div { flex: 1 1 480px; }
 </style>"""
 
+DEFAULT_PROJECTION_2D = ("test_error", "params_m")
+DEFAULT_PROJECTION_3D = ("test_error", "params_m", "pgd_acc")
+
 SECTION_TITLES: dict[str, str] = {
     "scatter": "Scatter matrix of the front metrics",
     "projection_2d": "Projection: test_error vs params_m",
@@ -532,7 +538,8 @@ SECTION_TITLES: dict[str, str] = {
     "heatmaps": "L×F grid heatmaps",
     "cells": "Cells of the front genotypes",
 }
-"""The title of each section of the page, by section id."""
+"""The title of each section of the page, by section id (the projections' titles name their
+axes, these with the default axes)."""
 
 
 class _Page:
@@ -553,10 +560,11 @@ class _Page:
         )
         self._figures += 1
 
-    def section(self, key: str) -> None:
+    def section(self, key: str, title: str | None = None) -> None:
         if len(self.parts) > 0:
             self.parts.append("</section>")
-        self.parts.append(f'<section id="{key}"><h2>{html.escape(SECTION_TITLES[key])}</h2>')
+        heading = html.escape(title or SECTION_TITLES[key])
+        self.parts.append(f'<section id="{key}"><h2>{heading}</h2>')
 
     def note(self, text: str) -> None:
         self.parts.append(f'<p class="note">{html.escape(text)}</p>')
@@ -600,12 +608,24 @@ def write_report(
     front_mask: npt.ArrayLike | None = None,
     ranks: npt.ArrayLike | None = None,
     title: str = "E2RNAS sweep: empirical Pareto front",
+    projection_2d: Sequence[str] = DEFAULT_PROJECTION_2D,
+    projection_3d: Sequence[str] = DEFAULT_PROJECTION_3D,
 ) -> Path:
     """Write the report page of a results table to ``out_path``, atomically; returns the path.
 
     The page is one HTML file with plotly.js inline, so it opens offline. The front and the
-    ranks default to those of `service.pareto.pareto_info` over ``objectives``.
+    ranks default to those of `service.pareto.pareto_info` over ``objectives``. The 2-D and
+    3-D projections plot the columns ``projection_2d`` (x, y) and ``projection_3d`` (x, y, z);
+    one the table lacks is noted on the page instead of its figure.
     """
+    for argument, axes_given, size in (
+        ("projection_2d", projection_2d, 2),
+        ("projection_3d", projection_3d, 3),
+    ):
+        if len(axes_given) != size or len(set(axes_given)) != size:
+            raise ConfigError(
+                f"{argument}: expected {size} distinct column names, got {list(axes_given)}"
+            )
     names = tuple(_chosen(objectives))
     _require_columns(df, names, "objectives")
     pareto = pareto_info(df, names) if front_mask is None or ranks is None else None
@@ -633,11 +653,14 @@ def write_report(
         f"{html.escape(', '.join(names))} (highlighted). Click a front point to see its cells.</p>"
     )
     page.figure(scatter_matrix(table, names, mask))
-    for key, axes in (
-        ("projection_2d", ("test_error", "params_m", None)),
-        ("projection_3d", ("test_error", "params_m", "pgd_acc")),
-    ):
-        page.section(key)
+    x2, y2 = projection_2d
+    x3, y3, z3 = projection_3d
+    projections: tuple[tuple[str, str, tuple[str, str, str | None]], ...] = (
+        ("projection_2d", f"Projection: {x2} vs {y2}", (x2, y2, None)),
+        ("projection_3d", f"Projection: {x3}, {y3}, {z3}", (x3, y3, z3)),
+    )
+    for key, heading, axes in projections:
+        page.section(key, heading)
         absent = [a for a in axes if a is not None and a not in table.columns]
         if absent:
             page.note(f"Skipped: the results have no {', '.join(absent)} column.")

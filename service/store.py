@@ -34,7 +34,9 @@ from sqlalchemy import (
     Text,
     create_engine,
     event,
+    inspect,
     select,
+    text,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -66,7 +68,14 @@ sweeps_table = Table(
     Column("spec", JSON, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    # What the web service tracks of a sweep it submitted; NULL for sweeps run from the CLI.
+    Column("job_id", String(128), nullable=True),
+    Column("run_dir", Text, nullable=True),
+    Column("progress", JSON, nullable=True),
+    Column("message", Text, nullable=True),
 )
+
+SERVICE_COLUMNS = ("job_id", "run_dir", "progress", "message")
 
 trials_table = Table(
     "trials",
@@ -147,13 +156,25 @@ class ResultStore:
         """Create the tables that do not exist yet; existing ones are left as they are."""
         try:
             metadata.create_all(self.engine)
+            self._add_service_columns()
         except SQLAlchemyError as err:
             raise StoreError(f"{self._where()}: cannot create the schema: {err}") from err
+
+    def _add_service_columns(self) -> None:
+        # Databases written before the web service existed lack its nullable columns; adding
+        # them keeps those sweeps readable instead of failing every query.
+        present = {c["name"] for c in inspect(self.engine).get_columns("sweeps")}
+        missing = [c for c in sweeps_table.c if c.name not in present]
+        with self.engine.begin() as conn:
+            for column in missing:
+                kind = column.type.compile(dialect=self.engine.dialect)
+                conn.execute(text(f"ALTER TABLE sweeps ADD COLUMN {column.name} {kind}"))
 
     # -- sweeps ----------------------------------------------------------------------------
 
     def upsert_sweep(self, sweep_id: str, name: str, status: str, spec: Mapping[str, Any]) -> None:
-        """Create the sweep, or update its name, status and spec (``created_at`` is kept)."""
+        """Create the sweep, or update its name, status and spec (``created_at`` and the
+        service's columns are kept)."""
         for field, value in (("sweep_id", sweep_id), ("name", name), ("status", status)):
             if not isinstance(value, str) or not value:
                 raise ConfigError(f"{field}: expected a non-empty string, got {value!r}")
@@ -168,7 +189,7 @@ class ResultStore:
             "created_at": now,
             "updated_at": now,
         }
-        stmt = self._upsert(sweeps_table, ("sweep_id",), keep=("created_at",))
+        stmt = self._upsert(sweeps_table, ("sweep_id",), keep=("created_at", *SERVICE_COLUMNS))
         try:
             with self.engine.begin() as conn:
                 conn.execute(stmt, [row])
@@ -183,6 +204,27 @@ class ResultStore:
             update(sweeps_table)
             .where(sweeps_table.c.sweep_id == sweep_id)
             .values(status=status, updated_at=_now())
+        )
+        try:
+            with self.engine.begin() as conn:
+                changed = conn.execute(stmt).rowcount
+        except SQLAlchemyError as err:
+            raise StoreError(f"{self._where()}: cannot update sweep {sweep_id!r}: {err}") from err
+        if changed == 0:
+            raise self._unknown(sweep_id)
+
+    def update_sweep(self, sweep_id: str, **fields: Any) -> None:
+        """Set some of ``status`` and the service's columns (`SERVICE_COLUMNS`) of a sweep."""
+        allowed = ("status", *SERVICE_COLUMNS)
+        unknown = [key for key in fields if key not in allowed]
+        if unknown:
+            raise ConfigError(f"{unknown[0]}: not a column the service sets; expected {allowed}")
+        if not fields:
+            return
+        stmt = (
+            update(sweeps_table)
+            .where(sweeps_table.c.sweep_id == sweep_id)
+            .values(**fields, updated_at=_now())
         )
         try:
             with self.engine.begin() as conn:

@@ -4,7 +4,9 @@ A sweep names its data, a search preset with overrides, the evaluation that foll
 search (``none``, ``proxy`` or ``retrain``), a grid of config values (``L``, ``F``, ``seed`` and
 any other :class:`~search_core.config.SearchConfig` key), a search strategy (``grid``, or
 ``optuna`` multi-objective over ranges of L and F), resources per trial, a cap on the number of
-trials, the Ray address and where results are stored. Unknown keys are rejected at every
+trials, the Ray address, where results are stored (a local directory, or a pyarrow filesystem
+URI such as ``s3://bucket/prefix`` for a cluster without a shared filesystem) and the axes of
+the report's projections. Unknown keys are rejected at every
 level. Every bad input raises :class:`~search_core.errors.ConfigError` with one line that
 names the file and the dotted path of the bad field, e.g.
 ``sweeps/x.yaml: grid.L[1]: expected a bound >= 0, got -2``.
@@ -22,6 +24,7 @@ from __future__ import annotations
 import itertools
 import math
 import re
+import urllib.parse
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -41,6 +44,24 @@ from search_core.eval_config import (
 
 FRONT_METRICS = ("test_error", "params_m", "flops_m", "pgd_acc", "ood_aupr")
 BOUND_KEYS = ("L", "F")
+SEARCH_OBJECTIVES = ("val_loss", "ood_loss", "adv_loss", "nop_loss", "flops_loss")
+PROJECTION_2D = ("test_error", "params_m")
+PROJECTION_3D = ("test_error", "params_m", "pgd_acc")
+PLOTTABLE = (
+    *FRONT_METRICS,
+    *SEARCH_OBJECTIVES,
+    "L",
+    "F",
+    "seed",
+    "epochs",
+    "latency_ms",
+    "search_seconds",
+    "eval_seconds",
+    "front_rank",
+)
+"""Results columns a projection may plot in any sweep; numeric grid keys are added per sweep."""
+STORAGE_SCHEMES = ("file", "s3", "gs", "gcs", "hdfs", "viewfs", "abfs", "abfss")
+"""URI schemes of the pyarrow filesystems a sweep may store its Tune state on."""
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
@@ -139,10 +160,31 @@ class RaySection(_Model):
 
 
 class StorageSection(_Model):
-    """Where Tune state and results go, and the results database (None: SQLite there)."""
+    """Where Tune state and results go, and the results database (None: SQLite there).
+
+    ``path`` is a local directory (the run directory's parent) or a pyarrow filesystem URI
+    (``s3://bucket/prefix``, ``gs://...``, ``file:///abs/path``): Tune's experiment state and
+    the trials' checkpoints then go there, and the run directory (``--out``) gets each trial's
+    files from it. Only the URI's form is checked here; reachability is checked at run time.
+    """
 
     path: str = Field(default="runs", min_length=1)
     database_url: str | None = Field(default=None, min_length=1)
+
+    @field_validator("path")
+    @classmethod
+    def _known_uri(cls, value: str) -> str:
+        if is_uri(value):
+            check_storage_uri(value)
+        return value
+
+
+class ReportSection(_Model):
+    """The columns of the report's 2-D and 3-D projections (checked against the sweep's
+    plottable columns by the spec, which knows the grid keys)."""
+
+    projection_2d: tuple[str, ...] = PROJECTION_2D
+    projection_3d: tuple[str, ...] = PROJECTION_3D
 
 
 class SweepSpec(_Model):
@@ -159,6 +201,7 @@ class SweepSpec(_Model):
     max_trials: int = Field(default=100, ge=1)
     ray: RaySection = Field(default_factory=RaySection)
     storage: StorageSection = Field(default_factory=StorageSection)
+    report: ReportSection = Field(default_factory=ReportSection)
 
     @field_validator("name")
     @classmethod
@@ -270,6 +313,67 @@ def trial_resources(spec: SweepSpec, cuda_available: bool | None = None) -> dict
     return {"cpu": spec.resources.cpu, "gpu": gpu}
 
 
+def is_uri(path: str) -> bool:
+    """Whether a ``storage.path`` is a filesystem URI rather than a local directory."""
+    return "://" in path
+
+
+def check_storage_uri(uri: str) -> None:
+    """Check the form of a storage URI without touching the network (ValueError otherwise)."""
+    fix = (
+        f"expected a local directory or a URI of {', '.join(STORAGE_SCHEMES)}, "
+        "e.g. s3://bucket/prefix or file:///abs/path"
+    )
+    if any(c.isspace() for c in uri):
+        raise ValueError(f"{uri!r} is not a valid URI (it holds spaces); {fix}")
+    try:
+        parts = urllib.parse.urlsplit(uri)
+    except ValueError as error:
+        raise ValueError(f"{uri!r} is not a valid URI ({error}); {fix}") from None
+    scheme = parts.scheme.lower()
+    if scheme not in STORAGE_SCHEMES:
+        raise ValueError(f"unknown filesystem scheme {parts.scheme!r} in {uri!r}; {fix}")
+    if scheme == "file":
+        if parts.netloc not in ("", "localhost") or not parts.path.startswith("/"):
+            raise ValueError(f"{uri!r}: a file URI needs an absolute path, file:///abs/path")
+    elif not parts.netloc:
+        raise ValueError(f"{uri!r}: no bucket or host; expected e.g. {scheme}://bucket/prefix")
+
+
+def plottable_columns(spec: SweepSpec) -> tuple[str, ...]:
+    """The results columns a report projection of this sweep may plot: :data:`PLOTTABLE` and
+    every grid key whose values are all numbers."""
+    numeric = [
+        key
+        for key, values in spec.grid.items()
+        if all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
+    ]
+    return tuple(dict.fromkeys((*PLOTTABLE, *numeric)))
+
+
+def check_axes(
+    names: tuple[str, ...] | list[str], size: int, field: str, choices: tuple[str, ...]
+) -> tuple[str, ...]:
+    """``names`` as a projection's axes: ``size`` distinct names among ``choices``; the
+    ConfigError names ``field`` (and the index of a bad name) and lists the choices."""
+    if len(names) != size:
+        example = ",".join(PROJECTION_2D if size == 2 else PROJECTION_3D)
+        raise ConfigError(
+            f"{field}: expected {size} column names, got {len(names)} ({list(names)}); "
+            f"e.g. {example}"
+        )
+    for i, name in enumerate(names):
+        if name not in choices:
+            raise ConfigError(
+                f"{field}[{i}]: unknown column {name!r}; expected one of {', '.join(choices)}"
+            )
+        if name in names[:i]:
+            raise ConfigError(
+                f"{field}[{i}]: {name!r} is repeated; choose {size} different columns"
+            )
+    return tuple(names)
+
+
 # -- checks ----------------------------------------------------------------------------------
 
 
@@ -327,6 +431,9 @@ def _check_spec(spec: SweepSpec) -> None:
             search_config_for(spec, point)
         except ConfigError as error:
             raise ConfigError(f"grid: the point {point}: {error}") from None
+    choices = plottable_columns(spec)
+    check_axes(spec.report.projection_2d, 2, "report.projection_2d", choices)
+    check_axes(spec.report.projection_3d, 3, "report.projection_3d", choices)
 
 
 def _check_value(path: str, name: str, base: Mapping[str, Any], key: str, value: Any) -> None:

@@ -17,6 +17,15 @@ and ``metrics.jsonl``). When Ray restarts a failed trial (``FailureConfig``), th
 again from its directory, or from Tune's copy of the checkpoint when the directory has none.
 The collection after the run (:func:`collect`) reads only the trial directories, so it can be
 run again at any time and gives the same rows; the store's upsert keeps it idempotent.
+
+When ``storage.path`` is a filesystem URI (``s3://bucket/prefix``, ``file:///abs/path``, ...),
+no node is assumed to share the run directory: Tune's experiment state and the trials'
+checkpoints go to ``<uri>/<sweep_id>/`` (``tune_path`` in ``sweep.json``), each trial works in
+a node-local scratch directory and persists all its files (``trial.json`` included) in the
+checkpoint it reports each epoch and in one more with its final report. The driver's run
+directory gets ``trials/<key>/`` by downloading each trial's latest checkpoint
+(:func:`sync_trials`, called by :func:`trial_states`), so the collection and ``sweep status``
+read the same files as with a local run directory.
 """
 
 from __future__ import annotations
@@ -31,7 +40,7 @@ import socket
 import tempfile
 import time
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,6 +51,7 @@ from service.sweep_config import (
     FRONT_METRICS,
     SweepSpec,
     eval_config_for,
+    is_uri,
     parse_sweep,
     search_config_for,
     trial_count,
@@ -52,8 +62,10 @@ __all__ = [
     "SWEEP_FILE",
     "Collected",
     "RayAddressError",
+    "StorageError",
     "SweepStateError",
     "check_address",
+    "check_storage",
     "collect",
     "read_sweep_state",
     "results_table",
@@ -63,8 +75,10 @@ __all__ = [
     "spec_of",
     "stored_table",
     "sweep_objectives",
+    "sync_trials",
     "trial_key",
     "trial_states",
+    "write_run_report",
 ]
 
 SWEEP_FILE = "sweep.json"
@@ -77,6 +91,9 @@ EXPORT_DIR = "export"
 _COPIED = ("checkpoint.pt", "metrics.jsonl", "config.json")
 _SEARCH_OBJECTIVES = ("val_loss", "ood_loss", "adv_loss", "nop_loss", "flops_loss")
 _ADDRESS_TIMEOUT_S = 3.0
+SCRATCH_DIR = "e2rnas-trials"
+_SYNCED = ".synced-from"  # in a downloaded trial directory: the checkpoint it came from
+_SAFE_KEY = re.compile(r"[A-Za-z0-9_.=+-]+")
 
 
 class RayAddressError(E2RNASError, ValueError):
@@ -85,6 +102,10 @@ class RayAddressError(E2RNASError, ValueError):
 
 class SweepStateError(E2RNASError, ValueError):
     """A run directory does not hold a sweep, or holds one in a state that forbids the action."""
+
+
+class StorageError(E2RNASError, ValueError):
+    """The sweep's storage URI cannot be reached or read."""
 
 
 # -- names and state ---------------------------------------------------------------------------
@@ -192,6 +213,114 @@ def check_address(address: str, default_port: int) -> tuple[str, int]:
     return host, port
 
 
+# -- storage -----------------------------------------------------------------------------------
+
+
+def check_storage(uri: str) -> tuple[Any, str]:
+    """The pyarrow filesystem and path of a storage URI, after checking that its prefix can be
+    listed (it may not exist yet: Tune creates it); StorageError at once otherwise."""
+    import pyarrow  # type: ignore[import-untyped, unused-ignore]
+    import pyarrow.fs  # type: ignore[import-untyped, unused-ignore]
+
+    fix = "check the URI, the credentials (e.g. AWS_* variables) and the network"
+    try:
+        fs, path = pyarrow.fs.FileSystem.from_uri(uri)
+        info = fs.get_file_info(path)
+    except (pyarrow.ArrowException, OSError, ValueError) as exc:
+        reason = " ".join(str(exc).split())
+        raise StorageError(
+            f"storage.path {uri!r}: cannot reach the storage ({reason}); {fix}"
+        ) from None
+    if info.type == pyarrow.fs.FileType.File:
+        raise StorageError(f"storage.path {uri!r}: is a file; expected a directory or a prefix")
+    return fs, path
+
+
+def _stage(source: Path, target: Path) -> None:
+    """Copy every file under ``source`` to ``target``, but half-written ones (``.name.tmp``)."""
+    for path in source.rglob("*"):
+        relative = path.relative_to(source)
+        if path.is_file() and not any(part.startswith(".") for part in relative.parts):
+            (target / relative).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, target / relative)
+
+
+def _latest_checkpoints(fs: Any, root: str) -> list[str]:
+    """The newest ``checkpoint_*`` directory of each Tune trial under the experiment ``root``."""
+    import pyarrow.fs  # type: ignore[import-untyped, unused-ignore]
+
+    directory = pyarrow.fs.FileType.Directory
+    latest: list[str] = []
+    for trial in fs.get_file_info(pyarrow.fs.FileSelector(root, allow_not_found=True)):
+        if trial.type != directory:
+            continue
+        saved = [
+            info.path
+            for info in fs.get_file_info(pyarrow.fs.FileSelector(trial.path, allow_not_found=True))
+            if info.type == directory and info.base_name.startswith("checkpoint_")
+        ]
+        if saved:
+            latest.append(max(saved))  # checkpoint_000012: zero-padded, so text order works
+    return latest
+
+
+def sync_trials(run_dir: Path) -> int:
+    """Download each trial's latest checkpoint from the sweep's storage URI into
+    ``trials/<key>/`` of the run directory; returns how many trial directories changed.
+
+    A no-op for a sweep with local storage. A trial directory already downloaded from the
+    same checkpoint is left alone, so calling it often (``sweep status``) costs one listing.
+    """
+    import pyarrow  # type: ignore[import-untyped, unused-ignore]
+    import pyarrow.fs  # type: ignore[import-untyped, unused-ignore]
+
+    run_dir = Path(run_dir)
+    state = read_sweep_state(run_dir)
+    if not state.get("storage_uri"):
+        return 0
+    fs, root = check_storage(state["tune_path"])
+    local = pyarrow.fs.LocalFileSystem()
+    changed = 0
+    try:
+        latest = _latest_checkpoints(fs, root)
+    except (pyarrow.ArrowException, OSError) as exc:
+        raise StorageError(f"{state['tune_path']}: cannot list the trials ({exc})") from None
+    for checkpoint in latest:
+        try:
+            with fs.open_input_stream(f"{checkpoint}/{TRIAL_FILE}") as stream:
+                key = json.loads(stream.read().decode("utf-8"))["trial_key"]
+        except (pyarrow.ArrowException, OSError, ValueError, KeyError, TypeError):
+            continue  # deleted meanwhile by a newer checkpoint, or not one of our trials
+        if not isinstance(key, str) or not _SAFE_KEY.fullmatch(key) or key in (".", ".."):
+            continue  # a key must be a plain directory name
+        target = run_dir / TRIALS_DIR / key
+        marker = target / _SYNCED
+        if marker.exists() and marker.read_text(encoding="utf-8") == checkpoint:
+            continue
+        partial = target.with_name(f".{key}.partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir(parents=True)  # copy_files makes the subdirectories, not the top one
+        try:
+            pyarrow.fs.copy_files(
+                checkpoint, str(partial), source_filesystem=fs, destination_filesystem=local
+            )
+        except (pyarrow.ArrowException, OSError):
+            # Tune replaced the checkpoint while it was read (num_to_keep=1): keep the copy
+            # there is; the next call gets the newer one.
+            shutil.rmtree(partial, ignore_errors=True)
+            continue
+        marker_tmp = partial / _SYNCED
+        marker_tmp.write_text(checkpoint, encoding="utf-8")
+        old = target.with_name(f".{key}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        if target.exists():
+            target.rename(old)
+        partial.rename(target)
+        shutil.rmtree(old, ignore_errors=True)
+        changed += 1
+    return changed
+
+
 # -- the trainable -----------------------------------------------------------------------------
 
 
@@ -204,6 +333,15 @@ def _copy_checkpoint_back(source: Path, trial_dir: Path) -> None:
     for name in _COPIED:
         if (source / name).exists():
             shutil.copy2(source / name, trial_dir / name)
+
+
+def _stale(trial_dir: Path, tune_trial_id: str) -> bool:
+    """Whether a scratch directory holds another Tune trial's files than ``tune_trial_id``."""
+    try:
+        info = json.loads((trial_dir / TRIAL_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return trial_dir.exists()
+    return not isinstance(info, dict) or info.get("tune_trial_id") != tune_trial_id
 
 
 def _epochs_done(trial_dir: Path) -> int:
@@ -226,11 +364,16 @@ def _report_metrics(record: Mapping[str, Any], phase: str) -> dict[str, Any]:
     return metrics
 
 
-def search_trial(config: dict[str, Any], spec_data: dict[str, Any], run_dir: str) -> None:
+def search_trial(
+    config: dict[str, Any], spec_data: dict[str, Any], run_dir: str, scratch: str | None = None
+) -> None:
     """One trial: search at the grid point ``config``, then evaluate; reports to Ray Tune.
 
     ``spec_data`` is the sweep spec as JSON data (`tune.with_parameters` passes it), and
     ``run_dir`` the absolute run directory whose ``trials/`` holds this trial's directory.
+    With ``scratch`` (a sweep on a storage URI: no shared filesystem), the trial works in
+    ``<node temp dir>/e2rnas-trials/<scratch>/<key>`` instead and persists every file through
+    its Tune checkpoints, the last one with its final report.
     """
     import ray  # type: ignore[import-untyped, unused-ignore]
     from ray import tune
@@ -249,11 +392,28 @@ def search_trial(config: dict[str, Any], spec_data: dict[str, Any], run_dir: str
     if spec.strategy.kind == "optuna":
         # Sampled bounds may repeat (NSGA-II proposes duplicates): one directory per trial.
         key = f"{key}_{tune.get_context().get_trial_id()}"
-    trial_dir = Path(run_dir) / TRIALS_DIR / key
+    if scratch is None:
+        trial_dir = Path(run_dir) / TRIALS_DIR / key
+    else:
+        trial_dir = Path(tempfile.gettempdir()) / SCRATCH_DIR / scratch / key
+    trial_id = tune.get_context().get_trial_id()
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as saved:
-            _copy_checkpoint_back(Path(saved), trial_dir)
+            # A scratch directory left on this node may be older than the checkpoint (the
+            # trial ran on another node since). It is newer only when this node ran an epoch
+            # whose checkpoint Tune had not registered when the sweep stopped.
+            newer = not _stale(trial_dir, trial_id) and _epochs_done(trial_dir) > _epochs_done(
+                Path(saved)
+            )
+            if scratch is None:
+                _copy_checkpoint_back(Path(saved), trial_dir)
+            elif not newer:
+                shutil.rmtree(trial_dir, ignore_errors=True)
+                _stage(Path(saved), trial_dir)
+    elif scratch is not None and _stale(trial_dir, trial_id):
+        # Left by an earlier experiment of the same run directory (its storage was removed).
+        shutil.rmtree(trial_dir, ignore_errors=True)
     trial_dir.mkdir(parents=True, exist_ok=True)
     # Each start of the trial (a restart after a failure, a resumed sweep) is recorded with
     # the process and the epochs already checkpointed, so a resume can be told from a rerun.
@@ -261,7 +421,10 @@ def search_trial(config: dict[str, Any], spec_data: dict[str, Any], run_dir: str
     if (trial_dir / TRIAL_FILE).exists():
         attempts = json.loads((trial_dir / TRIAL_FILE).read_text(encoding="utf-8"))["attempts"]
     node = ray.get_runtime_context().get_node_id()
-    attempts.append({"pid": os.getpid(), "node": node, "epochs_before": _epochs_done(trial_dir)})
+    attempt = {"pid": os.getpid(), "node": node, "epochs_before": _epochs_done(trial_dir)}
+    if scratch is not None:
+        attempt["dir"] = str(trial_dir)  # where it worked: never the driver's run directory
+    attempts.append(attempt)
     info = {
         "trial_key": key,
         "point": point,
@@ -272,9 +435,12 @@ def search_trial(config: dict[str, Any], spec_data: dict[str, Any], run_dir: str
 
     def reporter(record: dict[str, Any], checkpoint_dir: Path) -> None:
         with tempfile.TemporaryDirectory(prefix="e2rnas-ckpt-") as staging:
-            for name in _COPIED:
-                if (checkpoint_dir / name).exists():
-                    shutil.copy2(checkpoint_dir / name, Path(staging) / name)
+            if scratch is not None:
+                _stage(trial_dir, Path(staging))  # everything: the driver reads only this
+            else:
+                for name in _COPIED:
+                    if (checkpoint_dir / name).exists():
+                        shutil.copy2(checkpoint_dir / name, Path(staging) / name)
             tune.report(
                 _report_metrics(record, "search"),
                 checkpoint=tune.Checkpoint.from_directory(staging),
@@ -311,7 +477,20 @@ def search_trial(config: dict[str, Any], spec_data: dict[str, Any], run_dir: str
         _write_json(trial_dir / TRIAL_FILE, {**info, "status": "error"})
         raise
     _write_json(trial_dir / TRIAL_FILE, {**info, "status": "done"})
-    tune.report(final)
+    if scratch is None:
+        tune.report(final)
+        return
+    with tempfile.TemporaryDirectory(prefix="e2rnas-ckpt-") as staging:
+        _stage(trial_dir, Path(staging))
+        tune.report(final, checkpoint=tune.Checkpoint.from_directory(staging))
+    # The final checkpoint holds every file now; the node keeps no copy of a finished trial
+    # (nor the sweep's folder once its last trial here is done: rmdir fails while in use).
+    shutil.rmtree(trial_dir, ignore_errors=True)
+    for folder in (trial_dir.parent, trial_dir.parent.parent):
+        try:
+            folder.rmdir()
+        except OSError:
+            break
 
 
 # -- progress ----------------------------------------------------------------------------------
@@ -420,8 +599,10 @@ def _prepare(spec: SweepSpec, run_dir: Path, resume: bool) -> dict[str, Any]:
             f"{run_dir}: already holds a sweep; continue it with 'e2rnas sweep resume "
             f"{run_dir}' or choose another --out"
         )
-    state = {
-        "sweep_id": _sweep_id(spec, run_dir),
+    sweep_id = _sweep_id(spec, run_dir)
+    uri = spec.storage.path if is_uri(spec.storage.path) else None
+    state: dict[str, Any] = {
+        "sweep_id": sweep_id,
         "name": spec.name,
         "spec": spec.model_dump(mode="json"),
         "status": "running",
@@ -432,6 +613,19 @@ def _prepare(spec: SweepSpec, run_dir: Path, resume: bool) -> dict[str, Any]:
         "created_at": time.time(),
         "updated_at": time.time(),
     }
+    if uri is not None:
+        # One experiment per run directory: sweeps of the same name share a storage URI.
+        tune_path = f"{uri.rstrip('/')}/{sweep_id}"
+        fs, fs_path = check_storage(tune_path)
+        import pyarrow.fs  # type: ignore[import-untyped, unused-ignore]
+
+        if fs.get_file_info(fs_path).type != pyarrow.fs.FileType.NotFound:
+            raise SweepStateError(
+                f"storage {tune_path}: already holds a Tune experiment of run directory "
+                f"{run_dir}, but the run directory has no {SWEEP_FILE}; remove it there or "
+                "choose another --out"
+            )
+        state.update(storage_uri=uri, tune_path=tune_path)
     _write_json(path, state)
     return state
 
@@ -461,13 +655,25 @@ def run_sweep(
     _param_space(spec)  # the optuna restrictions, before anything starts
     if address and address != "auto":
         check_address(address, 6379)
+    uri = spec.storage.path if is_uri(spec.storage.path) else None
+    if uri is not None:
+        if run_dir == (Path(spec.storage.path) / spec.name).resolve():
+            # The CLI's default run directory, storage.path/<name>, is no place for a URI.
+            raise SweepStateError(
+                f"storage.path {uri!r} is a URI; give the local run directory with --out DIR"
+            )
+        check_storage(uri)
     state = _prepare(spec, run_dir, resume)
+    remote = bool(state.get("storage_uri"))
     import ray
     from ray import tune
 
     trainable = tune.with_resources(
         tune.with_parameters(
-            search_trial, spec_data=spec.model_dump(mode="json"), run_dir=str(run_dir)
+            search_trial,
+            spec_data=spec.model_dump(mode="json"),
+            run_dir=str(run_dir),
+            scratch=state["sweep_id"] if remote else None,
         ),
         trial_resources(spec, cuda_available=None if spec.resources.gpu is None else False),
     )
@@ -480,10 +686,11 @@ def run_sweep(
         available = ray.cluster_resources()  # type: ignore[no-untyped-call, unused-ignore]
         cpus = float(available.get("CPU", 1.0))
         concurrent = max(1, int(cpus // spec.resources.cpu))
-        tune_path = Path(state["tune_path"])
-        if resume and tune.Tuner.can_restore(str(tune_path)):
+        # A local path or a URI: Tune resolves either with pyarrow.
+        tune_path = str(state["tune_path"])
+        if resume and tune.Tuner.can_restore(tune_path):
             tuner = tune.Tuner.restore(
-                str(tune_path),
+                tune_path,
                 trainable=trainable,
                 resume_unfinished=True,
                 resume_errored=True,
@@ -501,8 +708,8 @@ def run_sweep(
                     max_concurrent_trials=concurrent,
                 ),
                 run_config=tune.RunConfig(
-                    name=spec.name,
-                    storage_path=str(run_dir / TUNE_DIR),
+                    name=state["sweep_id"] if remote else spec.name,
+                    storage_path=state["storage_uri"] if remote else str(run_dir / TUNE_DIR),
                     failure_config=tune.FailureConfig(max_failures=3),
                     checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
                     callbacks=[_progress_callback()],
@@ -563,11 +770,19 @@ def _trial_dirs(run_dir: Path) -> list[Path]:
     trials = run_dir / TRIALS_DIR
     if not trials.is_dir():
         return []
-    return sorted(p for p in trials.iterdir() if (p / TRIAL_FILE).exists())
+    # Hidden directories are downloads in progress (sync_trials), never trials.
+    return sorted(
+        p for p in trials.iterdir() if not p.name.startswith(".") and (p / TRIAL_FILE).exists()
+    )
 
 
 def trial_states(run_dir: Path) -> list[dict[str, Any]]:
-    """Each trial directory's ``trial.json`` plus the epochs it finished and its directory."""
+    """Each trial directory's ``trial.json`` plus the epochs it finished and its directory.
+
+    A sweep on a storage URI first downloads the trials' latest checkpoints (sync_trials).
+    """
+    if (Path(run_dir) / SWEEP_FILE).exists():
+        sync_trials(Path(run_dir))
     states: list[dict[str, Any]] = []
     for path in _trial_dirs(Path(run_dir)):
         info = json.loads((path / TRIAL_FILE).read_text(encoding="utf-8"))
@@ -601,12 +816,19 @@ def front_of(frame: Any, objectives: Mapping[str, str]) -> Any:
     return frame.iloc[list(info.front)].reset_index(drop=True)
 
 
-def collect(run_dir: Path, export_dir: Path | None = None, status: str | None = None) -> Collected:
+def collect(
+    run_dir: Path,
+    export_dir: Path | None = None,
+    status: str | None = None,
+    projection_2d: Sequence[str] | None = None,
+    projection_3d: Sequence[str] | None = None,
+) -> Collected:
     """Read every trial of the run directory into ``results.parquet``, the store and the
     export of the front; running it again writes the same rows.
 
     ``status`` (e.g. ``done`` at the end of a run) becomes the sweep's status, ``failed``
-    instead of ``done`` when a trial did not finish.
+    instead of ``done`` when a trial did not finish. The report's projections plot
+    ``projection_2d`` and ``projection_3d`` (default: the sweep file's ``report:`` choice).
     """
     from service.export import export_front
     from service.report import write_report
@@ -637,10 +859,45 @@ def collect(run_dir: Path, export_dir: Path | None = None, status: str | None = 
     front = front_of(frame, objectives)
     exported = export_front(front, export_dir or run_dir / EXPORT_DIR)
     report = write_report(
-        frame, run_dir / REPORT_FILE, objectives, title=f"E2RNAS sweep {spec.name}"
+        frame,
+        run_dir / REPORT_FILE,
+        objectives,
+        title=f"E2RNAS sweep {spec.name}",
+        projection_2d=spec.report.projection_2d if projection_2d is None else projection_2d,
+        projection_3d=spec.report.projection_3d if projection_3d is None else projection_3d,
     )
     return Collected(
         results, state["database_url"], exported, report, len(frame), failed, len(front)
+    )
+
+
+def write_run_report(
+    run_dir: Path,
+    out: Path | None = None,
+    projection_2d: Sequence[str] | None = None,
+    projection_3d: Sequence[str] | None = None,
+) -> Path:
+    """Rewrite the report of a collected run directory from its ``results.parquet``, to
+    ``out`` (default: its ``report.html``); the projections default to the sweep file's."""
+    import pandas as pd  # type: ignore[import-untyped, unused-ignore]
+
+    from service.report import write_report
+
+    run_dir = Path(run_dir).resolve()
+    spec = spec_of(run_dir)
+    results = run_dir / RESULTS_FILE
+    if not results.exists():
+        raise SweepStateError(
+            f"{run_dir}: no {RESULTS_FILE} yet; the sweep has not finished (see 'e2rnas sweep "
+            f"status {run_dir}')"
+        )
+    return write_report(
+        pd.read_parquet(results),
+        out if out is not None else run_dir / REPORT_FILE,
+        sweep_objectives(spec),
+        title=f"E2RNAS sweep {spec.name}",
+        projection_2d=spec.report.projection_2d if projection_2d is None else projection_2d,
+        projection_3d=spec.report.projection_3d if projection_3d is None else projection_3d,
     )
 
 
@@ -654,57 +911,3 @@ def stored_table(run_dir: Path) -> Any:
         return store.trials_frame(state["sweep_id"])
     finally:
         store.close()
-
-
-# -- Ray Jobs ----------------------------------------------------------------------------------
-
-
-def submit_sweep(sweep_file: Path, address: str, run_dir: Path) -> str:
-    """Submit ``e2rnas sweep run`` of ``sweep_file`` as a Ray Job to the jobs server at
-    ``address`` (``http://HOST:8265``); returns the job id. The sweep file's directory is the
-    job's working directory, and ``run_dir`` (absolute) where the results go."""
-    import shlex
-    import sys
-
-    check_address(address, 8265)
-    from ray.job_submission import JobSubmissionClient  # type: ignore[import-untyped, unused-ignore]
-
-    sweep_file = Path(sweep_file).resolve()
-    entrypoint = " ".join(
-        shlex.quote(part)
-        for part in (
-            sys.executable,
-            "-m",
-            "service.cli",
-            "sweep",
-            "run",
-            sweep_file.name,
-            "--out",
-            str(Path(run_dir).resolve()),
-        )
-    )
-    env = {"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
-    client = JobSubmissionClient(_http(address))
-    job_id: str = client.submit_job(
-        entrypoint=entrypoint,
-        runtime_env={"working_dir": str(sweep_file.parent), "env_vars": env},
-    )
-    return job_id
-
-
-def job_status(job_id: str, address: str) -> tuple[str, str]:
-    """The status of a Ray Job (e.g. ``RUNNING``, ``SUCCEEDED``) and the tail of its logs."""
-    check_address(address, 8265)
-    from ray.job_submission import JobSubmissionClient
-
-    client = JobSubmissionClient(_http(address))
-    try:
-        status = client.get_job_status(job_id)
-        logs: str = client.get_job_logs(job_id)
-    except RuntimeError as exc:
-        raise SweepStateError(f"job {job_id!r} at {address}: {exc}") from None
-    return str(getattr(status, "value", status)), logs
-
-
-def _http(address: str) -> str:
-    return address if "://" in address else f"http://{address}"

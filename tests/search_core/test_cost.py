@@ -10,6 +10,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from search_core.cost import (
     build_cost_tables,
+    derived_weights,
     genotype_size,
     one_hot_weights,
     op_cost,
@@ -104,3 +105,66 @@ def test_cost_model_is_differentiable_and_linear_in_the_weights() -> None:
     table = tables.params_normal
     expected = (table - table.mean(dim=1, keepdim=True)) / 8
     assert torch.allclose(grad, expected, atol=1e-7)
+
+
+def _brute_force_derived_weights(weights: torch.Tensor, steps: int) -> torch.Tensor:
+    """The definition of `derived_weights`, one entry at a time with plain floats."""
+    none = PRIMITIVES.index("none")
+    rows = weights.tolist()
+    out = [[0.0] * len(PRIMITIVES) for _ in rows]
+    start = 0
+    for node in range(steps):
+        edges = range(start, start + node + 2)
+        strength = {e: max(v for o, v in enumerate(rows[e]) if o != none) for e in edges}
+        total = sum(strength.values())
+        for e in edges:
+            keep = 1.0 if len(edges) == 2 else 2.0 * strength[e] / total
+            mass = sum(v for o, v in enumerate(rows[e]) if o != none)
+            for o, v in enumerate(rows[e]):
+                if o != none:
+                    out[e][o] = keep * v / mass
+        start += node + 2
+    return torch.tensor(out, dtype=weights.dtype)
+
+
+def test_derived_weights_match_their_definition_entry_by_entry() -> None:
+    torch.manual_seed(0)
+    weights = torch.softmax(torch.randn(14, len(PRIMITIVES), dtype=torch.float64), dim=1)
+    expected = _brute_force_derived_weights(weights, 4)
+    assert torch.allclose(derived_weights(weights, 4), expected, atol=1e-12)
+    # Two kept edges per node: the keep factors of a node sum to 2, and none is priced at 0.
+    kept = derived_weights(weights, 4).sum(dim=1)
+    assert torch.allclose(kept[:2], torch.ones(2, dtype=torch.float64))
+    assert torch.allclose(kept[2:5].sum(), torch.tensor(2.0, dtype=torch.float64))
+    assert float(derived_weights(weights, 4)[:, PRIMITIVES.index("none")].abs().sum()) == 0.0
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_derived_estimate_is_exact_at_the_one_hot_weights_of_a_genotype(seed: int) -> None:
+    """At a genotype's one-hot weights the derived estimate is the counted network's size."""
+    genotype = random_genotype(random.Random(seed))
+    tables = build_cost_tables(6, 8, 5, 8, 1)
+    w_normal, w_reduce = one_hot_weights(genotype)
+    params, flops = tables.expected(derived_weights(w_normal, 4), derived_weights(w_reduce, 4))
+    network = EvalNetwork(genotype, 5, 6, 8, 8, 1)
+    assert float(params) == pytest.approx(count_params_m(network), rel=1e-6)
+    assert float(flops) == pytest.approx(count_flops_m(network, 8, 1), rel=1e-6)
+
+
+def test_derived_estimate_gradient_matches_finite_differences() -> None:
+    """Autograd through `derived_weights` against central differences in alpha (float64)."""
+    torch.manual_seed(1)
+    tables = build_cost_tables(6, 8, 5, 8, 1)
+    params_table = tables.params_normal.double()
+    alpha = torch.randn(14, len(PRIMITIVES), dtype=torch.float64, requires_grad=True)
+
+    def estimate(a: torch.Tensor) -> torch.Tensor:
+        return (derived_weights(torch.softmax(a, dim=1), 4) * params_table).sum()
+
+    (grad,) = torch.autograd.grad(estimate(alpha), alpha)
+    h = 1e-6
+    for e, o in [(0, 4), (3, 1), (7, 6), (13, 5), (9, 0)]:
+        shift = torch.zeros_like(alpha)
+        shift[e, o] = h
+        numeric = (estimate(alpha + shift) - estimate(alpha - shift)) / (2 * h)
+        assert float(grad[e, o]) == pytest.approx(float(numeric), rel=1e-5, abs=1e-12)

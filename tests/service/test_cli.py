@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -634,3 +635,95 @@ def test_killed_retrain_resumes_to_the_uninterrupted_metrics(
     state_b = torch.load(checkpoint, weights_only=True)
     for name, tensor in state_a["net"].items():
         assert torch.equal(tensor, state_b["net"][name]), name
+
+
+# -- report ----------------------------------------------------------------------------------
+
+REPORT_SWEEP = """\
+name: rep
+search: {preset: cpu-tiny}
+grid: {L: [0.03, 0.05], F: [0.4, 0.6]}
+report: {projection_2d: [L, flops_m]}
+"""
+
+
+@pytest.fixture
+def finished_run(tmp_path: Path) -> Path:
+    """A run directory as a finished sweep leaves it: sweep.json and results.parquet."""
+    import pandas as pd
+
+    from service.pareto import OBJECTIVES
+    from service.sweep_config import parse_sweep
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    spec = parse_sweep(REPORT_SWEEP, "rep.yaml")
+    state = {"sweep_id": "rep-1", "spec": spec.model_dump(mode="json"), "status": "done"}
+    (run_dir / "sweep.json").write_text(json.dumps(state), encoding="utf-8")
+    rows = []
+    for i, name in enumerate(("darts_v1", "darts_v2", "pdarts", "pc_darts")):
+        genotype = BUNDLED[name]
+        row: dict[str, Any] = {"L": (0.03, 0.05)[i // 2], "F": (0.4, 0.6)[i % 2], "seed": 0}
+        row.update(zip(OBJECTIVES, (3.0 - i / 2, 1.0 + i, 100.0 + i, 40.0, 90.0), strict=True))
+        row.update(genotype=genotype.dumps(), genotype_hash=genotype.genotype_hash())
+        rows.append(row)
+    pd.DataFrame(rows).to_parquet(run_dir / "results.parquet", index=False)
+    return run_dir
+
+
+def _projection_titles(path: Path) -> list[str]:
+    text = path.read_text(encoding="utf-8")
+    return re.findall(r"<h2>(Projection: [^<]*)</h2>", text)
+
+
+def test_report_rewrites_the_page_with_the_chosen_projections(
+    finished_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Without flags: the sweep file's report: section (2-D chosen, 3-D the default).
+    assert cli.main(["report", str(finished_run)]) == 0
+    page = finished_run / "report.html"
+    assert str(page) in capsys.readouterr().out
+    assert _projection_titles(page) == [
+        "Projection: L vs flops_m",
+        "Projection: test_error, params_m, pgd_acc",
+    ]
+    # Flags override the file; --out writes elsewhere.
+    other = tmp_path / "other.html"
+    command = ["report", str(finished_run), "--projection-2d", "F, ood_aupr"]
+    command += ["--projection-3d", "L,F,test_error", "--out", str(other)]
+    assert cli.main(command) == 0
+    assert _projection_titles(other) == [
+        "Projection: F vs ood_aupr",
+        "Projection: L, F, test_error",
+    ]
+    text = other.read_text(encoding="utf-8")
+    assert '"xaxis":{"title":{"text":"F"}' in text
+    assert '"zaxis":{"title":{"text":"test_error (min)"}' in text
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        (["--projection-2d", "L,bogus"], "--projection-2d[1]: unknown column 'bogus'; expected"),
+        (["--projection-2d", "L"], "--projection-2d: expected 2 column names, got 1"),
+        (["--projection-3d", "L,F,F"], "--projection-3d[2]: 'F' is repeated"),
+    ],
+)
+def test_report_rejects_bad_projections(
+    finished_run: Path, capsys: pytest.CaptureFixture[str], flags: list[str], expected: str
+) -> None:
+    assert cli.main(["report", str(finished_run), *flags]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("e2rnas: error: ")
+    assert expected in err
+    assert not (finished_run / "report.html").exists()
+
+
+def test_report_needs_a_collected_run_directory(
+    finished_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (finished_run / "results.parquet").unlink()
+    for target, expected in ((finished_run, "no results.parquet"), (tmp_path, "no sweep.json")):
+        assert cli.main(["report", str(target)]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and expected in err

@@ -8,6 +8,7 @@ The synthetic sweep is a 3×3 grid over L and F, one seed, with bundled genotype
 from __future__ import annotations
 
 import math
+import re
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -367,3 +368,62 @@ def test_report_of_a_non_grid_sweep_with_a_given_front(tmp_path: Path) -> None:
     )
     assert text.count('class="plotly-graph-div"') == 1 + 2 + 1 + 3 + 2
     assert f'id="cell-{BUNDLED["pdarts"].genotype_hash()}"' in text
+
+
+# -- chosen projections ----------------------------------------------------------------------
+
+
+def _axis_titles(text: str, section: str) -> list[str]:
+    """The axis titles of the figure in one section of the page, x then y (then z)."""
+    body = text.split(f'<section id="{section}">')[1].split("</section>")[0]
+    return re.findall(r'"[xyz]axis":\{"title":\{"text":"([^"]*)"', body)
+
+
+def test_report_projections_use_the_chosen_axes(tmp_path: Path) -> None:
+    text = write_report(
+        sweep_frame(),
+        tmp_path / "r.html",
+        projection_2d=("L", "flops_m"),
+        projection_3d=("seed", "F", "ood_aupr"),
+    ).read_text(encoding="utf-8")
+    h2 = parse_page(text).h2
+    assert h2[1:3] == ["Projection: L vs flops_m", "Projection: seed, F, ood_aupr"]
+    assert _axis_titles(text, "projection_2d") == ["L", "flops_m (min)"]
+    assert _axis_titles(text, "projection_3d") == ["seed", "F", "ood_aupr (max)"]
+    assert 'name":"front of L and flops_m"' in text
+
+
+def test_report_default_projections_are_unchanged(report: tuple[Path, str]) -> None:
+    _, text = report
+    assert _axis_titles(text, "projection_2d") == ["test_error (min)", "params_m (min)"]
+    assert _axis_titles(text, "projection_3d") == [
+        "test_error (min)",
+        "params_m (min)",
+        "pgd_acc (max)",
+    ]
+
+
+def test_report_notes_a_projection_column_the_results_lack(tmp_path: Path) -> None:
+    text = write_report(
+        sweep_frame(), tmp_path / "r.html", projection_2d=("latency_ms", "params_m")
+    ).read_text(encoding="utf-8")
+    assert "Skipped: the results have no latency_ms column." in text
+    assert text.count('class="plotly-graph-div"') == 1 + 1 + 1 + 3 + 4
+
+
+@pytest.mark.parametrize(
+    ("axes_2d", "axes_3d", "expected"),
+    [
+        (("test_error",), ("test_error", "params_m", "pgd_acc"), "projection_2d: expected 2"),
+        (("L", "L"), ("test_error", "params_m", "pgd_acc"), "projection_2d: expected 2 distinct"),
+        (("L", "F"), ("L", "F"), "projection_3d: expected 3"),
+    ],
+)
+def test_report_rejects_malformed_projections(
+    tmp_path: Path, axes_2d: tuple[str, ...], axes_3d: tuple[str, ...], expected: str
+) -> None:
+    with pytest.raises(ConfigError, match=expected):
+        write_report(
+            sweep_frame(), tmp_path / "r.html", projection_2d=axes_2d, projection_3d=axes_3d
+        )
+    assert not (tmp_path / "r.html").exists()

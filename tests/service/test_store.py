@@ -1,15 +1,12 @@
-"""Tests of the results store on a real database: a SQLite file, and PostgreSQL when
-``E2RNAS_TEST_POSTGRES_URL`` names one (the same suite; skipped when the variable is unset).
-
-The PostgreSQL variant drops and recreates the store's tables, so point it at a scratch
-database.
+"""Tests of the results store on real databases: the same suite on a SQLite file and on a
+real PostgreSQL server (a fresh database per test on the throwaway server of
+``tests/conftest.py``, or on the server ``E2RNAS_TEST_POSTGRES_URL`` names).
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,12 +25,10 @@ from service.store import (
     StoreError,
     UnknownSweepError,
     default_url,
-    metadata,
     sweeps_table,
     trials_table,
 )
 
-POSTGRES_ENV = "E2RNAS_TEST_POSTGRES_URL"
 SPEC = {"preset": "tiny", "grid": {"L": [1.0, 2.5], "F": [100.0, 400.0]}, "seeds": [0, 1]}
 
 
@@ -42,16 +37,12 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ResultStor
     if request.param == "sqlite":
         url = default_url(tmp_path)
     else:
-        url = os.environ.get(POSTGRES_ENV, "")
-        if not url:
-            pytest.skip(f"{POSTGRES_ENV} is unset")
+        # Requested here, not as an argument: the SQLite variant starts no PostgreSQL server.
+        url = request.getfixturevalue("postgres_db_url")
     result_store = ResultStore(url)
-    if request.param == "postgresql":
-        metadata.drop_all(result_store.engine)
+    assert result_store.engine.dialect.name == request.param
     result_store.create_schema()
     yield result_store
-    if request.param == "postgresql":
-        metadata.drop_all(result_store.engine)
     result_store.close()
 
 

@@ -16,6 +16,7 @@ from service.sweep_config import (
     grid_points,
     load_sweep,
     parse_sweep,
+    plottable_columns,
     search_config_for,
     trial_count,
     trial_resources,
@@ -174,6 +175,38 @@ BAD = {
     "negative gpu": (BASE + "resources: {gpu: -1}\n", "resources.gpu:"),
     "grid value not a list": ("name: t\ngrid: {L: 2.5, F: [1]}\n", "grid.L:"),
     "grid without F": ("name: t\ngrid: {L: [1]}\n", "grid: no F"),
+    "unknown storage scheme": (
+        BASE + "storage: {path: 'ftp://host/runs'}\n",
+        "storage.path: unknown filesystem scheme 'ftp' in 'ftp://host/runs'; expected a local "
+        "directory or a URI of file, s3",
+    ),
+    "relative file URI": (
+        BASE + "storage: {path: 'file://runs/x'}\n",
+        "storage.path: 'file://runs/x': a file URI needs an absolute path, file:///abs/path",
+    ),
+    "URI without bucket": (BASE + "storage: {path: 's3:///x'}\n", "storage.path: 's3:///x': no"),
+    "URI with a space": (BASE + "storage: {path: 's3://b/a b'}\n", "storage.path: 's3://b/a b'"),
+    "unknown report key": (
+        BASE + "report: {projection: [L, F]}\n",
+        "report.projection: unknown key; expected one of projection_2d, projection_3d",
+    ),
+    "unknown projection column": (
+        BASE + "report: {projection_2d: [test_error, accuracy]}\n",
+        "report.projection_2d[1]: unknown column 'accuracy'; expected one of test_error, "
+        "params_m, flops_m, pgd_acc, ood_aupr, val_loss",
+    ),
+    "string grid key is not plottable": (
+        BASE.replace("]}", "], order: [first]}") + "report: {projection_3d: [L, F, order]}\n",
+        "report.projection_3d[2]: unknown column 'order'",
+    ),
+    "projection of three names": (
+        BASE + "report: {projection_2d: [L, F, seed]}\n",
+        "report.projection_2d: expected 2 column names, got 3",
+    ),
+    "repeated projection column": (
+        BASE + "report: {projection_3d: [L, F, L]}\n",
+        "report.projection_3d[2]: 'L' is repeated",
+    ),
 }
 
 
@@ -195,3 +228,19 @@ def test_load_sweep_names_the_file(tmp_path: Path) -> None:
         load_sweep(path)
     with pytest.raises(ConfigError, match="cannot read"):
         load_sweep(tmp_path / "missing.yaml")
+
+
+def test_storage_uri_and_report_section() -> None:
+    spec = parse_sweep(BASE, "t")
+    assert spec.report.projection_2d == ("test_error", "params_m")
+    assert spec.report.projection_3d == ("test_error", "params_m", "pgd_acc")
+    for uri in ("s3://bucket/prefix", "gs://bucket", "file:///abs/runs", "abfs://c@acct/p"):
+        assert parse_sweep(BASE + f"storage: {{path: '{uri}'}}\n", "t").storage.path == uri
+    chosen = parse_sweep(
+        BASE.replace("]}", "], lr: [0.1]}")
+        + "report: {projection_2d: [L, lr], projection_3d: [F, search_seconds, ood_aupr]}\n",
+        "t",
+    )
+    assert chosen.report.projection_2d == ("L", "lr")
+    assert chosen.report.projection_3d == ("F", "search_seconds", "ood_aupr")
+    assert "lr" in plottable_columns(chosen) and "lr" not in plottable_columns(spec)

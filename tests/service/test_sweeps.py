@@ -4,6 +4,8 @@ Bad input is checked in-process, without Ray. The integration tests run the real
 as a subprocess on an embedded local Ray (or a two-node loopback cluster) with a 2-point grid of
 the ``cpu-tiny`` search cut to a few one-step epochs and a one-epoch proxy evaluation, and
 check every artefact: the results table, the database, the export files and the statuses.
+Sweeps on a ``file://`` storage URI check that the trials' files reach the run directory only
+through the storage, and that status and resume work from it.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import pandas as pd  # type: ignore[import-untyped, unused-ignore]
 import pytest
 
 from service import cli, tune_runner
+from service.sweep_config import load_sweep
 
 SCRIPT = Path(sys.executable).parent / "e2rnas"
 RAY = Path(sys.executable).parent / "ray"
@@ -481,3 +484,155 @@ def test_submit_to_a_two_node_cluster(tmp_path: Path, cluster: str) -> None:
     # Two one-CPU trials at once on two one-CPU nodes: one trial ran on each node.
     nodes = {t["attempts"][0]["node"] for t in tune_runner.trial_states(run_dir)}
     assert len(nodes) == 2
+
+
+# -- storage on a filesystem URI -------------------------------------------------------------------
+
+
+def _uri_sweep(tmp_path: Path, storage: Path, name: str = "uri", steps: int = 1) -> Path:
+    path = _write_sweep(tmp_path, name=name, steps=steps)
+    text = path.read_text(encoding="utf-8") + f"storage:\n  path: {storage.as_uri()}\n"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_bad_storage_uri_fails_before_anything_starts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "run"
+    blocker = tmp_path / "a-file"
+    blocker.write_text("", encoding="utf-8")
+    cases = {
+        "ftp://host/x": "storage.path: unknown filesystem scheme 'ftp'",
+        "file://host/x": "storage.path: 'file://host/x': a file URI needs an absolute path",
+        blocker.as_uri(): "is a file; expected a directory",
+    }
+    for uri, expected in cases.items():
+        path = _write_sweep(tmp_path)
+        path.write_text(
+            path.read_text(encoding="utf-8") + f"storage:\n  path: '{uri}'\n", encoding="utf-8"
+        )
+        assert cli.main(["sweep", "run", str(path), "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith("e2rnas: error: "), err
+        assert expected in err
+        assert not out.exists()
+    # Called directly, run_sweep refuses storage.path/<name> as the run directory of a URI;
+    # the CLI instead defaults to ./runs/<name> on this machine.
+    path = _uri_sweep(tmp_path, tmp_path / "storage")
+    spec = load_sweep(path)
+    with pytest.raises(tune_runner.SweepStateError, match="local run directory with --out"):
+        tune_runner.run_sweep(spec, Path(spec.storage.path) / spec.name)
+    assert cli._run_dir(None, spec.storage.path, spec.name) == (Path("runs") / spec.name).resolve()
+
+
+def test_run_refuses_a_storage_that_holds_the_run_directorys_experiment(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    storage, out = tmp_path / "storage", tmp_path / "run"
+    path = _uri_sweep(tmp_path, storage)
+    sweep_id = tune_runner._sweep_id(load_sweep(path), out.resolve())
+    (storage / sweep_id).mkdir(parents=True)  # left by a run whose run directory was removed
+    assert cli.main(["sweep", "run", str(path), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "already holds a Tune experiment" in err
+    assert "choose another --out" in err
+    assert not (out / "sweep.json").exists()
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_sweep_on_a_storage_uri_persists_trials_through_the_storage(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    storage = tmp_path / "storage"
+    path = _uri_sweep(tmp_path, storage)
+    run_dir = tmp_path / "run"
+    done = _e2rnas("sweep", "run", str(path), "--out", str(run_dir), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    state = json.loads((run_dir / "sweep.json").read_text(encoding="utf-8"))
+    assert state["storage_uri"] == storage.as_uri()
+    assert state["tune_path"] == f"{storage.as_uri()}/{state['sweep_id']}"
+    # Tune's experiment state and the checkpoints live under the URI, not in the run dir.
+    experiment = storage / state["sweep_id"]
+    assert (experiment / "tuner.pkl").exists()
+    assert list(experiment.glob("experiment_state-*.json"))
+    assert len(list(experiment.glob("*/checkpoint_*/trial.json"))) == 2
+    assert not (run_dir / "tune").exists()
+    frame = _check_artefacts(run_dir, trials=2, epochs=1)
+    assert sorted(frame["L"]) == [0.03, 0.08]
+    # Each trial worked in a scratch directory outside the run directory (removed once it
+    # finished), and its files arrived in the run directory from its last checkpoint.
+    for trial in tune_runner.trial_states(run_dir):
+        local = Path(trial["dir"])
+        source = (local / ".synced-from").read_text(encoding="utf-8")
+        assert source.startswith(str(experiment)) and "/checkpoint_" in source
+        for attempt in trial["attempts"]:
+            assert not Path(attempt["dir"]).is_relative_to(run_dir)
+            assert not Path(attempt["dir"]).exists()
+        assert {"genotype.json", "metrics.json", "checkpoint.pt"} <= {
+            p.name for p in local.iterdir()
+        }
+
+    assert cli.main(["sweep", "status", str(run_dir)]) == 0
+    assert "done, 2/2 trials done" in capsys.readouterr().out
+    # Resuming restores Tune's state from the URI and runs nothing again.
+    resumed = _e2rnas("sweep", "resume", str(run_dir), cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    _check_artefacts(run_dir, trials=2, epochs=1)
+    for trial in tune_runner.trial_states(run_dir):
+        assert len(trial["attempts"]) == 1
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_interrupted_sweep_on_a_storage_uri_resumes_from_the_storage(tmp_path: Path) -> None:
+    # As test_interrupted_sweep_resumes_without_rerunning_finished_trials, with the trials'
+    # files reaching the run directory only through the storage (trial_states syncs them).
+    path = _uri_sweep(tmp_path, tmp_path / "storage", name="uriresume", steps=3)
+    text = path.read_text(encoding="utf-8")
+    text = text.replace("    epochs: 1\n    steps", "    steps").replace(
+        "  L: [0.03, 0.08]\n", "  L: [0.05]\n  epochs: [1, 8]\n"
+    )
+    path.write_text(text, encoding="utf-8")
+    run_dir = tmp_path / "run"
+    driver = subprocess.Popen(
+        [str(SCRIPT), "sweep", "run", str(path), "--out", str(run_dir)],
+        cwd=tmp_path,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+    def one_done_one_searching() -> bool:
+        if not (run_dir / "sweep.json").exists():
+            return False
+        trials = tune_runner.trial_states(run_dir)
+        done = [t for t in trials if t["status"] == "done"]
+        searching = [t for t in trials if t["status"] == "running" and 1 <= t["epochs"] <= 6]
+        return bool(done and searching)
+
+    try:
+        _wait_for(one_done_one_searching, 240, "one trial done and one searching")
+        driver.send_signal(signal.SIGINT)
+        _out, err = driver.communicate(timeout=120)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+            driver.communicate()
+    assert driver.returncode == 130, err[-3000:]
+    before = {t["trial_key"]: (t["status"], t["epochs"]) for t in tune_runner.trial_states(run_dir)}
+    assert sorted(status for status, _ in before.values()) == ["done", "running"]
+
+    resumed = _e2rnas("sweep", "resume", str(run_dir), cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    frame = _check_artefacts(run_dir, trials=2, epochs=None)
+    assert sorted(frame["epochs"]) == [1, 8]
+    for trial in tune_runner.trial_states(run_dir):
+        status, epochs = before[trial["trial_key"]]
+        if status == "done":
+            assert len(trial["attempts"]) == 1
+        else:
+            assert len(trial["attempts"]) == 2
+            assert trial["attempts"][-1]["epochs_before"] == epochs >= 1

@@ -1,0 +1,1 @@
+"""One router per resource: sweeps, health, and the web pages."""

@@ -1,0 +1,311 @@
+"""``/api/sweeps``: create, list, read and cancel sweeps; their results, front and exports.
+
+The paths are a contract (DESIGN.md, issue 5). Reads come from the database, which the
+manager keeps up to date; a sweep's results hold the trials finished so far.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import json
+import math
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any, Literal, cast
+
+import numpy as np
+import pandas as pd  # type: ignore[import-untyped, unused-ignore]
+from fastapi import APIRouter, HTTPException, Query, Request, Response, status
+
+from search_core.errors import ConfigError
+from service.api.deps import Manager, Settings, Token
+from service.api.schemas import (
+    ParetoPublic,
+    Problem,
+    Progress,
+    ResultsPublic,
+    Status,
+    SweepCreated,
+    SweepPublic,
+    SweepsPublic,
+)
+from service.manager import STATUSES
+from service.pareto import OBJECTIVES, pareto_info
+from service.sweep_config import SweepSpec, parse_sweep
+
+router = APIRouter(prefix="/api/sweeps", tags=["sweeps"])
+
+EXPORT_TYPES = {
+    "genotypes.json": "application/json",
+    "genotypes.py": "text/x-python; charset=utf-8",
+    "front.csv": "text/csv; charset=utf-8",
+    "front.parquet": "application/vnd.apache.parquet",
+}
+ExportFile = Literal["genotypes.json", "genotypes.py", "front.csv", "front.parquet"]
+YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml", "text/plain")
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": Problem} for code in (400, 401, 403, 404, 409, 413, 415, 422, 503)
+}
+_SWEEP_BODY = {
+    "requestBody": {
+        "required": True,
+        "description": "A sweep file (see sweeps/*.yaml), as YAML or as JSON.",
+        "content": {
+            "application/yaml": {"schema": {"type": "string"}},
+            "application/json": {"schema": {"type": "object"}},
+        },
+    }
+}
+
+
+def _status(stored: str) -> Status:
+    # A sweep run from the CLI into the same database may be "interrupted" (Ctrl-C, resumable
+    # with `e2rnas sweep resume`): of the API's five states, it has failed to finish.
+    return cast(Status, stored) if stored in STATUSES else "failed"
+
+
+def _public(row: dict[str, Any]) -> SweepPublic:
+    return SweepPublic(
+        id=row["sweep_id"],
+        name=row["name"],
+        status=_status(row["status"]),
+        progress=Progress(**(row.get("progress") or {})),
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        job_id=row.get("job_id"),
+        message=row.get("message"),
+        spec=row["spec"],
+    )
+
+
+async def _sweep_body(request: Request, limit: int) -> str | dict[str, Any]:
+    """The request body as YAML text or a JSON object, no larger than ``limit`` bytes."""
+    kind = request.headers.get("content-type", "application/yaml").split(";")[0].strip().lower()
+    if kind != "application/json" and kind not in YAML_TYPES:
+        raise HTTPException(
+            status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
+            f"Content-Type: {kind!r} is not a sweep file; send application/yaml or "
+            "application/json",
+        )
+    body = bytearray()
+    async for chunk in request.stream():
+        body.extend(chunk)
+        if len(body) > limit:
+            raise HTTPException(
+                status.HTTP_413_CONTENT_TOO_LARGE,
+                f"body: larger than this service's limit of {limit} bytes "
+                "(E2RNAS_MAX_BODY_BYTES); a sweep file is a few kB",
+            )
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, "body: not UTF-8 text") from None
+    if kind != "application/json":
+        return text
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise HTTPException(
+            status.HTTP_400_BAD_REQUEST, f"body: malformed JSON ({error})"
+        ) from None
+    if not isinstance(data, dict):
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            f"body: expected a JSON object (a sweep file), got {type(data).__name__}",
+        )
+    return data
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=SweepCreated,
+    dependencies=[Token],
+    responses=_ERRORS,
+    openapi_extra=_SWEEP_BODY,
+)
+async def create_sweep(request: Request, manager: Manager, settings: Settings) -> SweepCreated:
+    """Validate the sweep exactly as ``e2rnas sweep run`` does, record it and submit it to Ray
+    as a Ray Job; answers its id."""
+    data = await _sweep_body(request, settings.max_body_bytes)
+    return SweepCreated(id=manager.create(data))
+
+
+@router.post(
+    "/validate",
+    response_model=SweepCreated,
+    responses=_ERRORS,
+    openapi_extra=_SWEEP_BODY,
+)
+async def validate_sweep(request: Request, manager: Manager, settings: Settings) -> SweepCreated:
+    """Check a sweep file without submitting it (the submit page's inline errors); answers
+    the name it would run under."""
+    data = await _sweep_body(request, settings.max_body_bytes)
+    return SweepCreated(id=manager.validate(data).name)
+
+
+@router.get("", response_model=SweepsPublic)
+def list_sweeps(manager: Manager) -> SweepsPublic:
+    """Every sweep, newest first, with status and progress."""
+    rows = sorted(manager.store.sweeps(), key=lambda r: r["created_at"], reverse=True)
+    return SweepsPublic(data=[_public(row) for row in rows], count=len(rows))
+
+
+@router.get("/{sweep_id}", response_model=SweepPublic, responses=_ERRORS)
+def get_sweep(sweep_id: str, manager: Manager) -> SweepPublic:
+    return _public(manager.store.get_sweep(sweep_id))
+
+
+@router.post(
+    "/{sweep_id}/cancel", response_model=SweepPublic, dependencies=[Token], responses=_ERRORS
+)
+def cancel_sweep(sweep_id: str, manager: Manager) -> SweepPublic:
+    """Stop a pending or running sweep's job; its finished trials stay in the results."""
+    return _public(manager.cancel(sweep_id))
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    clean = frame.astype(object).where(frame.notna(), None)
+    records: list[dict[str, Any]] = clean.to_dict(orient="records")
+    for record in records:
+        for key, value in record.items():
+            if isinstance(value, np.generic):
+                record[key] = value.item()
+            if isinstance(record[key], float) and not math.isfinite(record[key]):
+                record[key] = None
+    return records
+
+
+@router.get(
+    "/{sweep_id}/results",
+    response_model=ResultsPublic,
+    responses={
+        **_ERRORS,
+        200: {
+            "content": {
+                "application/json": {},
+                "text/csv": {"schema": {"type": "string"}},
+                "application/vnd.apache.parquet": {
+                    "schema": {"type": "string", "format": "binary"}
+                },
+            }
+        },
+    },
+)
+def sweep_results(
+    sweep_id: str,
+    manager: Manager,
+    format: Annotated[Literal["json", "csv", "parquet"], Query()] = "json",
+) -> Any:
+    """The results table, one row per trial (DESIGN.md's columns), as JSON, CSV or Parquet."""
+    frame = manager.store.trials_frame(sweep_id)
+    if format == "csv":
+        return Response(frame.to_csv(index=False), media_type="text/csv; charset=utf-8")
+    if format == "parquet":
+        buffer = io.BytesIO()
+        frame.to_parquet(buffer, index=False)
+        return Response(buffer.getvalue(), media_type=EXPORT_TYPES["front.parquet"])
+    return ResultsPublic(columns=list(frame.columns), data=_records(frame), count=len(frame))
+
+
+@functools.lru_cache(maxsize=64)
+def _parsed_spec(spec_json: str, sweep_id: str) -> SweepSpec:
+    # parse_sweep checks every grid point (~1.5 ms each, 350 ms for a 240-point grid); a
+    # stored spec does not change, so each is checked once per process.
+    return parse_sweep(json.loads(spec_json), source=f"sweep {sweep_id}")
+
+
+def _spec(manager: Manager, sweep_id: str) -> SweepSpec:
+    row = manager.store.get_sweep(sweep_id)
+    return _parsed_spec(json.dumps(row["spec"], sort_keys=True), sweep_id)
+
+
+def _objectives(text: str | None, manager: Manager, sweep_id: str) -> dict[str, str]:
+    from service.tune_runner import sweep_objectives
+
+    spec = _spec(manager, sweep_id)
+    default = sweep_objectives(spec)
+    if not text:
+        return default
+    known = {**OBJECTIVES, **default}
+    names = [name.strip() for name in text.split(",")]
+    bad = [name for name in names if name not in known]
+    if bad or len(set(names)) != len(names):
+        raise ConfigError(
+            f"objectives: got {text!r}; expected distinct names among {', '.join(known)}, "
+            "comma-separated"
+        )
+    return {name: known[name] for name in names}
+
+
+@router.get("/{sweep_id}/pareto", response_model=ParetoPublic, responses=_ERRORS)
+def sweep_pareto(
+    sweep_id: str,
+    manager: Manager,
+    objectives: Annotated[str | None, Query(max_length=200)] = None,
+) -> ParetoPublic:
+    """The nondominated finished trials over ``objectives`` (comma-separated; default: the
+    sweep's), every trial's nondomination rank, the hypervolume and the knee."""
+    chosen = _objectives(objectives, manager, sweep_id)
+    frame = manager.store.trials_frame(sweep_id)
+    frame = frame[frame["status"] == "done"].reset_index(drop=True)
+    info = pareto_info(frame, chosen)
+    records = _records(frame)
+    return ParetoPublic(
+        objectives=chosen,
+        front=[records[i] for i in info.front],
+        ranks={str(frame["trial_id"].iloc[i]): int(r) for i, r in enumerate(info.ranks)},
+        hypervolume=float(info.hypervolume),
+        reference=None if info.reference is None else list(info.reference),
+        knee=None if info.knee is None else str(frame["trial_id"].iloc[info.knee]),
+    )
+
+
+@router.get(
+    "/{sweep_id}/export/{file_name}",
+    responses={**_ERRORS, 200: {"content": {t: {} for t in EXPORT_TYPES.values()}}},
+    response_class=Response,
+)
+def sweep_export(sweep_id: str, file_name: ExportFile, manager: Manager) -> Response:
+    """One of the four exports of the front's genotypes, deduplicated by genotype hash."""
+    from service.export import export_front
+    from service.tune_runner import front_of, sweep_objectives
+
+    spec = _spec(manager, sweep_id)
+    frame = manager.store.trials_frame(sweep_id)
+    frame = frame[frame["status"] == "done"].reset_index(drop=True)
+    front = front_of(frame, sweep_objectives(spec))
+    with tempfile.TemporaryDirectory(prefix="e2rnas-export-") as tmp:
+        # The name is one of four literals, so the path cannot leave the directory.
+        written = export_front(front, Path(tmp))
+        content = written[file_name].read_bytes()
+    return Response(
+        content,
+        media_type=EXPORT_TYPES[file_name],
+        headers={"Content-Disposition": f'attachment; filename="{sweep_id}-{file_name}"'},
+    )
+
+
+@router.get("/{sweep_id}/genotypes/{genotype_hash}/cells", responses=_ERRORS)
+def genotype_cells(sweep_id: str, genotype_hash: str, manager: Manager) -> dict[str, Any]:
+    """Plotly figures (JSON) of the normal and reduction cells of one of the sweep's genotypes."""
+    from service.report import cell_diagram
+
+    frame = manager.store.trials_frame(sweep_id)
+    found = frame[frame["genotype_hash"] == genotype_hash]["genotype"].dropna()
+    if found.empty:
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND,
+            f"genotype_hash: no trial of sweep {sweep_id!r} found genotype {genotype_hash!r}",
+        )
+    genotype = str(found.iloc[0])
+    return {
+        "genotype_hash": genotype_hash,
+        "genotype": json.loads(genotype),
+        **{
+            which: json.loads(cell_diagram(genotype, which).to_json())
+            for which in ("normal", "reduce")
+        },
+    }

@@ -1,0 +1,191 @@
+"""The Ray cluster the web service submits sweeps to, as Ray Jobs.
+
+Either an embedded local Ray that the service starts on first use (with its job server on a
+free loopback port) and stops when it stops, or a running cluster's job server
+(``http://HEAD:8265``). Each sweep is one job whose entrypoint is ``e2rnas sweep run`` (or
+``sweep resume`` after the service restarted and the job was gone), so a sweep started from the
+web runs exactly the code the CLI runs.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import socket
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from search_core.errors import E2RNASError
+
+__all__ = ["TERMINAL_JOB_STATES", "JobError", "RayJobs"]
+
+TERMINAL_JOB_STATES = ("SUCCEEDED", "FAILED", "STOPPED")
+
+
+class JobError(E2RNASError):
+    """Ray refused a job request; the message carries Ray's reason."""
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+class RayJobs:
+    """Submit, watch and stop sweep jobs on one Ray cluster."""
+
+    def __init__(self, address: str | None = None, num_cpus: int | None = None) -> None:
+        self.given_address = address
+        self.num_cpus = num_cpus
+        self._address: str | None = None
+        self._client: Any = None
+        self._embedded = False
+        self._lock = threading.Lock()
+
+    @property
+    def embedded(self) -> bool:
+        return self.given_address is None
+
+    def client(self) -> Any:
+        """The job client, starting the embedded Ray first when the service owns one."""
+        with self._lock:
+            if self._client is None:
+                self._client = self._connect()
+            return self._client
+
+    def _connect(self) -> Any:
+        from ray.job_submission import JobSubmissionClient  # type: ignore[import-untyped, unused-ignore]
+
+        os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+        if self.given_address is not None:
+            address = self.given_address
+            if "://" not in address:
+                address = f"http://{address}"
+        else:
+            import ray  # type: ignore[import-untyped, unused-ignore]
+
+            port = _free_port()
+            ray.init(
+                num_cpus=self.num_cpus or os.cpu_count() or 1,
+                include_dashboard=True,
+                dashboard_host="127.0.0.1",
+                dashboard_port=port,
+                log_to_driver=False,
+            )
+            self._embedded = True
+            address = f"http://127.0.0.1:{port}"
+        # A Ray this service just started needs a few seconds for its job server; a cluster's
+        # address either answers now or is wrong, and a request should not hang on it.
+        deadline = time.monotonic() + (60.0 if self._embedded else 0.0)
+        while True:
+            try:
+                client = JobSubmissionClient(address)
+                break
+            except (ConnectionError, RuntimeError) as error:
+                if time.monotonic() > deadline:
+                    raise JobError(
+                        f"ray_address: no Ray job server answers at {address} ({error}); "
+                        "start the cluster with 'ray start --head' or fix E2RNAS_RAY_ADDRESS"
+                    ) from None
+                time.sleep(0.5)
+        self._address = address
+        return client
+
+    def submit(
+        self,
+        run_dir: Path,
+        sweep_file: Path | None,
+        submission_id: str | None = None,
+        upload: bool = False,
+    ) -> str:
+        """Start ``sweep run sweep_file --out run_dir``, or ``sweep resume run_dir`` when
+        ``sweep_file`` is None; returns the job id (``submission_id`` when given).
+
+        ``upload`` sends the sweep file's directory as the job's working directory, for a
+        cluster that does not share this machine's files. The job runs this interpreter's
+        path, which a cluster built from the project's image has too (docker/).
+        """
+        run_dir = run_dir.resolve()
+        command = [sys.executable, "-m", "service.cli", "sweep"]
+        env = {"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+        if "RAY_AUTH_MODE" in os.environ:  # the job's driver joins the cluster as we do
+            env["RAY_AUTH_MODE"] = os.environ["RAY_AUTH_MODE"]
+        runtime_env: dict[str, Any] = {"env_vars": env}
+        if sweep_file is None:
+            command += ["resume", str(run_dir)]
+        elif upload:
+            runtime_env["working_dir"] = str(sweep_file.resolve().parent)
+            command += ["run", sweep_file.name, "--out", str(run_dir)]
+        else:
+            command += ["run", str(sweep_file.resolve()), "--out", str(run_dir)]
+        try:
+            job_id: str = self.client().submit_job(
+                entrypoint=" ".join(shlex.quote(part) for part in command),
+                submission_id=submission_id,
+                runtime_env=runtime_env,
+            )
+        except (RuntimeError, ValueError, ConnectionError) as error:
+            raise JobError(f"Ray did not accept the sweep job: {error}") from None
+        return job_id
+
+    def status(self, job_id: str) -> str | None:
+        """The job's status (``PENDING``, ``RUNNING``, ``SUCCEEDED``, ``FAILED``, ``STOPPED``),
+        or None when this cluster does not know the job (e.g. a new embedded Ray)."""
+        try:
+            status = self.client().get_job_status(job_id)
+        except RuntimeError as error:
+            if "does not exist" in str(error) or "404" in str(error):
+                return None
+            raise JobError(f"job {job_id!r}: {error}") from None
+        return str(getattr(status, "value", status))
+
+    def logs_tail(self, job_id: str, lines: int | None = 20) -> str:
+        """The last ``lines`` lines of the job's log (None: all of it); "" when unknown."""
+        try:
+            logs: str = self.client().get_job_logs(job_id)
+        except RuntimeError:
+            return ""
+        return logs if lines is None else "\n".join(logs.splitlines()[-lines:])
+
+    def stop(self, job_id: str) -> None:
+        try:
+            self.client().stop_job(job_id)
+        except RuntimeError as error:
+            raise JobError(f"job {job_id!r}: cannot stop it: {error}") from None
+
+    def shutdown(self) -> None:
+        """Stop the embedded Ray (its jobs with it); a cluster's address is left alone."""
+        with self._lock:
+            if self._embedded:
+                import ray
+
+                ray.shutdown()
+                self._embedded = False
+            self._client = None
+
+
+def submit_sweep(sweep_file: Path, address: str, run_dir: Path) -> str:
+    """``e2rnas sweep submit``: run ``sweep_file`` as a Ray Job on the cluster whose job server
+    is ``address`` (``http://HOST:8265``), its directory uploaded as the job's working
+    directory and ``run_dir`` (absolute) where the results go; returns the job id."""
+    from service.tune_runner import check_address
+
+    check_address(address, 8265)
+    return RayJobs(address).submit(Path(run_dir), Path(sweep_file), upload=True)
+
+
+def job_status(job_id: str, address: str) -> tuple[str, str]:
+    """``e2rnas sweep status JOB``: the job's status (e.g. ``RUNNING``) and its log."""
+    from service.tune_runner import check_address
+
+    check_address(address, 8265)
+    jobs = RayJobs(address)
+    status = jobs.status(job_id)
+    if status is None:
+        raise JobError(f"job {job_id!r} at {address}: Ray knows no such job")
+    return status, jobs.logs_tail(job_id, lines=None)

@@ -1,0 +1,199 @@
+"""The web service's sweeps: submit one as a Ray Job, follow it, cancel it, pick it up again.
+
+The database is the record. A sweep created here gets a row (status ``pending``) before its job
+is submitted; a background loop then refreshes every unfinished sweep from Ray's job status and
+from the trial directories Tune's workers write (progress, finished trials' rows), and the job's
+own collection writes the final rows and status when it ends. After a restart of the service
+the loop finds the unfinished sweeps in the database: a job Ray still runs is followed again,
+and a job Ray no longer knows (the embedded Ray stopped with the service) is resubmitted as
+``e2rnas sweep resume``, so finished trials are not run again.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from search_core.errors import ConfigError, E2RNASError
+from service.jobs import JobError, RayJobs
+from service.settings import ServiceSettings
+from service.store import ResultStore
+from service.sweep_config import SweepSpec, parse_sweep, trial_count
+
+__all__ = ["STATUSES", "TERMINAL", "SweepConflictError", "SweepManager"]
+
+STATUSES = ("pending", "running", "done", "failed", "cancelled")
+TERMINAL = ("done", "failed", "cancelled")
+SUBMITTED_FILE = "submitted.yaml"
+
+
+class SweepConflictError(E2RNASError):
+    """The request does not fit the sweep's state (e.g. cancelling a finished sweep)."""
+
+
+def _progress(run_dir: Path, total: int) -> dict[str, int]:
+    """Trials pending, running, done and failed, and epochs done, from the trial directories."""
+    from service.tune_runner import trial_states
+
+    counts = {"total": total, "pending": 0, "running": 0, "done": 0, "failed": 0, "epochs": 0}
+    for info in trial_states(run_dir) if run_dir.exists() else []:
+        status = info.get("status")
+        key = "done" if status == "done" else "failed" if status == "error" else "running"
+        counts[key] += 1
+        counts["epochs"] += int(info.get("epochs", 0))
+    counts["pending"] = max(0, total - counts["done"] - counts["failed"] - counts["running"])
+    return counts
+
+
+class SweepManager:
+    """Creates, follows and cancels the service's sweeps; `close` stops what it started."""
+
+    def __init__(self, settings: ServiceSettings, jobs: RayJobs | None = None) -> None:
+        self.settings = settings
+        self.storage = settings.storage.resolve()
+        self.storage.mkdir(parents=True, exist_ok=True)
+        self.store = ResultStore(settings.resolved_database_url())
+        self.store.create_schema()
+        self.jobs = jobs or RayJobs(settings.ray_address, settings.ray_num_cpus)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Follow the unfinished sweeps in the background (and resubmit lost ones)."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._loop, name="sweep-refresh", daemon=True)
+            self._thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+        self.jobs.shutdown()
+        self.store.close()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self.refresh_all()
+            self._stop.wait(self.settings.poll_seconds)
+
+    # -- requests --------------------------------------------------------------------------
+
+    def validate(self, data: str | Mapping[str, Any]) -> SweepSpec:
+        """The sweep as the CLI checks it, plus the service's cap on trials."""
+        spec = parse_sweep(data, source="body")
+        trials = trial_count(spec)
+        if trials > self.settings.max_trials:
+            raise ConfigError(
+                f"grid: {trials} trials exceed this service's cap of {self.settings.max_trials} "
+                "(E2RNAS_MAX_TRIALS); split the sweep or ask the operator to raise the cap"
+            )
+        return spec
+
+    def create(self, data: str | Mapping[str, Any]) -> str:
+        """Validate, record and submit a sweep; returns its id."""
+        from service.tune_runner import _sweep_id
+
+        spec = self.validate(data)
+        run_dir = self.storage / f"{spec.name}-{uuid.uuid4().hex[:8]}"
+        submitted = spec.model_dump(mode="json")
+        # The service decides where results go: its storage and its database.
+        submitted["storage"] = {
+            "path": str(self.storage),
+            "database_url": self.settings.resolved_database_url(),
+        }
+        submitted["ray"] = {"address": None}
+        spec = parse_sweep(submitted, source="body")
+        sweep_id = _sweep_id(spec, run_dir)
+        run_dir.mkdir(parents=True)
+        sweep_file = run_dir / SUBMITTED_FILE
+        sweep_file.write_text(yaml.safe_dump(submitted, sort_keys=False), encoding="utf-8")
+        self.store.upsert_sweep(sweep_id, spec.name, "pending", submitted)
+        self.store.update_sweep(
+            sweep_id,
+            run_dir=str(run_dir),
+            progress=_progress(run_dir, trial_count(spec)),
+        )
+        try:
+            job_id = self.jobs.submit(run_dir, sweep_file, submission_id=f"{sweep_id}-0")
+        except JobError as error:
+            self.store.update_sweep(sweep_id, status="failed", message=str(error))
+            raise
+        self.store.update_sweep(sweep_id, job_id=job_id)
+        return sweep_id
+
+    def cancel(self, sweep_id: str) -> dict[str, Any]:
+        row = self.store.get_sweep(sweep_id)
+        if row["status"] in TERMINAL:
+            raise SweepConflictError(
+                f"sweep {sweep_id!r} is already {row['status']}; only pending or running "
+                "sweeps can be cancelled"
+            )
+        if row["job_id"]:
+            self.jobs.stop(row["job_id"])
+        self.store.update_sweep(sweep_id, status="cancelled", message="cancelled by request")
+        return self.store.get_sweep(sweep_id)
+
+    # -- following -------------------------------------------------------------------------
+
+    def refresh_all(self) -> None:
+        for row in self.store.sweeps():
+            if row["status"] not in TERMINAL and row["run_dir"]:
+                try:
+                    self.refresh(row["sweep_id"])
+                except E2RNASError as error:
+                    self.store.update_sweep(row["sweep_id"], message=str(error))
+
+    def refresh(self, sweep_id: str) -> dict[str, Any]:
+        """Bring one sweep's status, progress and finished rows up to date."""
+        with self._lock:
+            row = self.store.get_sweep(sweep_id)
+            if row["status"] in TERMINAL or not row["run_dir"]:
+                return row
+            run_dir = Path(row["run_dir"])
+            spec = parse_sweep(row["spec"], source=f"sweep {sweep_id}")
+            job_state = self.jobs.status(row["job_id"]) if row["job_id"] else None
+            changes: dict[str, Any] = {"progress": _progress(run_dir, trial_count(spec))}
+            if job_state is None:
+                changes["job_id"] = self._resubmit(sweep_id, run_dir, row["job_id"])
+                changes["status"] = "pending"
+            elif job_state in ("PENDING", "RUNNING"):
+                changes["status"] = "pending" if job_state == "PENDING" else "running"
+                self._ingest_finished(run_dir)
+            elif job_state == "SUCCEEDED":
+                # The job's collection wrote the rows and the final status (done or failed).
+                final = self.store.get_sweep(sweep_id)["status"]
+                changes["status"] = final if final in TERMINAL else "failed"
+            elif job_state == "STOPPED":
+                changes["status"] = "cancelled"
+            else:
+                changes["status"] = "failed"
+                changes["message"] = self.jobs.logs_tail(row["job_id"])
+            self.store.update_sweep(sweep_id, **changes)
+            return self.store.get_sweep(sweep_id)
+
+    def _resubmit(self, sweep_id: str, run_dir: Path, old_job: str | None) -> str:
+        from service.tune_runner import SWEEP_FILE
+
+        suffix = (old_job or "").rsplit("-", 1)[-1]
+        attempt = int(suffix) + 1 if suffix.isdigit() else 1
+        # A sweep.json means Tune started: resume it; otherwise start it from the file.
+        sweep_file = None if (run_dir / SWEEP_FILE).exists() else run_dir / SUBMITTED_FILE
+        return self.jobs.submit(run_dir, sweep_file, submission_id=f"{sweep_id}-{attempt}")
+
+    def _ingest_finished(self, run_dir: Path) -> None:
+        from service.tune_runner import SWEEP_FILE, results_table
+
+        if not (run_dir / SWEEP_FILE).exists():
+            return
+        frame = results_table(run_dir)
+        finished = frame[frame["status"] == "done"]
+        if len(finished):
+            self.store.ingest(finished)

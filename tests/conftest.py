@@ -1,0 +1,329 @@
+"""Shared fixtures: a real, throwaway PostgreSQL server for the tests that need one.
+
+``postgres_url`` (session) starts a private server once per test session: ``initdb`` into a
+temporary directory, ``pg_ctl start`` listening only on 127.0.0.1 on a free port (and on a unix
+socket inside that directory), trust authentication for local and loopback connections, and a
+database ``e2rnas_test``; it yields ``postgresql+psycopg://postgres@127.0.0.1:PORT/e2rnas_test``
+and stops the server (``pg_ctl stop -m fast``) and removes the directory at teardown, whatever
+the tests did. As root, the directory belongs to the ``postgres`` user and the server runs as
+that user (``runuser -u postgres --``), since PostgreSQL refuses to run as root.
+
+When ``E2RNAS_TEST_POSTGRES_URL`` is set, its URL is used instead and nothing is started; its
+role needs the CREATEDB privilege (see ``postgres_db_url``).
+
+The server binaries (``initdb``, ``pg_ctl``, ``postgres``) are looked up on PATH, then in the
+newest ``/usr/lib/postgresql/<version>/bin``; without them the tests that need the server fail
+(they are not skipped: ``make test`` installs Debian's ``postgresql`` package, so a missing
+server is a broken setup, not an optional one).
+
+``postgres_db_url`` (function) gives each test a database of its own, created fresh on that
+server and dropped after the test, so tests never see each other's rows.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+
+POSTGRES_ENV = "E2RNAS_TEST_POSTGRES_URL"
+POSTGRES_DB = "e2rnas_test"
+POSTGRES_USER = "postgres"
+SERVER_BINARIES = ("initdb", "pg_ctl", "postgres")
+DEBIAN_BIN_DIRS = Path("/usr/lib/postgresql")
+INSTALL_HINT = (
+    "`make test` installs Debian's `postgresql` package "
+    "(apt-get install -y --no-install-recommends postgresql); install it, "
+    f"or set {POSTGRES_ENV} to the SQLAlchemy URL of a PostgreSQL server"
+)
+HBA = """\
+# Written by tests/conftest.py: a throwaway test server, trust for local and loopback only.
+local all all trust
+host all all 127.0.0.1/32 trust
+"""
+SERVER_TIMEOUT_S = 60
+START_ATTEMPTS = 3
+# Run in a process of its own: waits for its stdin (a pipe from this test session) to close,
+# however the session ended (killed included), then stops the server and removes its files.
+WATCHDOG = """\
+import shutil, subprocess, sys
+sys.stdin.read()
+subprocess.run(sys.argv[1:-1], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+shutil.rmtree(sys.argv[-1], ignore_errors=True)
+"""
+
+
+def _is_root() -> bool:
+    return os.geteuid() == 0
+
+
+def _version_key(bin_dir: Path) -> tuple[int, ...]:
+    """``/usr/lib/postgresql/15/bin`` -> (15,), so that the newest version sorts last."""
+    return tuple(int(part) for part in re.findall(r"\d+", bin_dir.parent.name))
+
+
+def _has_server_binaries(bin_dir: Path) -> bool:
+    return all(
+        (bin_dir / name).is_file() and os.access(bin_dir / name, os.X_OK)
+        for name in SERVER_BINARIES
+    )
+
+
+def find_postgres_bin() -> Path | None:
+    """The directory of ``initdb``, ``pg_ctl`` and ``postgres``: the one ``pg_ctl`` on PATH
+    resolves to, else the newest ``/usr/lib/postgresql/*/bin``; None when there is none."""
+    on_path = shutil.which("pg_ctl")
+    if on_path is not None and shutil.which("initdb") is not None:
+        bin_dir = Path(on_path).resolve().parent
+        if _has_server_binaries(bin_dir):
+            return bin_dir
+    found = [d for d in DEBIAN_BIN_DIRS.glob("*/bin") if _has_server_binaries(d)]
+    return max(found, key=_version_key) if found else None
+
+
+def _runuser() -> str:
+    """``runuser`` (util-linux): on PATH, else in the sbin directories a PATH may lack."""
+    found = shutil.which("runuser") or next(
+        (p for p in ("/usr/sbin/runuser", "/sbin/runuser") if os.access(p, os.X_OK)), None
+    )
+    if found is None:
+        pytest.fail(
+            "running as root, the test PostgreSQL server must run as the "
+            f"{POSTGRES_USER!r} user through runuser (util-linux), and there is no runuser",
+            pytrace=False,
+        )
+    return found
+
+
+def _as_server_user(command: list[str]) -> list[str]:
+    """PostgreSQL refuses to run as root: as root, run ``command`` as the ``postgres`` user."""
+    return [_runuser(), "-u", POSTGRES_USER, "--", *command] if _is_root() else command
+
+
+def _run(command: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        _as_server_user(command),
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=SERVER_TIMEOUT_S + 30,
+        check=False,
+    )
+
+
+def _output(done: subprocess.CompletedProcess[str]) -> str:
+    return f"exit status {done.returncode}: {(done.stdout + done.stderr).strip()}"
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def _server_settings(sockets: Path) -> str:
+    return (
+        "\n# Written by tests/conftest.py: a throwaway test server.\n"
+        "listen_addresses = '127.0.0.1'\n"
+        f"unix_socket_directories = '{sockets}'\n"
+        "fsync = off\n"
+        "synchronous_commit = off\n"
+        "full_page_writes = off\n"
+    )
+
+
+def _log_tail(log: Path) -> str:
+    try:
+        return log.read_text(errors="replace")[-2000:]
+    except OSError:
+        return "(no server log)"
+
+
+def _create_database(url: str, name: str) -> None:
+    """``CREATE DATABASE name`` through a connection to ``url`` (autocommit: it cannot run in
+    a transaction); from PostgreSQL 15 with the file-copy strategy, several times faster here
+    for a small database than the default."""
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            version = conn.dialect.server_version_info or (0,)
+            strategy = " STRATEGY FILE_COPY" if version >= (15,) else ""
+            conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE template0{strategy}'))
+    finally:
+        admin.dispose()
+
+
+@contextmanager
+def throwaway_postgres(bin_dir: Path) -> Iterator[str]:
+    """Start a private PostgreSQL server from ``bin_dir``; yield the URL of its database
+    ``e2rnas_test``; stop it and remove its files on exit, even when the body raised."""
+    if _is_root():
+        try:
+            server_user = pwd.getpwnam(POSTGRES_USER)
+        except KeyError:
+            pytest.fail(
+                f"running as root, PostgreSQL must run as the {POSTGRES_USER!r} user, and "
+                f"there is none: {INSTALL_HINT} (the package creates that user)",
+                pytrace=False,
+            )
+    # As root, /tmp: a temporary directory under a private parent would be out of the
+    # server user's reach.
+    root = Path(tempfile.mkdtemp(prefix="e2rnas-pg-", dir="/tmp" if _is_root() else None))
+    data, sockets, log = root / "data", root / "sockets", root / "server.log"
+    pg_ctl = str(bin_dir / "pg_ctl")
+    started = False
+
+    def stop() -> None:
+        nonlocal started
+        if not started:
+            return
+        started = False
+        done = _run([pg_ctl, "-D", str(data), "-m", "fast", "-w", "stop"], cwd=root)
+        if done.returncode != 0 and (data / "postmaster.pid").exists():
+            _run([pg_ctl, "-D", str(data), "-m", "immediate", "-w", "stop"], cwd=root)
+
+    # A backstop should the session end without fixture teardown (SIGTERM, SIGKILL, crash):
+    # in a session of its own, so that a Ctrl-C on the terminal does not stop it early.
+    watchdog = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            WATCHDOG,
+            *_as_server_user([pg_ctl, "-D", str(data), "-m", "immediate", "-w", "stop"]),
+            str(root),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd="/",
+        start_new_session=True,
+    )
+    try:
+        sockets.mkdir()
+        if _is_root():
+            for path in (root, sockets):
+                os.chown(path, server_user.pw_uid, server_user.pw_gid)
+        done = _run(
+            [
+                str(bin_dir / "initdb"),
+                "-D",
+                str(data),
+                "-U",
+                POSTGRES_USER,
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--no-locale",
+                "--no-sync",
+            ],
+            cwd=root,
+        )
+        if done.returncode != 0:
+            pytest.fail(f"initdb of the test PostgreSQL server failed, {_output(done)}")
+        (data / "pg_hba.conf").write_text(HBA)
+        with (data / "postgresql.conf").open("a") as conf:
+            conf.write(_server_settings(sockets))
+        for attempt in range(1, START_ATTEMPTS + 1):
+            port = _free_port()  # another process may take it first: then try another
+            started = True
+            done = _run(
+                [
+                    pg_ctl,
+                    "-D",
+                    str(data),
+                    "-l",
+                    str(log),
+                    "-o",
+                    f"-p {port}",
+                    "-w",
+                    "-t",
+                    str(SERVER_TIMEOUT_S),
+                    "start",
+                ],
+                cwd=root,
+            )
+            if done.returncode == 0:
+                break
+            stop()
+            if attempt == START_ATTEMPTS:
+                pytest.fail(
+                    f"the test PostgreSQL server did not start, {_output(done)}\n"
+                    f"server log:\n{_log_tail(log)}"
+                )
+        server_url = f"postgresql+psycopg://{POSTGRES_USER}@127.0.0.1:{port}"
+        try:
+            _create_database(f"{server_url}/postgres", POSTGRES_DB)
+        except ModuleNotFoundError as err:
+            pytest.fail(
+                f"the PostgreSQL driver is missing ({err}); install psycopg: "
+                "pip install 'psycopg[binary]'",
+                pytrace=False,
+            )
+        yield f"{server_url}/{POSTGRES_DB}"
+    finally:
+        try:
+            stop()
+            shutil.rmtree(root, ignore_errors=True)
+        finally:
+            if watchdog.stdin is not None:
+                watchdog.stdin.close()
+            watchdog.wait(timeout=SERVER_TIMEOUT_S)
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """The SQLAlchemy URL of a PostgreSQL database: ``E2RNAS_TEST_POSTGRES_URL`` when set,
+    else that of a throwaway server started for this session (see the module docstring)."""
+    given = os.environ.get(POSTGRES_ENV, "").strip()
+    if given:
+        if make_url(given).get_backend_name() != "postgresql":
+            pytest.fail(f"{POSTGRES_ENV}: expected a postgresql URL, got {given!r}", pytrace=False)
+        yield given
+        return
+    bin_dir = find_postgres_bin()
+    if bin_dir is None:
+        pytest.fail(
+            "no PostgreSQL server binaries (initdb, pg_ctl, postgres) on PATH or in "
+            f"{DEBIAN_BIN_DIRS}/*/bin: {INSTALL_HINT}",
+            pytrace=False,
+        )
+    with throwaway_postgres(bin_dir) as url:
+        yield url
+
+
+@pytest.fixture
+def postgres_db_url(postgres_url: str) -> Iterator[str]:
+    """The URL of a fresh, empty database of its own for one test, on ``postgres_url``'s
+    server; dropped (with any connections still open to it) after the test."""
+    name = f"e2rnas_t_{uuid.uuid4().hex[:16]}"
+    shown = make_url(postgres_url).render_as_string(hide_password=True)
+    try:
+        _create_database(postgres_url, name)
+    except SQLAlchemyError as err:
+        pytest.fail(
+            f"cannot create a scratch database on {shown} (its role needs CREATEDB): {err}",
+            pytrace=False,
+        )
+    try:
+        yield make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+        try:
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        finally:
+            admin.dispose()
