@@ -91,7 +91,7 @@ class SearchConfig:
     cost_estimate: str = "expected"
     # The cost losses |N̂ - L|, |F̂ - F| in M params and M MACs ("none", eqs. 5-7 as written),
     # or divided by the estimates at uniform α ("start": unit-free, see search_core.bilevel).
-    cost_normalization: str = "none"
+    cost_normalization: str = "start"
     # Run.
     seed: int = 0
     device: str = "cpu"

@@ -9,10 +9,15 @@ web runs exactly the code the CLI runs.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
+import shutil
+import signal
 import socket
+import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -29,6 +34,11 @@ class JobError(E2RNASError):
     """Ray refused a job request; the message carries Ray's reason."""
 
 
+def _state_name(status: Any) -> str:
+    """``RUNNING`` for Ray's JobStatus enum member (or a plain string)."""
+    return str(getattr(status, "value", status))
+
+
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -42,9 +52,9 @@ class RayJobs:
     def __init__(self, address: str | None = None, num_cpus: int | None = None) -> None:
         self.given_address = address
         self.num_cpus = num_cpus
-        self._address: str | None = None
         self._client: Any = None
-        self._embedded = False
+        self._head: subprocess.Popen[bytes] | None = None
+        self._temp_dir: Path | None = None
         self._lock = threading.Lock()
 
     @property
@@ -63,38 +73,103 @@ class RayJobs:
 
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")
         if self.given_address is not None:
-            address = self.given_address
-            if "://" not in address:
-                address = f"http://{address}"
-        else:
-            import ray  # type: ignore[import-untyped, unused-ignore]
-
-            port = _free_port()
-            ray.init(
-                num_cpus=self.num_cpus or os.cpu_count() or 1,
-                include_dashboard=True,
-                dashboard_host="127.0.0.1",
-                dashboard_port=port,
-                log_to_driver=False,
+            address = (
+                self.given_address
+                if "://" in self.given_address
+                else (f"http://{self.given_address}")
             )
-            self._embedded = True
-            address = f"http://127.0.0.1:{port}"
+        else:
+            address = self._start_head()
         # A Ray this service just started needs a few seconds for its job server; a cluster's
         # address either answers now or is wrong, and a request should not hang on it.
-        deadline = time.monotonic() + (60.0 if self._embedded else 0.0)
+        deadline = time.monotonic() + (90.0 if self._head is not None else 0.0)
         while True:
             try:
-                client = JobSubmissionClient(address)
-                break
+                return JobSubmissionClient(address)
             except (ConnectionError, RuntimeError) as error:
+                if self._head is not None and self._head.poll() is not None:
+                    raise JobError(f"the embedded Ray stopped: {self._head_log()}") from None
                 if time.monotonic() > deadline:
                     raise JobError(
                         f"ray_address: no Ray job server answers at {address} ({error}); "
                         "start the cluster with 'ray start --head' or fix E2RNAS_RAY_ADDRESS"
                     ) from None
                 time.sleep(0.5)
-        self._address = address
-        return client
+
+    def _start_head(self) -> str:
+        """Start a private single-node Ray (``ray start --head --block``) and return its job
+        server's address.
+
+        Private means its own temp dir and free ports for everything that has a fixed default
+        (GCS 6379, dashboard 8265, the agent's 52365, the client server's 10001): with the
+        shared defaults, a job's driver resolves the cluster by ``address="auto"`` and can
+        join any other Ray on the machine, and a second Ray's agent cannot bind its port.
+        """
+        self._temp_dir = Path(tempfile.mkdtemp(prefix="e2rnas-ray-", dir="/tmp"))
+        dashboard = _free_port()
+        ray_script = Path(sys.executable).with_name("ray")
+        command = [
+            str(ray_script) if ray_script.exists() else shutil.which("ray") or "ray",
+            "start",
+            "--head",
+            "--block",
+            "--disable-usage-stats",
+            "--temp-dir",
+            str(self._temp_dir),
+            "--node-ip-address",
+            "127.0.0.1",
+            "--num-cpus",
+            str(self.num_cpus or os.cpu_count() or 1),
+            "--port",
+            str(_free_port()),
+            "--dashboard-host",
+            "127.0.0.1",
+            "--dashboard-port",
+            str(dashboard),
+            "--dashboard-agent-listen-port",
+            str(_free_port()),
+            "--ray-client-server-port",
+            str(_free_port()),
+        ]
+        log = (self._temp_dir / "head.log").open("wb")
+        env = {**os.environ, "RAY_AUTH_MODE": os.environ.get("RAY_AUTH_MODE", "disabled")}
+        # Its own session, so that stopping it (SIGTERM to the group) reaches every process
+        # it started and nothing else.
+        self._head = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
+        log.close()
+        return f"http://127.0.0.1:{dashboard}"
+
+    @staticmethod
+    def _stop_all(client: Any, timeout: float = 30.0) -> None:
+        try:
+            running = [
+                job.submission_id
+                for job in client.list_jobs()
+                if _state_name(job.status) not in TERMINAL_JOB_STATES
+            ]
+            for job_id in running:
+                client.stop_job(job_id)
+            deadline = time.monotonic() + timeout
+            while running and time.monotonic() < deadline:
+                time.sleep(0.5)
+                running = [
+                    job_id
+                    for job_id in running
+                    if _state_name(client.get_job_status(job_id)) not in TERMINAL_JOB_STATES
+                ]
+        except (RuntimeError, ConnectionError):
+            pass  # the head is going away anyway; its own processes still get SIGTERM
+
+    def _head_log(self) -> str:
+        if self._temp_dir is None:
+            return ""
+        try:
+            text = (self._temp_dir / "head.log").read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return ""
+        return " ".join(text.split()[-60:])
 
     def submit(
         self,
@@ -123,15 +198,20 @@ class RayJobs:
             command += ["run", sweep_file.name, "--out", str(run_dir)]
         else:
             command += ["run", str(sweep_file.resolve()), "--out", str(run_dir)]
-        try:
-            job_id: str = self.client().submit_job(
-                entrypoint=" ".join(shlex.quote(part) for part in command),
-                submission_id=submission_id,
-                runtime_env=runtime_env,
-            )
-        except (RuntimeError, ValueError, ConnectionError) as error:
-            raise JobError(f"Ray did not accept the sweep job: {error}") from None
-        return job_id
+        # A fresh head answers HTTP before its node agent takes jobs; that refusal passes.
+        deadline = time.monotonic() + 120.0
+        while True:
+            try:
+                job_id: str = self.client().submit_job(
+                    entrypoint=" ".join(shlex.quote(part) for part in command),
+                    submission_id=submission_id,
+                    runtime_env=runtime_env,
+                )
+                return job_id
+            except (RuntimeError, ValueError, ConnectionError) as error:
+                if "No available agent" not in str(error) or time.monotonic() > deadline:
+                    raise JobError(f"Ray did not accept the sweep job: {error}") from None
+                time.sleep(2.0)
 
     def status(self, job_id: str) -> str | None:
         """The job's status (``PENDING``, ``RUNNING``, ``SUCCEEDED``, ``FAILED``, ``STOPPED``),
@@ -142,7 +222,7 @@ class RayJobs:
             if "does not exist" in str(error) or "404" in str(error):
                 return None
             raise JobError(f"job {job_id!r}: {error}") from None
-        return str(getattr(status, "value", status))
+        return _state_name(status)
 
     def logs_tail(self, job_id: str, lines: int | None = 20) -> str:
         """The last ``lines`` lines of the job's log (None: all of it); "" when unknown."""
@@ -161,12 +241,24 @@ class RayJobs:
     def shutdown(self) -> None:
         """Stop the embedded Ray (its jobs with it); a cluster's address is left alone."""
         with self._lock:
-            if self._embedded:
-                import ray
-
-                ray.shutdown()
-                self._embedded = False
-            self._client = None
+            client, self._client = self._client, None
+            head, self._head = self._head, None
+            if head is not None and client is not None:
+                # Job drivers run in sessions of their own, out of reach of the head's
+                # process group: stop them through Ray (SIGTERM, then SIGKILL) first.
+                self._stop_all(client)
+            if head is not None:
+                for sig, wait in ((signal.SIGTERM, 30.0), (signal.SIGKILL, 10.0)):
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(head.pid, sig)
+                    try:
+                        head.wait(timeout=wait)
+                        break
+                    except subprocess.TimeoutExpired:
+                        continue
+            if self._temp_dir is not None:
+                shutil.rmtree(self._temp_dir, ignore_errors=True)
+                self._temp_dir = None
 
 
 def submit_sweep(sweep_file: Path, address: str, run_dir: Path) -> str:

@@ -63,6 +63,7 @@ class SweepManager:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._following: set[str] = set()  # sweeps whose job Ray last reported not ended
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -99,9 +100,15 @@ class SweepManager:
 
     def create(self, data: str | Mapping[str, Any]) -> str:
         """Validate, record and submit a sweep; returns its id."""
+        spec = self.validate(data)
+        # Under the lock: the refresh loop must not see the row before its job id exists,
+        # or it would take the sweep for lost and submit it a second time.
+        with self._lock:
+            return self._submit_new(spec)
+
+    def _submit_new(self, spec: SweepSpec) -> str:
         from service.tune_runner import _sweep_id
 
-        spec = self.validate(data)
         run_dir = self.storage / f"{spec.name}-{uuid.uuid4().hex[:8]}"
         submitted = spec.model_dump(mode="json")
         # The service decides where results go: its storage and its database.
@@ -145,37 +152,58 @@ class SweepManager:
 
     def refresh_all(self) -> None:
         for row in self.store.sweeps():
-            if row["status"] not in TERMINAL and row["run_dir"]:
+            sweep_id = row["sweep_id"]
+            if row["run_dir"] and (row["status"] not in TERMINAL or sweep_id in self._following):
                 try:
-                    self.refresh(row["sweep_id"])
+                    self.refresh(sweep_id)
                 except E2RNASError as error:
-                    self.store.update_sweep(row["sweep_id"], message=str(error))
+                    self.store.update_sweep(sweep_id, message=str(error))
 
     def refresh(self, sweep_id: str) -> dict[str, Any]:
-        """Bring one sweep's status, progress and finished rows up to date."""
+        """Bring one sweep's status, progress and finished rows up to date.
+
+        A sweep stays followed until Ray reports its job ended, even once its status is
+        final (the job's collection writes ``done`` while the job still runs), so that the
+        last progress is recorded and a final status is never overwritten.
+        """
+        from service.tune_runner import SWEEP_FILE, read_sweep_state
+
         with self._lock:
             row = self.store.get_sweep(sweep_id)
-            if row["status"] in TERMINAL or not row["run_dir"]:
+            final = row["status"] in TERMINAL
+            if not row["run_dir"] or (final and sweep_id not in self._following):
                 return row
             run_dir = Path(row["run_dir"])
             spec = parse_sweep(row["spec"], source=f"sweep {sweep_id}")
             job_state = self.jobs.status(row["job_id"]) if row["job_id"] else None
+            # Progress after the job state: what the job did up to the state we act on.
             changes: dict[str, Any] = {"progress": _progress(run_dir, trial_count(spec))}
             if job_state is None:
-                changes["job_id"] = self._resubmit(sweep_id, run_dir, row["job_id"])
-                changes["status"] = "pending"
+                self._following.discard(sweep_id)
+                if not final:
+                    changes["job_id"] = self._resubmit(sweep_id, run_dir, row["job_id"])
+                    changes["status"] = "pending"
             elif job_state in ("PENDING", "RUNNING"):
-                changes["status"] = "pending" if job_state == "PENDING" else "running"
+                self._following.add(sweep_id)
+                if not final:
+                    changes["status"] = "pending" if job_state == "PENDING" else "running"
                 self._ingest_finished(run_dir)
-            elif job_state == "SUCCEEDED":
-                # The job's collection wrote the rows and the final status (done or failed).
-                final = self.store.get_sweep(sweep_id)["status"]
-                changes["status"] = final if final in TERMINAL else "failed"
-            elif job_state == "STOPPED":
-                changes["status"] = "cancelled"
             else:
-                changes["status"] = "failed"
-                changes["message"] = self.jobs.logs_tail(row["job_id"])
+                self._following.discard(sweep_id)
+                if row["status"] == "cancelled" or job_state == "STOPPED":
+                    changes["status"] = "cancelled"
+                elif job_state == "SUCCEEDED":
+                    # The job's collection wrote every row; its verdict is in sweep.json.
+                    ended = (
+                        read_sweep_state(run_dir)["status"]
+                        if (run_dir / SWEEP_FILE).exists()
+                        else "failed"
+                    )
+                    changes["status"] = "done" if ended == "done" else "failed"
+                else:
+                    changes["status"] = "failed"
+                    changes["message"] = self.jobs.logs_tail(row["job_id"])
+                    self._ingest_finished(run_dir)  # what finished before the failure stays
             self.store.update_sweep(sweep_id, **changes)
             return self.store.get_sweep(sweep_id)
 

@@ -101,7 +101,11 @@ class StoreError(E2RNASError):
 
 
 class UnknownSweepError(E2RNASError, KeyError):
-    """No sweep has the given id."""
+    """No sweep has the given id (``sweep_id``)."""
+
+    def __init__(self, message: str, sweep_id: str | None = None) -> None:
+        super().__init__(message)
+        self.sweep_id = sweep_id
 
     def __str__(self) -> str:
         # KeyError's str() is the repr of its argument; this error's argument is a sentence.
@@ -310,7 +314,8 @@ class ResultStore:
     def _unknown(self, sweep_id: str) -> UnknownSweepError:
         return UnknownSweepError(
             f"sweep_id: no sweep {sweep_id!r} in {self._where()}; "
-            "create it with upsert_sweep before ingesting its trials"
+            "create it with upsert_sweep before ingesting its trials",
+            sweep_id,
         )
 
     @staticmethod

@@ -65,6 +65,10 @@ STORAGE_SCHEMES = ("file", "s3", "gs", "gcs", "hdfs", "viewfs", "abfs", "abfss")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
+class SweepSyntaxError(ConfigError):
+    """The sweep file is not YAML at all (as opposed to YAML with a bad field)."""
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -244,9 +248,9 @@ def parse_sweep(data: str | Mapping[str, Any], source: str = "<sweep>") -> Sweep
             mark = error.problem_mark or error.context_mark
             where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
             problem = error.problem or error.context or "cannot parse"
-            raise ConfigError(f"{source}: malformed YAML: {where}{problem}") from None
+            raise SweepSyntaxError(f"{source}: malformed YAML: {where}{problem}") from None
         except yaml.YAMLError as error:
-            raise ConfigError(f"{source}: malformed YAML: {error}") from None
+            raise SweepSyntaxError(f"{source}: malformed YAML: {error}") from None
     if not isinstance(data, Mapping):
         raise ConfigError(
             f"{source}: expected a mapping of sweep keys (name, search, grid, ...), "

@@ -832,7 +832,7 @@ def collect(
     """
     from service.export import export_front
     from service.report import write_report
-    from service.store import ResultStore
+    from service.store import ResultStore, UnknownSweepError
 
     run_dir = Path(run_dir).resolve()
     state = read_sweep_state(run_dir)
@@ -851,8 +851,14 @@ def collect(
     store = ResultStore(state["database_url"])
     try:
         store.create_schema()
-        store.upsert_sweep(state["sweep_id"], spec.name, state["status"], state["spec"])
+        # The rows land before the final status, so whoever reads "done" finds them all.
+        try:
+            before = store.get_sweep(state["sweep_id"])["status"]
+        except UnknownSweepError:
+            before = "running"
+        store.upsert_sweep(state["sweep_id"], spec.name, before, state["spec"])
         store.ingest(frame)
+        store.set_sweep_status(state["sweep_id"], state["status"])
     finally:
         store.close()
     objectives = sweep_objectives(spec)

@@ -11,16 +11,18 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from search_core.errors import ConfigError, E2RNASError
-from service.api.routes import health, pages, sweeps
+from service.api.routes import examples, health, pages, sweeps
 from service.jobs import JobError
 from service.manager import SweepConflictError, SweepManager
 from service.settings import ServiceSettings
 from service.store import StoreError, UnknownSweepError
+from service.sweep_config import SweepSyntaxError
 
 # Exceptions of the sweep layer and the answer each gets; their messages name the field.
 _STATUS: tuple[tuple[type[Exception], int], ...] = (
     (UnknownSweepError, status.HTTP_404_NOT_FOUND),
     (SweepConflictError, status.HTTP_409_CONFLICT),
+    (SweepSyntaxError, status.HTTP_400_BAD_REQUEST),
     (ConfigError, status.HTTP_422_UNPROCESSABLE_CONTENT),
     (JobError, status.HTTP_503_SERVICE_UNAVAILABLE),
     (StoreError, status.HTTP_503_SERVICE_UNAVAILABLE),
@@ -54,6 +56,13 @@ def create_app(settings: ServiceSettings, manager: SweepManager | None = None) -
     app.state.manager = manager or SweepManager(settings)
 
     async def sweep_layer_error(_: Request, error: Exception) -> JSONResponse:
+        if isinstance(error, UnknownSweepError) and error.sweep_id is not None:
+            # The store's message names the database; an API client needs only the id.
+            return _problem(
+                status.HTTP_404_NOT_FOUND,
+                f"sweep_id: no sweep {error.sweep_id!r} on this service; GET /api/sweeps "
+                "lists them",
+            )
         for kind, code in _STATUS:
             if isinstance(error, kind):
                 return _problem(code, str(error))
@@ -71,6 +80,7 @@ def create_app(settings: ServiceSettings, manager: SweepManager | None = None) -
     app.add_exception_handler(RequestValidationError, request_error)
     app.include_router(health.router)
     app.include_router(sweeps.router)
+    app.include_router(examples.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=pages.STATIC), name="static")
     return app

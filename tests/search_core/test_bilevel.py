@@ -96,7 +96,11 @@ def test_hypergradient_matches_autograd_through_the_unrolled_step(
 ) -> None:
     # DARTS's default step (0.01 / ‖v‖) is too coarse to compare at 1e-4 on this tiny net,
     # whose ReLU and max-pool kinks it crosses; a small step checks the arithmetic.
-    step, gen = make(tiny(hessian=hessian, order="second", fd_epsilon=1e-5))
+    # The unnormalised costs keep the first step's α where this comparison was set up (the
+    # cost rows do not enter it: see the test of the cost rows below).
+    step, gen = make(
+        tiny(hessian=hessian, order="second", fd_epsilon=1e-5, cost_normalization="none")
+    )
     train, val, (ood_x, _) = batches()
     if after_a_step:  # momentum buffers now exist and enter θ'
         step.step(train, val, ood_x)
@@ -193,3 +197,38 @@ def test_step_on_gpu_matches_cpu_and_never_syncs_the_host() -> None:
         gpu.step(train_gpu, val_gpu, ood_x.cuda())
     finally:
         torch.cuda.set_sync_debug_mode("default")
+
+
+@pytest.mark.parametrize("estimate", ["expected", "derived"])
+@pytest.mark.parametrize("normalization", ["none", "start"])
+def test_cost_rows_are_the_gradients_of_the_scaled_cost_losses(
+    estimate: str, normalization: str
+) -> None:
+    """Rows 4 and 5 of the hypergradients: ∇α |N̂ - L| and ∇α |F̂ - F| (eqs. 5-7), divided by
+    the estimates at uniform α under ``start``, recomputed here from the cost tables."""
+    from search_core.cost import derived_weights
+
+    config = tiny(L=0.01, F=5.0, cost_estimate=estimate, cost_normalization=normalization)
+    step, _ = make(config)
+    train, val, (ood_x, _) = batches()
+    got = step.hypergradients(train, val, ood_x)
+    alphas = [a.detach().clone().requires_grad_(True) for a in step.net.alphas()]
+
+    def estimates(a_normal: torch.Tensor, a_reduce: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        w = [torch.softmax(a_normal, dim=-1), torch.softmax(a_reduce, dim=-1)]
+        if estimate == "derived":
+            w = [derived_weights(x, config.nodes) for x in w]
+        return step.costs.expected(w[0], w[1])
+
+    n_hat, f_hat = estimates(*alphas)
+    uniform = [torch.zeros_like(a) for a in alphas]
+    n0, f0 = (float(v) for v in estimates(*uniform))
+    scales = (1 / n0, 1 / f0) if normalization == "start" else (1.0, 1.0)
+    for row, (value, bound, scale) in enumerate(
+        ((n_hat, config.L, scales[0]), (f_hat, config.F, scales[1])), start=3
+    ):
+        loss = scale * (value - bound).abs()
+        grads = torch.autograd.grad(loss, alphas, retain_graph=True)
+        want = torch.cat([g.reshape(-1) for g in grads]).to(got.grads.dtype)
+        assert torch.allclose(got.grads[row], want, rtol=1e-5, atol=1e-12)
+        assert float(got.losses[row]) == pytest.approx(float(loss), rel=1e-5)

@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal, cast
 import numpy as np
 import pandas as pd  # type: ignore[import-untyped, unused-ignore]
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
+from fastapi.concurrency import run_in_threadpool
 
 from search_core.errors import ConfigError
 from service.api.deps import Manager, Settings, Token
@@ -130,7 +131,8 @@ async def create_sweep(request: Request, manager: Manager, settings: Settings) -
     """Validate the sweep exactly as ``e2rnas sweep run`` does, record it and submit it to Ray
     as a Ray Job; answers its id."""
     data = await _sweep_body(request, settings.max_body_bytes)
-    return SweepCreated(id=manager.create(data))
+    # Submitting may start the embedded Ray and waits on HTTP: not on the event loop.
+    return SweepCreated(id=await run_in_threadpool(manager.create, data))
 
 
 @router.post(
@@ -143,7 +145,8 @@ async def validate_sweep(request: Request, manager: Manager, settings: Settings)
     """Check a sweep file without submitting it (the submit page's inline errors); answers
     the name it would run under."""
     data = await _sweep_body(request, settings.max_body_bytes)
-    return SweepCreated(id=manager.validate(data).name)
+    spec = await run_in_threadpool(manager.validate, data)
+    return SweepCreated(id=spec.name)
 
 
 @router.get("", response_model=SweepsPublic)
@@ -249,14 +252,17 @@ def sweep_pareto(
     """The nondominated finished trials over ``objectives`` (comma-separated; default: the
     sweep's), every trial's nondomination rank, the hypervolume and the knee."""
     chosen = _objectives(objectives, manager, sweep_id)
-    frame = manager.store.trials_frame(sweep_id)
-    frame = frame[frame["status"] == "done"].reset_index(drop=True)
+    every = manager.store.trials_frame(sweep_id)
+    frame = every[every["status"] == "done"].reset_index(drop=True)
     info = pareto_info(frame, chosen)
     records = _records(frame)
+    # Failed trials take no part, like finished ones missing a metric: rank -1.
+    ranks = {str(trial): -1 for trial in every["trial_id"]}
+    ranks.update({str(frame["trial_id"].iloc[i]): int(r) for i, r in enumerate(info.ranks)})
     return ParetoPublic(
         objectives=chosen,
         front=[records[i] for i in info.front],
-        ranks={str(frame["trial_id"].iloc[i]): int(r) for i, r in enumerate(info.ranks)},
+        ranks=ranks,
         hypervolume=float(info.hypervolume),
         reference=None if info.reference is None else list(info.reference),
         knee=None if info.knee is None else str(frame["trial_id"].iloc[info.knee]),
