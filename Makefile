@@ -20,6 +20,8 @@ demo: $(STAMP)
 	else \
 		$(BIN)/e2rnas sweep run sweeps/quickstart.yaml --out runs/quickstart; \
 	fi
+	@echo "Browse it in the web service: $(BIN)/e2rnas serve --database-url sqlite:///$(CURDIR)/runs/quickstart/results.db"
+	@echo "then open http://127.0.0.1:8000/ (the sweep list; click the sweep for its Pareto pages)"
 
 lint: $(STAMP)
 	$(BIN)/ruff check search_core service tests bench

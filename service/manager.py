@@ -24,6 +24,7 @@ from service.jobs import JobError, RayJobs
 from service.settings import ServiceSettings
 from service.store import ResultStore
 from service.sweep_config import SweepSpec, parse_sweep, trial_count
+from service.tune_runner import sweep_progress
 
 __all__ = ["STATUSES", "TERMINAL", "SweepConflictError", "SweepManager"]
 
@@ -34,20 +35,6 @@ SUBMITTED_FILE = "submitted.yaml"
 
 class SweepConflictError(E2RNASError):
     """The request does not fit the sweep's state (e.g. cancelling a finished sweep)."""
-
-
-def _progress(run_dir: Path, total: int) -> dict[str, int]:
-    """Trials pending, running, done and failed, and epochs done, from the trial directories."""
-    from service.tune_runner import trial_states
-
-    counts = {"total": total, "pending": 0, "running": 0, "done": 0, "failed": 0, "epochs": 0}
-    for info in trial_states(run_dir) if run_dir.exists() else []:
-        status = info.get("status")
-        key = "done" if status == "done" else "failed" if status == "error" else "running"
-        counts[key] += 1
-        counts["epochs"] += int(info.get("epochs", 0))
-    counts["pending"] = max(0, total - counts["done"] - counts["failed"] - counts["running"])
-    return counts
 
 
 class SweepManager:
@@ -126,7 +113,7 @@ class SweepManager:
         self.store.update_sweep(
             sweep_id,
             run_dir=str(run_dir),
-            progress=_progress(run_dir, trial_count(spec)),
+            progress=sweep_progress(run_dir, trial_count(spec)),
         )
         try:
             job_id = self.jobs.submit(run_dir, sweep_file, submission_id=f"{sweep_id}-0")
@@ -177,7 +164,7 @@ class SweepManager:
             spec = parse_sweep(row["spec"], source=f"sweep {sweep_id}")
             job_state = self.jobs.status(row["job_id"]) if row["job_id"] else None
             # Progress after the job state: what the job did up to the state we act on.
-            changes: dict[str, Any] = {"progress": _progress(run_dir, trial_count(spec))}
+            changes: dict[str, Any] = {"progress": sweep_progress(run_dir, trial_count(spec))}
             if job_state is None:
                 self._following.discard(sweep_id)
                 if not final:

@@ -75,6 +75,7 @@ __all__ = [
     "spec_of",
     "stored_table",
     "sweep_objectives",
+    "sweep_progress",
     "sync_trials",
     "trial_key",
     "trial_states",
@@ -791,6 +792,19 @@ def trial_states(run_dir: Path) -> list[dict[str, Any]]:
     return states
 
 
+def sweep_progress(run_dir: Path, total: int) -> dict[str, int]:
+    """Trials pending, running, done and failed, and search epochs done, from the trial
+    directories of ``run_dir`` (``total`` trials in all)."""
+    counts = {"total": total, "pending": 0, "running": 0, "done": 0, "failed": 0, "epochs": 0}
+    for info in trial_states(run_dir) if Path(run_dir).exists() else []:
+        status = info.get("status")
+        key = "done" if status == "done" else "failed" if status == "error" else "running"
+        counts[key] += 1
+        counts["epochs"] += int(info.get("epochs", 0))
+    counts["pending"] = max(0, total - counts["done"] - counts["failed"] - counts["running"])
+    return counts
+
+
 def results_table(run_dir: Path) -> Any:
     """The results table of the run directory, read from its trial directories."""
     from service.results import results_frame, trial_row
@@ -858,7 +872,11 @@ def collect(
             before = "running"
         store.upsert_sweep(state["sweep_id"], spec.name, before, state["spec"])
         store.ingest(frame)
-        store.set_sweep_status(state["sweep_id"], state["status"])
+        store.update_sweep(
+            state["sweep_id"],
+            status=state["status"],
+            progress=sweep_progress(run_dir, trial_count(spec)),
+        )
     finally:
         store.close()
     objectives = sweep_objectives(spec)

@@ -234,6 +234,24 @@ def test_local_sweep_writes_every_artefact_and_collects_idempotently(
     stored = tune_runner.stored_table(run_dir)
     assert sorted(stored["trial_id"]) == sorted(frame["trial_id"])
     _check_artefacts(run_dir, trials=2, epochs=1)
+    # The sweep's row carries its final status and progress, as the web service shows them.
+    from service.store import ResultStore
+
+    state = tune_runner.read_sweep_state(run_dir)
+    store = ResultStore(state["database_url"])
+    try:
+        row = store.get_sweep(state["sweep_id"])
+    finally:
+        store.close()
+    assert row["status"] == "done"
+    assert row["progress"] == {
+        "total": 2,
+        "pending": 0,
+        "running": 0,
+        "done": 2,
+        "failed": 0,
+        "epochs": 2,
+    }
 
     assert cli.main(["sweep", "status", str(run_dir)]) == 0
     assert "done, 2/2 trials done" in capsys.readouterr().out
