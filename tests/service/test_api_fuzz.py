@@ -62,6 +62,8 @@ READS = (
     "GET /api/sweeps/{sweep_id}/pareto",
     "GET /api/sweeps/{sweep_id}/export/{file_name}",
     "GET /api/sweeps/{sweep_id}/genotypes/{genotype_hash}/cells",
+    "GET /api/examples",
+    "GET /api/examples/{name}",
 )
 AUTH = {
     "token": {"Authorization": f"Bearer {TOKEN}"},
