@@ -418,21 +418,28 @@ def search_trial(
     trial_dir.mkdir(parents=True, exist_ok=True)
     # Each start of the trial (a restart after a failure, a resumed sweep) is recorded with
     # the process and the epochs already checkpointed, so a resume can be told from a rerun.
-    attempts: list[dict[str, Any]] = []
+    previous: dict[str, Any] = {}
     if (trial_dir / TRIAL_FILE).exists():
-        attempts = json.loads((trial_dir / TRIAL_FILE).read_text(encoding="utf-8"))["attempts"]
-    node = ray.get_runtime_context().get_node_id()
-    attempt = {"pid": os.getpid(), "node": node, "epochs_before": _epochs_done(trial_dir)}
-    if scratch is not None:
-        attempt["dir"] = str(trial_dir)  # where it worked: never the driver's run directory
-    attempts.append(attempt)
+        previous = json.loads((trial_dir / TRIAL_FILE).read_text(encoding="utf-8"))
+    attempts: list[dict[str, Any]] = list(previous.get("attempts", []))
+    # A trial that finished while the sweep was being stopped, before Tune recorded its end,
+    # is started again by the resume: it only reports its recorded result again (search and
+    # evaluation find their outputs complete), which is no new attempt.
+    finished = previous.get("status") == "done"
+    if not finished:
+        node = ray.get_runtime_context().get_node_id()
+        attempt = {"pid": os.getpid(), "node": node, "epochs_before": _epochs_done(trial_dir)}
+        if scratch is not None:
+            attempt["dir"] = str(trial_dir)  # where it worked: never the driver's run directory
+        attempts.append(attempt)
     info = {
         "trial_key": key,
         "point": point,
         "tune_trial_id": tune.get_context().get_trial_id(),
         "attempts": attempts,
     }
-    _write_json(trial_dir / TRIAL_FILE, {**info, "status": "running"})
+    if not finished:
+        _write_json(trial_dir / TRIAL_FILE, {**info, "status": "running"})
 
     def reporter(record: dict[str, Any], checkpoint_dir: Path) -> None:
         with tempfile.TemporaryDirectory(prefix="e2rnas-ckpt-") as staging:

@@ -377,9 +377,17 @@ def test_killed_worker_resumes_from_its_checkpoint(tmp_path: Path) -> None:
 
 @pytest.mark.integration
 @pytest.mark.slow
-def test_interrupted_sweep_resumes_without_rerunning_finished_trials(tmp_path: Path) -> None:
-    # A short trial (1 epoch) finishes while a long one (8 epochs) is still searching.
-    path = _write_sweep(tmp_path, name="interrupt", steps=3)
+@pytest.mark.parametrize("storage", ["local", "uri"])
+def test_interrupted_sweep_resumes_without_rerunning_finished_trials(
+    tmp_path: Path, storage: str
+) -> None:
+    # A short trial (1 epoch) finishes while a long one (8 epochs) is still searching. On a
+    # storage URI the trials' files reach the run directory only through the storage
+    # (trial_states syncs them), from the driver's first look to the resume.
+    if storage == "uri":
+        path = _uri_sweep(tmp_path, tmp_path / "storage", name="interrupt", steps=3)
+    else:
+        path = _write_sweep(tmp_path, name="interrupt", steps=3)
     text = path.read_text(encoding="utf-8")
     text = text.replace("    epochs: 1\n    steps", "    steps").replace(
         "  L: [0.03, 0.08]\n", "  L: [0.05]\n  epochs: [1, 8]\n"
@@ -396,15 +404,11 @@ def test_interrupted_sweep_resumes_without_rerunning_finished_trials(tmp_path: P
     )
 
     def one_done_one_searching() -> bool:
-        trials = _trial_json(run_dir)
+        if not (run_dir / "sweep.json").exists():
+            return False
+        trials = tune_runner.trial_states(run_dir)
         done = [t for t in trials if t["status"] == "done"]
-        searching = [
-            t
-            for t in trials
-            if t["status"] == "running"
-            and (t["dir"] / "checkpoint.pt").exists()
-            and 1 <= len(_epochs(t["dir"])) <= 6
-        ]
+        searching = [t for t in trials if t["status"] == "running" and 1 <= t["epochs"] <= 6]
         return bool(done and searching)
 
     try:
@@ -419,14 +423,14 @@ def test_interrupted_sweep_resumes_without_rerunning_finished_trials(tmp_path: P
     assert "sweep resume" in err
     state = json.loads((run_dir / "sweep.json").read_text(encoding="utf-8"))
     assert state["status"] == "interrupted"
-    before = {t["trial_key"]: (t["status"], len(_epochs(t["dir"]))) for t in _trial_json(run_dir)}
+    before = {t["trial_key"]: (t["status"], t["epochs"]) for t in tune_runner.trial_states(run_dir)}
     assert sorted(status for status, _ in before.values()) == ["done", "running"]
 
     resumed = _e2rnas("sweep", "resume", str(run_dir), cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     frame = _check_artefacts(run_dir, trials=2, epochs=None)
     assert sorted(frame["epochs"]) == [1, 8]
-    for trial in _trial_json(run_dir):
+    for trial in tune_runner.trial_states(run_dir):
         status, epochs = before[trial["trial_key"]]
         if status == "done":
             assert len(trial["attempts"]) == 1  # a finished trial is not run again
@@ -600,57 +604,3 @@ def test_sweep_on_a_storage_uri_persists_trials_through_the_storage(
     _check_artefacts(run_dir, trials=2, epochs=1)
     for trial in tune_runner.trial_states(run_dir):
         assert len(trial["attempts"]) == 1
-
-
-@pytest.mark.integration
-@pytest.mark.slow
-def test_interrupted_sweep_on_a_storage_uri_resumes_from_the_storage(tmp_path: Path) -> None:
-    # As test_interrupted_sweep_resumes_without_rerunning_finished_trials, with the trials'
-    # files reaching the run directory only through the storage (trial_states syncs them).
-    path = _uri_sweep(tmp_path, tmp_path / "storage", name="uriresume", steps=3)
-    text = path.read_text(encoding="utf-8")
-    text = text.replace("    epochs: 1\n    steps", "    steps").replace(
-        "  L: [0.03, 0.08]\n", "  L: [0.05]\n  epochs: [1, 8]\n"
-    )
-    path.write_text(text, encoding="utf-8")
-    run_dir = tmp_path / "run"
-    driver = subprocess.Popen(
-        [str(SCRIPT), "sweep", "run", str(path), "--out", str(run_dir)],
-        cwd=tmp_path,
-        env=_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-    def one_done_one_searching() -> bool:
-        if not (run_dir / "sweep.json").exists():
-            return False
-        trials = tune_runner.trial_states(run_dir)
-        done = [t for t in trials if t["status"] == "done"]
-        searching = [t for t in trials if t["status"] == "running" and 1 <= t["epochs"] <= 6]
-        return bool(done and searching)
-
-    try:
-        _wait_for(one_done_one_searching, 240, "one trial done and one searching")
-        driver.send_signal(signal.SIGINT)
-        _out, err = driver.communicate(timeout=120)
-    finally:
-        if driver.poll() is None:
-            driver.kill()
-            driver.communicate()
-    assert driver.returncode == 130, err[-3000:]
-    before = {t["trial_key"]: (t["status"], t["epochs"]) for t in tune_runner.trial_states(run_dir)}
-    assert sorted(status for status, _ in before.values()) == ["done", "running"]
-
-    resumed = _e2rnas("sweep", "resume", str(run_dir), cwd=tmp_path)
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    frame = _check_artefacts(run_dir, trials=2, epochs=None)
-    assert sorted(frame["epochs"]) == [1, 8]
-    for trial in tune_runner.trial_states(run_dir):
-        status, epochs = before[trial["trial_key"]]
-        if status == "done":
-            assert len(trial["attempts"]) == 1
-        else:
-            assert len(trial["attempts"]) == 2
-            assert trial["attempts"][-1]["epochs_before"] == epochs >= 1
