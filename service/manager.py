@@ -94,7 +94,7 @@ class SweepManager:
             return self._submit_new(spec)
 
     def _submit_new(self, spec: SweepSpec) -> str:
-        from service.tune_runner import _sweep_id
+        from service.tune_runner import sweep_id_for
 
         run_dir = self.storage / f"{spec.name}-{uuid.uuid4().hex[:8]}"
         submitted = spec.model_dump(mode="json")
@@ -105,7 +105,7 @@ class SweepManager:
         }
         submitted["ray"] = {"address": None}
         spec = parse_sweep(submitted, source="body")
-        sweep_id = _sweep_id(spec, run_dir)
+        sweep_id = sweep_id_for(spec, run_dir)
         run_dir.mkdir(parents=True)
         sweep_file = run_dir / SUBMITTED_FILE
         sweep_file.write_text(yaml.safe_dump(submitted, sort_keys=False), encoding="utf-8")

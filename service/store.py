@@ -204,18 +204,7 @@ class ResultStore:
         """Set a sweep's status; an unknown sweep id raises `UnknownSweepError`."""
         if not isinstance(status, str) or not status:
             raise ConfigError(f"status: expected a non-empty string, got {status!r}")
-        stmt = (
-            update(sweeps_table)
-            .where(sweeps_table.c.sweep_id == sweep_id)
-            .values(status=status, updated_at=_now())
-        )
-        try:
-            with self.engine.begin() as conn:
-                changed = conn.execute(stmt).rowcount
-        except SQLAlchemyError as err:
-            raise StoreError(f"{self._where()}: cannot update sweep {sweep_id!r}: {err}") from err
-        if changed == 0:
-            raise self._unknown(sweep_id)
+        self.update_sweep(sweep_id, status=status)
 
     def update_sweep(self, sweep_id: str, **fields: Any) -> None:
         """Set some of ``status`` and the service's columns (`SERVICE_COLUMNS`) of a sweep."""

@@ -74,6 +74,7 @@ __all__ = [
     "search_trial",
     "spec_of",
     "stored_table",
+    "sweep_id_for",
     "sweep_objectives",
     "sweep_progress",
     "sync_trials",
@@ -125,7 +126,8 @@ def trial_key(point: Mapping[str, Any]) -> str:
     return safe
 
 
-def _sweep_id(spec: SweepSpec, run_dir: Path) -> str:
+def sweep_id_for(spec: SweepSpec, run_dir: Path) -> str:
+    """The id of the sweep ``spec`` run into ``run_dir``: its name and a hash of the path."""
     digest = hashlib.sha1(str(run_dir.resolve()).encode()).hexdigest()[:8]
     return f"{spec.name}-{digest}"
 
@@ -607,7 +609,7 @@ def _prepare(spec: SweepSpec, run_dir: Path, resume: bool) -> dict[str, Any]:
             f"{run_dir}: already holds a sweep; continue it with 'e2rnas sweep resume "
             f"{run_dir}' or choose another --out"
         )
-    sweep_id = _sweep_id(spec, run_dir)
+    sweep_id = sweep_id_for(spec, run_dir)
     uri = spec.storage.path if is_uri(spec.storage.path) else None
     state: dict[str, Any] = {
         "sweep_id": sweep_id,

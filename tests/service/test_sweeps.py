@@ -324,6 +324,18 @@ def _wait_for(condition: Any, timeout: float, what: str) -> None:
         time.sleep(0.1)
 
 
+def _start_driver(path: Path, run_dir: Path, cwd: Path) -> subprocess.Popen[str]:
+    """``e2rnas sweep run`` of ``path`` in the background, its output captured."""
+    return subprocess.Popen(
+        [str(SCRIPT), "sweep", "run", str(path), "--out", str(run_dir)],
+        cwd=cwd,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 def _trial_json(run_dir: Path) -> list[dict[str, Any]]:
     found = []
     for path in sorted((run_dir / "trials").glob("*/trial.json")):
@@ -339,14 +351,7 @@ def _trial_json(run_dir: Path) -> list[dict[str, Any]]:
 def test_killed_worker_resumes_from_its_checkpoint(tmp_path: Path) -> None:
     path = _write_sweep(tmp_path, name="killworker", epochs=4, steps=3)
     run_dir = tmp_path / "run"
-    driver = subprocess.Popen(
-        [str(SCRIPT), "sweep", "run", str(path), "--out", str(run_dir)],
-        cwd=tmp_path,
-        env=_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    driver = _start_driver(path, run_dir, tmp_path)
     try:
 
         def one_epoch_done() -> bool:
@@ -394,14 +399,7 @@ def test_interrupted_sweep_resumes_without_rerunning_finished_trials(
     )
     path.write_text(text, encoding="utf-8")
     run_dir = tmp_path / "run"
-    driver = subprocess.Popen(
-        [str(SCRIPT), "sweep", "run", str(path), "--out", str(run_dir)],
-        cwd=tmp_path,
-        env=_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    driver = _start_driver(path, run_dir, tmp_path)
 
     def one_done_one_searching() -> bool:
         if not (run_dir / "sweep.json").exists():
@@ -553,7 +551,7 @@ def test_run_refuses_a_storage_that_holds_the_run_directorys_experiment(
 ) -> None:
     storage, out = tmp_path / "storage", tmp_path / "run"
     path = _uri_sweep(tmp_path, storage)
-    sweep_id = tune_runner._sweep_id(load_sweep(path), out.resolve())
+    sweep_id = tune_runner.sweep_id_for(load_sweep(path), out.resolve())
     (storage / sweep_id).mkdir(parents=True)  # left by a run whose run directory was removed
     assert cli.main(["sweep", "run", str(path), "--out", str(out)]) == 2
     err = capsys.readouterr().err
