@@ -5,7 +5,7 @@ database (or ``--database-url``, e.g. a PostgreSQL one), starts ``e2rnas serve``
 subprocess on a loopback port, and drives ``--clients`` concurrent clients from this process,
 ``--requests`` requests per endpoint. The bare baseline is the same work without the service:
 the same number of calls, by the same number of threads, of ``ResultStore(url).trials_frame``
-(and `service.pareto.pareto_info` on it for the front). Service and bare runs alternate,
+(and `service.analysis.pareto.pareto_info` on it for the front). Service and bare runs alternate,
 endpoint by endpoint, for ``--rounds`` rounds, so that load on the machine weighs on both
 alike; the ratios (service p95 / bare p95, service req/s / bare req/s) are the result.
 
@@ -20,7 +20,7 @@ import statistics
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -28,10 +28,10 @@ from typing import Any
 import httpx
 from synthetic import build_sweep, running_service
 
-from service.pareto import pareto_info
-from service.store import ResultStore
-from service.sweep_config import parse_sweep
-from service.tune_runner import sweep_objectives
+from service.analysis.pareto import pareto_info
+from service.orchestration.points import sweep_objectives
+from service.orchestration.spec import parse_sweep
+from service.results.store import ResultStore
 
 PAIR = {"test_error": "min", "params_m": "min"}
 ROW = "{:<22} {:>13.1f} {:>8.1f} {:>8.1f} {:>11.1f} {:>8.1f} {:>8.1f} {:>10.2f} {:>10.2f}"
@@ -83,7 +83,7 @@ def main() -> None:
     def bare_results() -> None:
         store.trials_frame(sweep_id)
 
-    def bare_front(chosen: dict[str, str]) -> Callable[[], None]:
+    def bare_front(chosen: Mapping[str, str]) -> Callable[[], None]:
         def call() -> None:
             frame = store.trials_frame(sweep_id)
             pareto_info(frame[frame["status"] == "done"].reset_index(drop=True), chosen)

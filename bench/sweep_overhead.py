@@ -21,8 +21,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from service.sweep_config import load_sweep, trial_count
-from service.tune_runner import results_table, run_sweep
+from service.orchestration.collect import results_table
+from service.orchestration.points import trial_count
+from service.orchestration.spec import load_sweep
+from service.orchestration.tuner import run_sweep
 
 
 def main() -> None:

@@ -28,10 +28,11 @@ import numpy as np
 import torch
 
 from search_core.genotypes import derive_genotype
-from service.results import package_versions, results_frame
-from service.store import ResultStore
-from service.sweep_config import grid_points, parse_sweep, trial_count
-from service.tune_runner import trial_key
+from service.orchestration.points import grid_points, trial_count
+from service.orchestration.rundir import trial_key
+from service.orchestration.spec import parse_sweep
+from service.results.store import ResultStore
+from service.results.table import package_versions, results_frame
 
 __all__ = ["Service", "build_sweep", "free_port", "running_service", "sweep_yaml"]
 

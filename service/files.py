@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 
 def replace_atomically(path: Path, write: Callable[[Path], object]) -> None:
@@ -27,3 +29,14 @@ def replace_atomically(path: Path, write: Callable[[Path], object]) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def write_text_atomically(path: Path, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` whole, creating its directory."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    replace_atomically(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def write_json_atomically(path: Path, data: Mapping[str, Any]) -> None:
+    """Write ``data`` as indented JSON with sorted keys to ``path`` whole."""
+    write_text_atomically(path, json.dumps(data, indent=2, sort_keys=True) + "\n")

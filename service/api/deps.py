@@ -8,8 +8,8 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from service.manager import SweepManager
-from service.settings import ServiceSettings
+from service.api.manager import SweepManager
+from service.api.settings import ServiceSettings
 
 _bearer = HTTPBearer(auto_error=False, description="E2RNAS_API_TOKEN of the service")
 

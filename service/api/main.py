@@ -10,23 +10,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
-from search_core.errors import ConfigError, E2RNASError
+from service.api.manager import SweepManager
 from service.api.routes import examples, health, pages, sweeps
-from service.jobs import JobError
-from service.manager import SweepConflictError, SweepManager
-from service.settings import ServiceSettings
-from service.store import StoreError, UnknownSweepError
-from service.sweep_config import SweepSyntaxError
-
-# Exceptions of the sweep layer and the answer each gets; their messages name the field.
-_STATUS: tuple[tuple[type[Exception], int], ...] = (
-    (UnknownSweepError, status.HTTP_404_NOT_FOUND),
-    (SweepConflictError, status.HTTP_409_CONFLICT),
-    (SweepSyntaxError, status.HTTP_400_BAD_REQUEST),
-    (ConfigError, status.HTTP_422_UNPROCESSABLE_CONTENT),
-    (JobError, status.HTTP_503_SERVICE_UNAVAILABLE),
-    (StoreError, status.HTTP_503_SERVICE_UNAVAILABLE),
-)
+from service.api.settings import ServiceSettings
+from service.errors import E2RNASError, UnknownSweepError, http_status
 
 
 def _problem(code: int, detail: str) -> JSONResponse:
@@ -63,10 +50,8 @@ def create_app(settings: ServiceSettings, manager: SweepManager | None = None) -
                 f"sweep_id: no sweep {error.sweep_id!r} on this service; GET /api/sweeps "
                 "lists them",
             )
-        for kind, code in _STATUS:
-            if isinstance(error, kind):
-                return _problem(code, str(error))
-        return _problem(status.HTTP_500_INTERNAL_SERVER_ERROR, str(error))
+        assert isinstance(error, E2RNASError)
+        return _problem(http_status(error), str(error))
 
     async def request_error(_: Request, error: Exception) -> JSONResponse:
         assert isinstance(error, RequestValidationError)

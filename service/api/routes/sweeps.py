@@ -1,6 +1,6 @@
 """``/api/sweeps``: create, list, read and cancel sweeps; their results, front and exports.
 
-The paths are a contract (DESIGN.md, issue 5). Reads come from the database, which the
+The paths are a contract (docs/ARCHITECTURE.md). Reads come from the database, which the
 manager keeps up to date; a sweep's results hold the trials finished so far.
 """
 
@@ -9,18 +9,16 @@ from __future__ import annotations
 import functools
 import io
 import json
-import math
 import tempfile
 from pathlib import Path
 from typing import Annotated, Any, Literal, cast
 
-import numpy as np
-import pandas as pd  # type: ignore[import-untyped, unused-ignore]
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 
-from search_core.errors import ConfigError
+from service.analysis.pareto import pareto_info
 from service.api.deps import Manager, Settings, Token
+from service.api.manager import STATUSES
 from service.api.schemas import (
     ParetoPublic,
     Problem,
@@ -31,9 +29,11 @@ from service.api.schemas import (
     SweepPublic,
     SweepsPublic,
 )
-from service.manager import STATUSES
-from service.pareto import OBJECTIVES, pareto_info
-from service.sweep_config import SweepSpec, parse_sweep
+from service.errors import ObjectiveError
+from service.objectives import METRICS
+from service.orchestration.points import sweep_objectives
+from service.orchestration.spec import SweepSpec, parse_sweep
+from service.results.table import frame_records
 
 router = APIRouter(prefix="/api/sweeps", tags=["sweeps"])
 
@@ -169,18 +169,6 @@ def cancel_sweep(sweep_id: str, manager: Manager) -> SweepPublic:
     return _public(manager.cancel(sweep_id))
 
 
-def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    clean = frame.astype(object).where(frame.notna(), None)
-    records: list[dict[str, Any]] = clean.to_dict(orient="records")
-    for record in records:
-        for key, value in record.items():
-            if isinstance(value, np.generic):
-                record[key] = value.item()
-            if isinstance(record[key], float) and not math.isfinite(record[key]):
-                record[key] = None
-    return records
-
-
 @router.get(
     "/{sweep_id}/results",
     response_model=ResultsPublic,
@@ -210,7 +198,7 @@ def sweep_results(
         buffer = io.BytesIO()
         frame.to_parquet(buffer, index=False)
         return Response(buffer.getvalue(), media_type=EXPORT_TYPES["front.parquet"])
-    return ResultsPublic(columns=list(frame.columns), data=_records(frame), count=len(frame))
+    return ResultsPublic(columns=list(frame.columns), data=frame_records(frame), count=len(frame))
 
 
 @functools.lru_cache(maxsize=64)
@@ -226,17 +214,15 @@ def _spec(manager: Manager, sweep_id: str) -> SweepSpec:
 
 
 def _objectives(text: str | None, manager: Manager, sweep_id: str) -> dict[str, str]:
-    from service.tune_runner import sweep_objectives
-
     spec = _spec(manager, sweep_id)
     default = sweep_objectives(spec)
     if not text:
-        return default
-    known = {**OBJECTIVES, **default}
+        return dict(default)
+    known = {name: metric.direction for name, metric in METRICS.items()}
     names = [name.strip() for name in text.split(",")]
     bad = [name for name in names if name not in known]
     if bad or len(set(names)) != len(names):
-        raise ConfigError(
+        raise ObjectiveError(
             f"objectives: got {text!r}; expected distinct names among {', '.join(known)}, "
             "comma-separated"
         )
@@ -255,7 +241,7 @@ def sweep_pareto(
     every = manager.store.trials_frame(sweep_id)
     frame = every[every["status"] == "done"].reset_index(drop=True)
     info = pareto_info(frame, chosen)
-    records = _records(frame)
+    records = frame_records(frame)
     # Failed trials take no part, like finished ones missing a metric: rank -1.
     ranks = {str(trial): -1 for trial in every["trial_id"]}
     ranks.update({str(frame["trial_id"].iloc[i]): int(r) for i, r in enumerate(info.ranks)})
@@ -276,8 +262,8 @@ def sweep_pareto(
 )
 def sweep_export(sweep_id: str, file_name: ExportFile, manager: Manager) -> Response:
     """One of the four exports of the front's genotypes, deduplicated by genotype hash."""
-    from service.export import export_front
-    from service.tune_runner import front_of, sweep_objectives
+    from service.analysis.export import export_front
+    from service.analysis.pareto import front_of
 
     spec = _spec(manager, sweep_id)
     frame = manager.store.trials_frame(sweep_id)
@@ -297,7 +283,7 @@ def sweep_export(sweep_id: str, file_name: ExportFile, manager: Manager) -> Resp
 @router.get("/{sweep_id}/genotypes/{genotype_hash}/cells", responses=_ERRORS)
 def genotype_cells(sweep_id: str, genotype_hash: str, manager: Manager) -> dict[str, Any]:
     """Plotly figures (JSON) of the normal and reduction cells of one of the sweep's genotypes."""
-    from service.report import cell_diagram
+    from service.analysis.report import cell_diagram
 
     frame = manager.store.trials_frame(sweep_id)
     found = frame[frame["genotype_hash"] == genotype_hash]["genotype"].dropna()

@@ -1,0 +1,204 @@
+"""The web service's sweeps: submit one as a Ray Job, follow it, cancel it, pick it up again.
+
+The database is the record. A sweep created here gets a row (status ``pending``) before its job
+is submitted; a background loop then refreshes every unfinished sweep from Ray's job status and
+from the trial directories Tune's workers write (progress, finished trials' rows), and the job's
+own collection writes the final rows and status when it ends. After a restart of the service
+the loop finds the unfinished sweeps in the database: a job Ray still runs is followed again,
+and a job Ray no longer knows (the embedded Ray stopped with the service) is resubmitted as
+``e2rnas sweep resume``, so finished trials are not run again.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from service.api.settings import ServiceSettings
+from service.errors import ConfigError, E2RNASError, JobError, SweepConflictError
+from service.orchestration.collect import results_table
+from service.orchestration.jobs import RayJobs
+from service.orchestration.points import trial_count
+from service.orchestration.rundir import SWEEP_FILE, read_sweep_state, sweep_id_for, sweep_progress
+from service.orchestration.spec import SweepSpec, parse_sweep
+from service.results.store import ResultStore
+
+__all__ = ["STATUSES", "TERMINAL", "SweepConflictError", "SweepManager"]
+
+STATUSES = ("pending", "running", "done", "failed", "cancelled")
+TERMINAL = ("done", "failed", "cancelled")
+SUBMITTED_FILE = "submitted.yaml"
+
+
+class SweepManager:
+    """Creates, follows and cancels the service's sweeps; `close` stops what it started."""
+
+    def __init__(self, settings: ServiceSettings, jobs: RayJobs | None = None) -> None:
+        self.settings = settings
+        self.storage = settings.storage.resolve()
+        self.storage.mkdir(parents=True, exist_ok=True)
+        self.store = ResultStore(settings.resolved_database_url())
+        self.store.create_schema()
+        self.jobs = jobs or RayJobs(settings.ray_address, settings.ray_num_cpus)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._following: set[str] = set()  # sweeps whose job Ray last reported not ended
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Follow the unfinished sweeps in the background (and resubmit lost ones)."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._loop, name="sweep-refresh", daemon=True)
+            self._thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+        self.jobs.shutdown()
+        self.store.close()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self.refresh_all()
+            self._stop.wait(self.settings.poll_seconds)
+
+    # -- requests --------------------------------------------------------------------------
+
+    def validate(self, data: str | Mapping[str, Any]) -> SweepSpec:
+        """The sweep as the CLI checks it, plus the service's cap on trials."""
+        spec = parse_sweep(data, source="body")
+        trials = trial_count(spec)
+        if trials > self.settings.max_trials:
+            raise ConfigError(
+                f"grid: {trials} trials exceed this service's cap of {self.settings.max_trials} "
+                "(E2RNAS_MAX_TRIALS); split the sweep or ask the operator to raise the cap"
+            )
+        return spec
+
+    def create(self, data: str | Mapping[str, Any]) -> str:
+        """Validate, record and submit a sweep; returns its id."""
+        spec = self.validate(data)
+        # Under the lock: the refresh loop must not see the row before its job id exists,
+        # or it would take the sweep for lost and submit it a second time.
+        with self._lock:
+            return self._submit_new(spec)
+
+    def _submit_new(self, spec: SweepSpec) -> str:
+        run_dir = self.storage / f"{spec.name}-{uuid.uuid4().hex[:8]}"
+        submitted = spec.model_dump(mode="json")
+        # The service decides where results go: its storage and its database.
+        submitted["storage"] = {
+            "path": str(self.storage),
+            "database_url": self.settings.resolved_database_url(),
+        }
+        submitted["ray"] = {"address": None}
+        spec = parse_sweep(submitted, source="body")
+        sweep_id = sweep_id_for(spec, run_dir)
+        run_dir.mkdir(parents=True)
+        sweep_file = run_dir / SUBMITTED_FILE
+        sweep_file.write_text(yaml.safe_dump(submitted, sort_keys=False), encoding="utf-8")
+        self.store.upsert_sweep(sweep_id, spec.name, "pending", submitted)
+        self.store.update_sweep(
+            sweep_id,
+            run_dir=str(run_dir),
+            progress=sweep_progress(run_dir, trial_count(spec)),
+        )
+        try:
+            job_id = self.jobs.submit(run_dir, sweep_file, submission_id=f"{sweep_id}-0")
+        except JobError as error:
+            self.store.update_sweep(sweep_id, status="failed", message=str(error))
+            raise
+        self.store.update_sweep(sweep_id, job_id=job_id)
+        return sweep_id
+
+    def cancel(self, sweep_id: str) -> dict[str, Any]:
+        row = self.store.get_sweep(sweep_id)
+        if row["status"] in TERMINAL:
+            raise SweepConflictError(
+                f"sweep {sweep_id!r} is already {row['status']}; only pending or running "
+                "sweeps can be cancelled"
+            )
+        if row["job_id"]:
+            self.jobs.stop(row["job_id"])
+        self.store.update_sweep(sweep_id, status="cancelled", message="cancelled by request")
+        return self.store.get_sweep(sweep_id)
+
+    # -- following -------------------------------------------------------------------------
+
+    def refresh_all(self) -> None:
+        for row in self.store.sweeps():
+            sweep_id = row["sweep_id"]
+            if row["run_dir"] and (row["status"] not in TERMINAL or sweep_id in self._following):
+                try:
+                    self.refresh(sweep_id)
+                except E2RNASError as error:
+                    self.store.update_sweep(sweep_id, message=str(error))
+
+    def refresh(self, sweep_id: str) -> dict[str, Any]:
+        """Bring one sweep's status, progress and finished rows up to date.
+
+        A sweep stays followed until Ray reports its job ended, even once its status is
+        final (the job's collection writes ``done`` while the job still runs), so that the
+        last progress is recorded and a final status is never overwritten.
+        """
+        with self._lock:
+            row = self.store.get_sweep(sweep_id)
+            final = row["status"] in TERMINAL
+            if not row["run_dir"] or (final and sweep_id not in self._following):
+                return row
+            run_dir = Path(row["run_dir"])
+            spec = parse_sweep(row["spec"], source=f"sweep {sweep_id}")
+            job_state = self.jobs.status(row["job_id"]) if row["job_id"] else None
+            # Progress after the job state: what the job did up to the state we act on.
+            changes: dict[str, Any] = {"progress": sweep_progress(run_dir, trial_count(spec))}
+            if job_state is None:
+                self._following.discard(sweep_id)
+                if not final:
+                    changes["job_id"] = self._resubmit(sweep_id, run_dir, row["job_id"])
+                    changes["status"] = "pending"
+            elif job_state in ("PENDING", "RUNNING"):
+                self._following.add(sweep_id)
+                if not final:
+                    changes["status"] = "pending" if job_state == "PENDING" else "running"
+                self._ingest_finished(run_dir)
+            else:
+                self._following.discard(sweep_id)
+                if row["status"] == "cancelled" or job_state == "STOPPED":
+                    changes["status"] = "cancelled"
+                elif job_state == "SUCCEEDED":
+                    # The job's collection wrote every row; its verdict is in sweep.json.
+                    ended = (
+                        read_sweep_state(run_dir)["status"]
+                        if (run_dir / SWEEP_FILE).exists()
+                        else "failed"
+                    )
+                    changes["status"] = "done" if ended == "done" else "failed"
+                else:
+                    changes["status"] = "failed"
+                    changes["message"] = self.jobs.logs_tail(row["job_id"])
+                    self._ingest_finished(run_dir)  # what finished before the failure stays
+            self.store.update_sweep(sweep_id, **changes)
+            return self.store.get_sweep(sweep_id)
+
+    def _resubmit(self, sweep_id: str, run_dir: Path, old_job: str | None) -> str:
+        suffix = (old_job or "").rsplit("-", 1)[-1]
+        attempt = int(suffix) + 1 if suffix.isdigit() else 1
+        # A sweep.json means Tune started: resume it; otherwise start it from the file.
+        sweep_file = None if (run_dir / SWEEP_FILE).exists() else run_dir / SUBMITTED_FILE
+        return self.jobs.submit(run_dir, sweep_file, submission_id=f"{sweep_id}-{attempt}")
+
+    def _ingest_finished(self, run_dir: Path) -> None:
+        if not (run_dir / SWEEP_FILE).exists():
+            return
+        frame = results_table(run_dir)
+        finished = frame[frame["status"] == "done"]
+        if len(finished):
+            self.store.ingest(finished)

@@ -1,0 +1,85 @@
+"""The web service's settings: one pydantic-settings class, from flags and ``E2RNAS_*`` variables.
+
+Precedence: command-line flags, then environment variables (``E2RNAS_DATABASE_URL``,
+``E2RNAS_RAY_ADDRESS``, ``E2RNAS_STORAGE``, ``E2RNAS_API_TOKEN``, ...), then the defaults below.
+Nothing reads the environment at import time: `load_settings` does, when the service starts.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from service.errors import ConfigError
+
+__all__ = ["ServiceSettings", "is_loopback", "load_settings"]
+
+
+class ServiceSettings(BaseSettings):
+    """Where the service listens, what it stores where, and which Ray it submits sweeps to."""
+
+    model_config = SettingsConfigDict(env_prefix="E2RNAS_", extra="forbid", frozen=True)
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)  # 0: any free port
+    # None: a SQLite file under `storage`; or any SQLAlchemy URL (postgresql+psycopg://...).
+    database_url: str | None = None
+    # None: an embedded local Ray that the service starts and stops; else a cluster's
+    # job-server address (http://HEAD:8265).
+    ray_address: str | None = None
+    # Run directories of the service's sweeps (a path every Ray node can read when the
+    # cluster is not on this machine).
+    storage: Path = Path("runs/service")
+    # Mutating endpoints need "Authorization: Bearer <token>"; without one the service binds
+    # only loopback addresses and accepts any local caller.
+    api_token: SecretStr | None = None
+    max_body_bytes: int = Field(default=256 * 1024, ge=1024)  # a sweep file is a few kB
+    max_trials: int = Field(default=1000, ge=1)  # per sweep submitted through the service
+    poll_seconds: float = Field(default=2.0, gt=0)  # how often running sweeps are refreshed
+    ray_num_cpus: int | None = Field(default=None, ge=1)  # embedded Ray only; None: all cores
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.storage / 'service.db').resolve()}"
+
+    def token(self) -> str | None:
+        return self.api_token.get_secret_value() if self.api_token else None
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names only this machine (``localhost``, 127.0.0.0/8, ``::1``)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def load_settings(**flags: Any) -> ServiceSettings:
+    """Settings from the environment, with the given non-None ``flags`` on top; checks that a
+    service without a token binds only loopback."""
+    given = {key: value for key, value in flags.items() if value is not None}
+    try:
+        settings = ServiceSettings(**given)
+    except ValidationError as error:
+        first = error.errors()[0]
+        field = ".".join(str(part) for part in first["loc"]) or "settings"
+        raise ConfigError(
+            f"{field}: {first['msg']} (flag --{field.replace('_', '-')} or variable "
+            f"E2RNAS_{field.upper()})"
+        ) from None
+    if settings.token() == "":
+        raise ConfigError("api_token: empty; set E2RNAS_API_TOKEN to a secret or unset it")
+    if settings.token() is None and not is_loopback(settings.host):
+        raise ConfigError(
+            f"host: {settings.host!r} is reachable from other machines and no API token is "
+            "set; set E2RNAS_API_TOKEN (clients send 'Authorization: Bearer <token>') or bind "
+            "127.0.0.1"
+        )
+    return settings

@@ -1,0 +1,146 @@
+"""``e2rnas pareto``, ``export`` and ``report``: a finished sweep's front, files and report page.
+
+``pareto`` prints the nondominated trials with the hypervolume and the knee, ``export`` writes
+the front's genotypes and tables, both from the sweep's database; ``report`` rewrites the
+report page, e.g. with other projections.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from service.cli.common import CommandLineError, Commands, check_out, objectives_arg
+from service.orchestration.points import check_axes, plottable_columns, sweep_objectives
+from service.orchestration.rundir import spec_of
+
+__all__ = ["add_export", "add_pareto", "add_report"]
+
+
+def add_pareto(commands: Commands) -> None:
+    parser = commands.add_parser(
+        "pareto",
+        help="print a sweep's Pareto front from its stored results",
+        description=(
+            "Read the sweep's results from its database and print the nondominated trials, "
+            "the hypervolume and the knee point."
+        ),
+    )
+    parser.add_argument("run_dir", type=Path, metavar="DIR", help="the sweep's run directory")
+    parser.add_argument(
+        "--objectives",
+        metavar="A,B,...",
+        help="front metrics to use (default: the sweep's objectives)",
+    )
+    parser.set_defaults(handler=_pareto)
+
+
+def _front_objectives(run_dir: Path, text: str | None) -> Any:
+    from service.analysis.pareto import directions
+
+    names = objectives_arg(text)
+    if names is None:
+        return sweep_objectives(spec_of(run_dir))
+    return directions(names)
+
+
+def _pareto(args: argparse.Namespace) -> int:
+    from service.analysis.pareto import pareto_info
+    from service.orchestration.collect import stored_table
+    from service.results.table import RESULT_COLUMNS
+
+    objectives = _front_objectives(args.run_dir, args.objectives)
+    frame = stored_table(args.run_dir)
+    info = pareto_info(frame, objectives)
+    swept = [c for c in frame.columns if c not in RESULT_COLUMNS]
+    shown = ["trial_id", *swept, *info.objectives, "genotype_hash"]
+    front = frame.iloc[list(info.front)][list(dict.fromkeys(shown))]
+    print(f"front of {len(front)} of {len(frame)} trials over {', '.join(info.objectives)}:")
+    if len(front):
+        print(front.to_string(index=False))
+    print(f"hypervolume {info.hypervolume:.6g}  reference {info.reference}")
+    if info.knee is not None:
+        print(f"knee {frame.iloc[info.knee]['trial_id']}")
+    return 0
+
+
+def add_export(commands: Commands) -> None:
+    parser = commands.add_parser(
+        "export",
+        help="write a sweep's Pareto-front genotypes and tables",
+        description=(
+            "Write genotypes.json, genotypes.py (DARTS format), front.csv and front.parquet "
+            "of the sweep's Pareto front, read from its database, into --out."
+        ),
+    )
+    parser.add_argument("run_dir", type=Path, metavar="DIR", help="the sweep's run directory")
+    parser.add_argument("--out", type=Path, required=True, metavar="DIR2", help="output directory")
+    parser.add_argument(
+        "--objectives",
+        metavar="A,B,...",
+        help="front metrics to use (default: the sweep's objectives)",
+    )
+    parser.set_defaults(handler=_export)
+
+
+def _export(args: argparse.Namespace) -> int:
+    from service.analysis.export import export_front
+    from service.analysis.pareto import front_of
+    from service.orchestration.collect import stored_table
+
+    check_out(args.out)
+    objectives = _front_objectives(args.run_dir, args.objectives)
+    frame = stored_table(args.run_dir)
+    paths = export_front(front_of(frame, objectives), args.out)
+    for path in paths.values():
+        print(path)
+    return 0
+
+
+# -- report --------------------------------------------------------------------------------
+
+
+def add_report(commands: Commands) -> None:
+    parser = commands.add_parser(
+        "report",
+        help="rewrite a finished sweep's report page",
+        description=(
+            "Write the interactive report (report.html) of the sweep in DIR again from its "
+            "results.parquet, with the projections' axes of the flags, else of the sweep "
+            "file's report: section."
+        ),
+    )
+    parser.add_argument("run_dir", type=Path, metavar="DIR", help="the sweep's run directory")
+    parser.add_argument(
+        "--projection-2d", metavar="X,Y", help="columns of the 2-D projection, e.g. L,params_m"
+    )
+    parser.add_argument(
+        "--projection-3d",
+        metavar="X,Y,Z",
+        help="columns of the 3-D projection, e.g. test_error,params_m,flops_m",
+    )
+    parser.add_argument(
+        "--out", type=Path, metavar="FILE", help="where to write it (default: DIR/report.html)"
+    )
+    parser.set_defaults(handler=_report)
+
+
+def _report(args: argparse.Namespace) -> int:
+    from service.orchestration.collect import write_run_report
+
+    run_dir: Path = args.run_dir
+    spec = spec_of(run_dir)
+    choices = plottable_columns(spec)
+    axes: dict[str, tuple[str, ...] | None] = {}
+    for flag, text, size in (
+        ("--projection-2d", args.projection_2d, 2),
+        ("--projection-3d", args.projection_3d, 3),
+    ):
+        names = None if text is None else [name.strip() for name in text.split(",")]
+        axes[flag] = None if names is None else check_axes(names, size, flag, choices)
+    if args.out is not None and args.out.is_dir():
+        raise CommandLineError(f"--out {args.out}: is a directory; expected the report's file")
+    path = write_run_report(run_dir, args.out, axes["--projection-2d"], axes["--projection-3d"])
+    print(f"report: {path}  (open it in a browser: file://{path.resolve()})")
+    return 0

@@ -1,0 +1,261 @@
+"""``e2rnas search``, ``evaluate`` and ``count``: one search, one evaluation, one genotype's size.
+
+``search`` runs (or resumes) one search, optionally followed by an evaluation of its genotype;
+``evaluate`` retrains a genotype and measures the five front metrics (or resumes the retrain);
+``count`` prints the size of a genotype's evaluation network. torch loads only once the input
+is known to be good, so bad input answers at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from search_core.config import PRESETS, preset
+from search_core.eval_config import (
+    EVAL_PRESETS,
+    PROXY_EPOCHS,
+    EvalConfig,
+    check_genotype,
+    proxy_config,
+    retrain_config,
+)
+from service.cli.common import (
+    CommandLineError,
+    Commands,
+    SearchProgress,
+    add_settings_arguments,
+    check_out,
+    config_layers,
+    interrupted,
+    load_eval_config,
+)
+
+__all__ = ["add_count", "add_evaluate", "add_search"]
+
+
+def add_search(commands: Commands) -> None:
+    parser = commands.add_parser(
+        "search",
+        help="run or resume one E2RNAS search",
+        description=(
+            "Run one E2RNAS search and write genotype.json, genotype.py, metrics.jsonl, "
+            "config.json and checkpoint.pt under --out. Settings: the preset, overridden by "
+            "the --config file, overridden by each --set."
+        ),
+    )
+    add_settings_arguments(parser, PRESETS, "L=2.5")
+    parser.add_argument(
+        "--resume", action="store_true", help="continue from DIR/checkpoint.pt if it exists"
+    )
+    parser.add_argument(
+        "--evaluate",
+        choices=("proxy", "retrain"),
+        help="after the search, evaluate its genotype and write DIR/metrics.json: 'proxy' "
+        "fine-tunes the derived network at the search's size from the supernet's weights "
+        f"for {PROXY_EPOCHS} epochs, "
+        "'retrain' trains the evaluation network with the evaluation preset of the same name",
+    )
+    parser.set_defaults(handler=_search)
+
+
+def _search(args: argparse.Namespace) -> int:
+    preset_name, values = config_layers(
+        args.preset, args.config, args.settings or [], list(PRESETS)
+    )
+    config = preset(preset_name, values)
+    # The evaluation's settings are checked before the search spends any time.
+    eval_config: EvalConfig | None = None
+    if args.evaluate == "retrain":
+        eval_config = retrain_config(config, preset_name)
+    elif args.evaluate == "proxy":
+        eval_config = proxy_config(config)
+    # torch loads only once the input is known to be good: bad input answers at once.
+    from search_core.search import CHECKPOINT, METRICS, load_checkpoint, run_search
+
+    out: Path = args.out
+    check_out(out)
+    try:
+        with SearchProgress(config.epochs) as progress:
+            result = run_search(
+                config, out, resume=args.resume, reporter=progress.report, progress=progress
+            )
+    except KeyboardInterrupt:
+        return interrupted(out / CHECKPOINT)
+    print(f"results in {result.out_dir}:")
+    for name in ("genotype.json", "genotype.py", METRICS):
+        print(f"  {result.out_dir / name}")
+    if not result.records:  # resumed from a finished search whose metrics.jsonl is gone
+        print(f"genotype {result.genotype.genotype_hash()}")
+    else:
+        last = result.records[-1]
+        print(
+            f"genotype {last['genotype_hash']}  params_m {last['params_m']:.6f}  "
+            f"flops_m {last['flops_m']:.6f}"
+        )
+    if eval_config is None:
+        return 0
+    from search_core import evaluate
+
+    try:
+        with SearchProgress(eval_config.epochs) as progress:
+            if args.evaluate == "retrain":
+                metrics = evaluate.run_evaluation(
+                    result.genotype, eval_config, out, resume=args.resume, progress=progress
+                )
+            else:
+                supernet = load_checkpoint(out / CHECKPOINT)["net"]
+                metrics = evaluate.run_proxy(
+                    result.genotype,
+                    config,
+                    out,
+                    progress=progress,
+                    resume=args.resume,
+                    supernet_state=supernet,
+                )
+    except KeyboardInterrupt:
+        return interrupted(out / evaluate.CHECKPOINT)
+    _print_metrics(out / evaluate.METRICS_FILE, metrics)
+    return 0
+
+
+# -- evaluate ------------------------------------------------------------------------------
+
+
+def add_evaluate(commands: Commands) -> None:
+    parser = commands.add_parser(
+        "evaluate",
+        help="retrain a genotype and measure the five front metrics",
+        description=(
+            "Train the evaluation network of GENOTYPE from scratch (IV-B-3), then measure "
+            "test_error, params_m, flops_m, pgd_acc, ood_aupr and the batch-1 latency, and "
+            "write them with the settings to DIR/metrics.json; a checkpoint is written to "
+            "DIR/eval_checkpoint.pt after every epoch. Settings: the preset, overridden by the "
+            "--config file, overridden by each --set."
+        ),
+    )
+    parser.add_argument(
+        "genotype",
+        metavar="GENOTYPE",
+        help="a bundled name (darts_v1, darts_v2, pc_darts, pdarts), a .json file, "
+        "or a DARTS genotypes.py file (file.py:NAME selects one)",
+    )
+    add_settings_arguments(parser, EVAL_PRESETS, "epochs=50")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from DIR/eval_checkpoint.pt if it exists",
+    )
+    parser.set_defaults(handler=_evaluate)
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    config = load_eval_config(args.preset, args.config, args.settings or [])
+    out: Path = args.out
+    check_out(out)
+    # torch loads only once the settings are known to be good, and the rest of the
+    # evaluation (torchvision, scikit-learn) once the genotype is: bad input answers at once.
+    from search_core.errors import GenotypeError
+    from search_core.genotypes import load_genotype
+
+    genotype = load_genotype(args.genotype)
+    try:
+        check_genotype(genotype, config)
+    except GenotypeError as exc:
+        raise CommandLineError(f"GENOTYPE {args.genotype!r}: {exc}") from None
+    from search_core import evaluate
+
+    try:
+        with SearchProgress(config.epochs) as progress:
+            metrics = evaluate.run_evaluation(
+                genotype, config, out, resume=args.resume, progress=progress
+            )
+    except KeyboardInterrupt:
+        return interrupted(out / evaluate.CHECKPOINT)
+    _print_metrics(out / evaluate.METRICS_FILE, metrics)
+    return 0
+
+
+def _print_metrics(path: Path, metrics: dict[str, Any]) -> None:
+    print(f"metrics ({metrics['mode']}) in {path}:")
+    print(
+        f"test_error {metrics['test_error']:.2f}  params_m {metrics['params_m']:.6f}  "
+        f"flops_m {metrics['flops_m']:.6f}  pgd_acc {metrics['pgd_acc']:.2f}  "
+        f"ood_aupr {metrics['ood_aupr']:.2f}  latency_ms {metrics['latency_ms']:.3f} "
+        f"({metrics['latency_device']})"
+    )
+
+
+# -- count ---------------------------------------------------------------------------------
+
+
+def add_count(commands: Commands) -> None:
+    parser = commands.add_parser(
+        "count",
+        help="print the params_m and flops_m of a genotype's evaluation network",
+        description=(
+            "Build the evaluation network of GENOTYPE and print one JSON object "
+            '{"params_m": ..., "flops_m": ...}: parameters in millions (auxiliary head '
+            "excluded) and multiply-adds of one image in millions, the units of L and F."
+        ),
+    )
+    parser.add_argument(
+        "genotype",
+        metavar="GENOTYPE",
+        help="a bundled name (darts_v1, darts_v2, pc_darts, pdarts), a .json file, "
+        "or a DARTS genotypes.py file (file.py:NAME selects one)",
+    )
+    parser.add_argument(
+        "--classes", type=int, default=10, metavar="N", help="output classes (default: 10)"
+    )
+    parser.add_argument("--layers", type=int, default=20, metavar="N", help="cells (default: 20)")
+    parser.add_argument(
+        "--init-channels",
+        type=int,
+        default=36,
+        metavar="N",
+        help="channels of the first cells (default: 36)",
+    )
+    parser.add_argument(
+        "--input-size",
+        type=int,
+        default=32,
+        metavar="N",
+        help="image height and width (default: 32)",
+    )
+    parser.add_argument(
+        "--in-channels", type=int, default=3, metavar="N", help="image channels (default: 3)"
+    )
+    parser.set_defaults(handler=_count)
+
+
+def _count(args: argparse.Namespace) -> int:
+    for flag, value in (
+        ("--classes", args.classes),
+        ("--input-size", args.input_size),
+        ("--in-channels", args.in_channels),
+    ):
+        if value < 1:
+            raise CommandLineError(f"{flag}: got {value}; expected an integer >= 1")
+    if args.init_channels < 2 or args.init_channels % 2:
+        raise CommandLineError(
+            f"--init-channels: got {args.init_channels}; expected an even number >= 2"
+        )
+    from search_core.genotypes import load_genotype
+    from search_core.model_eval import EvalNetwork, count_flops_m, count_params_m
+
+    genotype = load_genotype(args.genotype)
+    net = EvalNetwork(
+        genotype,
+        num_classes=args.classes,
+        layers=args.layers,
+        init_channels=args.init_channels,
+        input_size=args.input_size,
+        in_channels=args.in_channels,
+    )
+    params_m = count_params_m(net)
+    flops_m = count_flops_m(net, args.input_size, args.in_channels)
+    print(json.dumps({"params_m": params_m, "flops_m": flops_m}))
+    return 0

@@ -1,0 +1,131 @@
+"""The service's exceptions, and the one table that maps each to an exit code and an HTTP status.
+
+Every exception the service raises on purpose derives from
+:class:`search_core.errors.E2RNASError` and carries one line that names the field or file,
+the bad value and what was expected. The command line turns it into ``e2rnas: error: ...``
+and the exit code of :data:`ERRORS`; the REST API into a JSON ``{"detail": ...}`` with the
+HTTP status of the same table. Nothing else decides either number.
+"""
+
+from __future__ import annotations
+
+from search_core.errors import (
+    CheckpointError,
+    ConfigError,
+    DatasetError,
+    E2RNASError,
+    GenotypeError,
+)
+
+__all__ = [
+    "ERRORS",
+    "EXIT_BAD_INPUT",
+    "EXIT_INTERRUPTED",
+    "EXIT_OS_ERROR",
+    "CheckpointError",
+    "CommandLineError",
+    "ConfigError",
+    "DatasetError",
+    "E2RNASError",
+    "GenotypeError",
+    "JobError",
+    "ObjectiveError",
+    "RayAddressError",
+    "StorageError",
+    "StoreError",
+    "SweepConflictError",
+    "SweepStateError",
+    "SweepSyntaxError",
+    "TrialResultError",
+    "UnknownSweepError",
+    "exit_code",
+    "http_status",
+]
+
+EXIT_OS_ERROR = (
+    1  # writing the outputs failed (a full disk, a read-only directory), or trials failed
+)
+EXIT_BAD_INPUT = 2  # every E2RNASError: the input is wrong, the message says how
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
+
+
+class SweepSyntaxError(ConfigError):
+    """The sweep file is not YAML at all (as opposed to YAML with a bad field)."""
+
+
+class ObjectiveError(ConfigError):
+    """An objective name is unknown or repeated, or a direction is not min or max."""
+
+
+class CommandLineError(E2RNASError, ValueError):
+    """An argument or a file named on the command line is malformed."""
+
+
+class RayAddressError(E2RNASError, ValueError):
+    """A Ray address is malformed or nothing answers there."""
+
+
+class SweepStateError(E2RNASError, ValueError):
+    """A run directory does not hold a sweep, or holds one in a state that forbids the action."""
+
+
+class StorageError(E2RNASError, ValueError):
+    """The sweep's storage URI cannot be reached or read."""
+
+
+class TrialResultError(E2RNASError, ValueError):
+    """A trial's metrics file exists but cannot be read, or does not hold what it should."""
+
+
+class JobError(E2RNASError):
+    """Ray refused a job request; the message carries Ray's reason."""
+
+
+class StoreError(E2RNASError):
+    """The database refused a write or a read; the message carries the database's reason."""
+
+
+class UnknownSweepError(E2RNASError, KeyError):
+    """No sweep has the given id (``sweep_id``)."""
+
+    def __init__(self, message: str, sweep_id: str | None = None) -> None:
+        super().__init__(message)
+        self.sweep_id = sweep_id
+
+    def __str__(self) -> str:
+        # KeyError's str() is the repr of its argument; this error's argument is a sentence.
+        return str(self.args[0]) if self.args else ""
+
+
+class SweepConflictError(E2RNASError):
+    """The request does not fit the sweep's state (e.g. cancelling a finished sweep)."""
+
+
+ERRORS: tuple[tuple[type[E2RNASError], int, int], ...] = (
+    # (exception, exit code of the command line, HTTP status of the API); the first match wins.
+    (UnknownSweepError, EXIT_BAD_INPUT, 404),
+    (SweepConflictError, EXIT_BAD_INPUT, 409),
+    (SweepSyntaxError, EXIT_BAD_INPUT, 400),
+    (ConfigError, EXIT_BAD_INPUT, 422),
+    (GenotypeError, EXIT_BAD_INPUT, 422),
+    (JobError, EXIT_BAD_INPUT, 503),
+    (StoreError, EXIT_BAD_INPUT, 503),
+    (E2RNASError, EXIT_BAD_INPUT, 500),
+)
+
+
+def _row(error: E2RNASError) -> tuple[int, int]:
+    for kind, code, status in ERRORS:
+        if isinstance(error, kind):
+            return code, status
+    raise AssertionError(f"{type(error).__name__} is an E2RNASError, so ERRORS matches it")
+
+
+def exit_code(error: E2RNASError) -> int:
+    """The command line's exit code for ``error``."""
+    return _row(error)[0]
+
+
+def http_status(error: E2RNASError) -> int:
+    """The REST API's HTTP status for ``error``."""
+    return _row(error)[1]

@@ -1,0 +1,270 @@
+"""Ray Jobs: the one module of the project that talks to Ray's job server.
+
+The Ray cluster the web service (and ``e2rnas sweep submit``) submits sweeps to, as Ray Jobs.
+
+Either an embedded local Ray that the service starts on first use (with its job server on a
+free loopback port) and stops when it stops, or a running cluster's job server
+(``http://HEAD:8265``). Each sweep is one job whose entrypoint is ``e2rnas sweep run`` (or
+``sweep resume`` after the service restarted and the job was gone), so a sweep started from the
+web runs exactly the code the CLI runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from service.errors import JobError
+from service.orchestration.addresses import JOBS_PORT, check_address, free_port
+
+__all__ = ["TERMINAL_JOB_STATES", "JobError", "RayJobs", "job_status", "submit_sweep"]
+
+TERMINAL_JOB_STATES = ("SUCCEEDED", "FAILED", "STOPPED")
+
+
+def _state_name(status: Any) -> str:
+    """``RUNNING`` for Ray's JobStatus enum member (or a plain string)."""
+    return str(getattr(status, "value", status))
+
+
+class RayJobs:
+    """Submit, watch and stop sweep jobs on one Ray cluster."""
+
+    def __init__(self, address: str | None = None, num_cpus: int | None = None) -> None:
+        self.given_address = address
+        self.num_cpus = num_cpus
+        self._client: Any = None
+        self._head: subprocess.Popen[bytes] | None = None
+        self._temp_dir: Path | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def embedded(self) -> bool:
+        return self.given_address is None
+
+    def client(self) -> Any:
+        """The job client, starting the embedded Ray first when the service owns one."""
+        with self._lock:
+            if self._client is None:
+                self._client = self._connect()
+            return self._client
+
+    def _connect(self) -> Any:
+        from ray.job_submission import JobSubmissionClient  # type: ignore[import-untyped, unused-ignore]
+
+        os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+        if self.given_address is not None:
+            address = (
+                self.given_address
+                if "://" in self.given_address
+                else (f"http://{self.given_address}")
+            )
+        else:
+            address = self._start_head()
+        # A Ray this service just started needs a few seconds for its job server; a cluster's
+        # address either answers now or is wrong, and a request should not hang on it.
+        deadline = time.monotonic() + (90.0 if self._head is not None else 0.0)
+        while True:
+            try:
+                return JobSubmissionClient(address)
+            except (ConnectionError, RuntimeError) as error:
+                if self._head is not None and self._head.poll() is not None:
+                    raise JobError(f"the embedded Ray stopped: {self._head_log()}") from None
+                if time.monotonic() > deadline:
+                    raise JobError(
+                        f"ray_address: no Ray job server answers at {address} ({error}); "
+                        "start the cluster with 'ray start --head' or fix E2RNAS_RAY_ADDRESS"
+                    ) from None
+                time.sleep(0.5)
+
+    def _start_head(self) -> str:
+        """Start a private single-node Ray (``ray start --head --block``) and return its job
+        server's address.
+
+        Private means its own temp dir and free ports for everything that has a fixed default
+        (GCS 6379, dashboard 8265, the agent's 52365, the client server's 10001): with the
+        shared defaults, a job's driver resolves the cluster by ``address="auto"`` and can
+        join any other Ray on the machine, and a second Ray's agent cannot bind its port.
+        """
+        self._temp_dir = Path(tempfile.mkdtemp(prefix="e2rnas-ray-", dir="/tmp"))
+        dashboard = free_port()
+        ray_script = Path(sys.executable).with_name("ray")
+        command = [
+            str(ray_script) if ray_script.exists() else shutil.which("ray") or "ray",
+            "start",
+            "--head",
+            "--block",
+            "--disable-usage-stats",
+            "--temp-dir",
+            str(self._temp_dir),
+            "--node-ip-address",
+            "127.0.0.1",
+            "--num-cpus",
+            str(self.num_cpus or os.cpu_count() or 1),
+            "--port",
+            str(free_port()),
+            "--dashboard-host",
+            "127.0.0.1",
+            "--dashboard-port",
+            str(dashboard),
+            "--dashboard-agent-listen-port",
+            str(free_port()),
+            "--ray-client-server-port",
+            str(free_port()),
+        ]
+        log = (self._temp_dir / "head.log").open("wb")
+        env = {**os.environ, "RAY_AUTH_MODE": os.environ.get("RAY_AUTH_MODE", "disabled")}
+        # Its own session, so that stopping it (SIGTERM to the group) reaches every process
+        # it started and nothing else.
+        self._head = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
+        log.close()
+        return f"http://127.0.0.1:{dashboard}"
+
+    @staticmethod
+    def _stop_all(client: Any, timeout: float = 30.0) -> None:
+        try:
+            running = [
+                job.submission_id
+                for job in client.list_jobs()
+                if _state_name(job.status) not in TERMINAL_JOB_STATES
+            ]
+            for job_id in running:
+                client.stop_job(job_id)
+            deadline = time.monotonic() + timeout
+            while running and time.monotonic() < deadline:
+                time.sleep(0.5)
+                running = [
+                    job_id
+                    for job_id in running
+                    if _state_name(client.get_job_status(job_id)) not in TERMINAL_JOB_STATES
+                ]
+        except (RuntimeError, ConnectionError):
+            pass  # the head is going away anyway; its own processes still get SIGTERM
+
+    def _head_log(self) -> str:
+        if self._temp_dir is None:
+            return ""
+        try:
+            text = (self._temp_dir / "head.log").read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return ""
+        return " ".join(text.split()[-60:])
+
+    def submit(
+        self,
+        run_dir: Path,
+        sweep_file: Path | None,
+        submission_id: str | None = None,
+        upload: bool = False,
+    ) -> str:
+        """Start ``sweep run sweep_file --out run_dir``, or ``sweep resume run_dir`` when
+        ``sweep_file`` is None; returns the job id (``submission_id`` when given).
+
+        ``upload`` sends the sweep file's directory as the job's working directory, for a
+        cluster that does not share this machine's files. The job runs this interpreter's
+        path, which a cluster built from the project's image has too (docker/).
+        """
+        run_dir = run_dir.resolve()
+        command = [sys.executable, "-m", "service.cli", "sweep"]
+        env = {"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+        if "RAY_AUTH_MODE" in os.environ:  # the job's driver joins the cluster as we do
+            env["RAY_AUTH_MODE"] = os.environ["RAY_AUTH_MODE"]
+        runtime_env: dict[str, Any] = {"env_vars": env}
+        if sweep_file is None:
+            command += ["resume", str(run_dir)]
+        elif upload:
+            runtime_env["working_dir"] = str(sweep_file.resolve().parent)
+            command += ["run", sweep_file.name, "--out", str(run_dir)]
+        else:
+            command += ["run", str(sweep_file.resolve()), "--out", str(run_dir)]
+        # A fresh head answers HTTP before its node agent takes jobs; that refusal passes.
+        deadline = time.monotonic() + 120.0
+        while True:
+            try:
+                job_id: str = self.client().submit_job(
+                    entrypoint=" ".join(shlex.quote(part) for part in command),
+                    submission_id=submission_id,
+                    runtime_env=runtime_env,
+                )
+                return job_id
+            except (RuntimeError, ValueError, ConnectionError) as error:
+                if "No available agent" not in str(error) or time.monotonic() > deadline:
+                    raise JobError(f"Ray did not accept the sweep job: {error}") from None
+                time.sleep(2.0)
+
+    def status(self, job_id: str) -> str | None:
+        """The job's status (``PENDING``, ``RUNNING``, ``SUCCEEDED``, ``FAILED``, ``STOPPED``),
+        or None when this cluster does not know the job (e.g. a new embedded Ray)."""
+        try:
+            status = self.client().get_job_status(job_id)
+        except RuntimeError as error:
+            if "does not exist" in str(error) or "404" in str(error):
+                return None
+            raise JobError(f"job {job_id!r}: {error}") from None
+        return _state_name(status)
+
+    def logs_tail(self, job_id: str, lines: int | None = 20) -> str:
+        """The last ``lines`` lines of the job's log (None: all of it); "" when unknown."""
+        try:
+            logs: str = self.client().get_job_logs(job_id)
+        except RuntimeError:
+            return ""
+        return logs if lines is None else "\n".join(logs.splitlines()[-lines:])
+
+    def stop(self, job_id: str) -> None:
+        try:
+            self.client().stop_job(job_id)
+        except RuntimeError as error:
+            raise JobError(f"job {job_id!r}: cannot stop it: {error}") from None
+
+    def shutdown(self) -> None:
+        """Stop the embedded Ray (its jobs with it); a cluster's address is left alone."""
+        with self._lock:
+            client, self._client = self._client, None
+            head, self._head = self._head, None
+            if head is not None and client is not None:
+                # Job drivers run in sessions of their own, out of reach of the head's
+                # process group: stop them through Ray (SIGTERM, then SIGKILL) first.
+                self._stop_all(client)
+            if head is not None:
+                for sig, wait in ((signal.SIGTERM, 30.0), (signal.SIGKILL, 10.0)):
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(head.pid, sig)
+                    try:
+                        head.wait(timeout=wait)
+                        break
+                    except subprocess.TimeoutExpired:
+                        continue
+            if self._temp_dir is not None:
+                shutil.rmtree(self._temp_dir, ignore_errors=True)
+                self._temp_dir = None
+
+
+def submit_sweep(sweep_file: Path, address: str, run_dir: Path) -> str:
+    """``e2rnas sweep submit``: run ``sweep_file`` as a Ray Job on the cluster whose job server
+    is ``address`` (``http://HOST:8265``), its directory uploaded as the job's working
+    directory and ``run_dir`` (absolute) where the results go; returns the job id."""
+    check_address(address, JOBS_PORT)
+    return RayJobs(address).submit(Path(run_dir), Path(sweep_file), upload=True)
+
+
+def job_status(job_id: str, address: str) -> tuple[str, str]:
+    """``e2rnas sweep status JOB``: the job's status (e.g. ``RUNNING``) and its log."""
+    check_address(address, JOBS_PORT)
+    jobs = RayJobs(address)
+    status = jobs.status(job_id)
+    if status is None:
+        raise JobError(f"job {job_id!r} at {address}: Ray knows no such job")
+    return status, jobs.logs_tail(job_id, lines=None)

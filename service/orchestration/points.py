@@ -1,0 +1,172 @@
+"""What a checked sweep spec means for its trials: grid points, configs, resources, objectives.
+
+One trial's search config is layered, preset < ``search.overrides`` < top-level ``dataset`` and
+``ood_dataset`` < the grid point (:func:`search_config_for`); its evaluation follows from the
+search config and the ``evaluation`` section (:func:`eval_config_for`). The objectives of a
+sweep's front (:func:`sweep_objectives`) and the columns its report may plot
+(:func:`plottable_columns`) come from the registry of :mod:`service.objectives`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from search_core.config import SearchConfig, preset
+from search_core.eval_config import EVAL_PRESETS, EvalConfig, proxy_config, retrain_config
+from service.errors import ConfigError
+from service.objectives import (
+    DEFAULT_PROJECTION_2D,
+    DEFAULT_PROJECTION_3D,
+    FRONT_METRICS,
+    SEARCH_OBJECTIVES,
+    UNEVALUATED_OBJECTIVES,
+    Direction,
+    directions,
+)
+from service.orchestration.spec import BOUND_KEYS, SweepSpec
+
+__all__ = [
+    "PLOTTABLE",
+    "base_overrides",
+    "check_axes",
+    "eval_config_for",
+    "evaluation_preset",
+    "grid_points",
+    "plottable_columns",
+    "search_config_for",
+    "search_epochs",
+    "sweep_objectives",
+    "trial_count",
+    "trial_resources",
+]
+
+PLOTTABLE = (
+    *FRONT_METRICS,
+    *SEARCH_OBJECTIVES,
+    "L",
+    "F",
+    "seed",
+    "epochs",
+    "latency_ms",
+    "search_seconds",
+    "eval_seconds",
+    "front_rank",
+)
+"""Results columns a projection may plot in any sweep; numeric grid keys are added per sweep."""
+
+
+def grid_points(spec: SweepSpec) -> list[dict[str, Any]]:
+    """Every combination of the grid's values: the first key varies slowest, each key's
+    values in the file's order. An empty grid has one point, ``{}``."""
+    keys = list(spec.grid)
+    return [
+        dict(zip(keys, values, strict=True))
+        for values in itertools.product(*(spec.grid[k] for k in keys))
+    ]
+
+
+def trial_count(spec: SweepSpec) -> int:
+    """How many trials the sweep runs: the grid size, times ``num_samples`` under optuna."""
+    size = math.prod(len(values) for values in spec.grid.values())
+    return size * (spec.strategy.num_samples or 1) if spec.strategy.kind == "optuna" else size
+
+
+def search_config_for(spec: SweepSpec, point: Mapping[str, Any]) -> SearchConfig:
+    """The search config of one trial: preset < overrides < dataset keys < ``point``."""
+    return preset(spec.search.preset, {**base_overrides(spec), **point})
+
+
+def evaluation_preset(spec: SweepSpec) -> str:
+    """The evaluation preset: as given, else the search preset's name if it has one."""
+    if spec.evaluation.preset is not None:
+        return spec.evaluation.preset
+    return spec.search.preset if spec.search.preset in EVAL_PRESETS else "paper"
+
+
+def eval_config_for(spec: SweepSpec, search: SearchConfig) -> EvalConfig | None:
+    """The evaluation after ``search``'s trial, with the evaluation overrides; None for
+    ``mode: none``."""
+    if spec.evaluation.mode == "none":
+        return None
+    if spec.evaluation.mode == "proxy":
+        base = proxy_config(search)
+    else:
+        base = retrain_config(search, evaluation_preset(spec))
+    return base.replace(**spec.evaluation.overrides)
+
+
+def trial_resources(spec: SweepSpec, cuda_available: bool | None = None) -> dict[str, float]:
+    """Ray resources of one trial; ``gpu`` unset means 1 if CUDA is available, else 0.
+
+    CUDA is probed here, when asked, never at import.
+    """
+    gpu = spec.resources.gpu
+    if gpu is None:
+        if cuda_available is None:
+            import torch
+
+            cuda_available = bool(torch.cuda.is_available())
+        gpu = 1.0 if cuda_available else 0.0
+    return {"cpu": spec.resources.cpu, "gpu": gpu}
+
+
+def plottable_columns(spec: SweepSpec) -> tuple[str, ...]:
+    """The results columns a report projection of this sweep may plot: :data:`PLOTTABLE` and
+    every grid key whose values are all numbers."""
+    numeric = [
+        key
+        for key, values in spec.grid.items()
+        if all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
+    ]
+    return tuple(dict.fromkeys((*PLOTTABLE, *numeric)))
+
+
+def check_axes(
+    names: Sequence[str], size: int, field: str, choices: tuple[str, ...]
+) -> tuple[str, ...]:
+    """``names`` as a projection's axes: ``size`` distinct names among ``choices``; the
+    ConfigError names ``field`` (and the index of a bad name) and lists the choices."""
+    if len(names) != size:
+        example = ",".join(DEFAULT_PROJECTION_2D if size == 2 else DEFAULT_PROJECTION_3D)
+        raise ConfigError(
+            f"{field}: expected {size} column names, got {len(names)} ({list(names)}); "
+            f"e.g. {example}"
+        )
+    for i, name in enumerate(names):
+        if name not in choices:
+            raise ConfigError(
+                f"{field}[{i}]: unknown column {name!r}; expected one of {', '.join(choices)}"
+            )
+        if name in names[:i]:
+            raise ConfigError(
+                f"{field}[{i}]: {name!r} is repeated; choose {size} different columns"
+            )
+    return tuple(names)
+
+
+def base_overrides(spec: SweepSpec) -> dict[str, Any]:
+    """The search overrides with the top-level ``dataset`` and ``ood_dataset`` on top."""
+    data = {"dataset": spec.dataset, "ood_dataset": spec.ood_dataset}
+    return {**spec.search.overrides, **{k: v for k, v in data.items() if v is not None}}
+
+
+def search_epochs(spec: SweepSpec) -> int:
+    """The number of search epochs of each trial (of the first grid point's config)."""
+    point = {key: values[0] for key, values in spec.grid.items()}
+    if spec.strategy.kind == "optuna":
+        point.update({key: getattr(spec.strategy, key).low for key in BOUND_KEYS})
+    return search_config_for(spec, point).epochs
+
+
+def sweep_objectives(spec: SweepSpec) -> dict[str, Direction]:
+    """The objectives of the sweep's Pareto front, with their directions.
+
+    The strategy's objectives (all five front metrics by default); a sweep without an
+    evaluation has only the search's losses and the exact sizes.
+    """
+    if spec.evaluation.mode == "none":
+        return directions(UNEVALUATED_OBJECTIVES)
+    return directions(spec.strategy.objectives or FRONT_METRICS)

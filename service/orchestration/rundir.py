@@ -1,0 +1,214 @@
+"""A sweep's run directory and its state: the layout, ``sweep.json``, and the trial directories.
+
+A run directory holds everything a sweep writes::
+
+    <run_dir>/sweep.json          the spec, its sweep id, status and where things are
+    <run_dir>/trials/<key>/       one search (and its evaluation) per trial; ``key`` is made
+                                  of the swept values, so it is stable across restarts
+    <run_dir>/tune/<name>/        Ray Tune's experiment state (Tuner.restore reads it)
+    <run_dir>/results.parquet     the results table, one row per trial
+    <run_dir>/results.db          the SQLite store, unless the spec names a database URL
+    <run_dir>/export/             the Pareto front: genotypes.json/.py, front.csv/.parquet
+    <run_dir>/report.html         the interactive report (plotly, self-contained)
+
+Each trial directory holds the search's files (``checkpoint.pt``, ``metrics.jsonl``,
+``config.json``, ...), the evaluation's ``metrics.json`` and ``trial.json``: the trial's key, its
+swept values, Tune's trial id, its status (``running``, ``done``, ``error``) and one record per
+start (process, node, epochs already checkpointed). With storage on a filesystem URI the trial
+directories are copies downloaded from the storage (:mod:`service.orchestration.storage`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from service.errors import SweepStateError
+from service.files import write_json_atomically
+from service.orchestration.points import trial_count
+from service.orchestration.spec import SweepSpec, is_uri, parse_sweep
+
+__all__ = [
+    "CHECKPOINT_FILES",
+    "EXPORT_DIR",
+    "REPORT_FILE",
+    "RESULTS_FILE",
+    "SWEEP_FILE",
+    "TRIALS_DIR",
+    "TRIAL_FILE",
+    "TUNE_DIR",
+    "create_state",
+    "epochs_done",
+    "read_sweep_state",
+    "read_trial_info",
+    "set_status",
+    "spec_of",
+    "sweep_id_for",
+    "sweep_progress",
+    "trial_key",
+    "trial_states",
+    "write_trial_info",
+]
+
+SWEEP_FILE = "sweep.json"
+TRIAL_FILE = "trial.json"
+TRIALS_DIR = "trials"
+TUNE_DIR = "tune"
+RESULTS_FILE = "results.parquet"
+REPORT_FILE = "report.html"
+EXPORT_DIR = "export"
+CHECKPOINT_FILES = ("checkpoint.pt", "metrics.jsonl", "config.json")
+"""The search's files a trial reports to Tune as its checkpoint (with a local run directory)."""
+
+
+def trial_key(point: Mapping[str, Any]) -> str:
+    """A directory name of the swept values, e.g. ``F=0.4_L=0.03_seed=0``: keys sorted, unsafe
+    characters replaced, and a short hash appended when the name had to be shortened."""
+    if not point:
+        return "default"
+    text = "_".join(f"{key}={point[key]}" for key in sorted(point))
+    safe = re.sub(r"[^A-Za-z0-9_.=+-]", "-", text)
+    if safe != text or len(safe) > 100:
+        digest = hashlib.sha1(text.encode()).hexdigest()[:8]
+        safe = f"{safe[:90]}-{digest}"
+    return safe
+
+
+def sweep_id_for(spec: SweepSpec, run_dir: Path) -> str:
+    """The id of the sweep ``spec`` run into ``run_dir``: its name and a hash of the path."""
+    digest = hashlib.sha1(str(run_dir.resolve()).encode()).hexdigest()[:8]
+    return f"{spec.name}-{digest}"
+
+
+# -- sweep.json ------------------------------------------------------------------------------
+
+
+def read_sweep_state(run_dir: Path) -> dict[str, Any]:
+    """The ``sweep.json`` of a run directory (SweepStateError when there is none)."""
+    path = Path(run_dir) / SWEEP_FILE
+    if not path.exists():
+        raise SweepStateError(f"{run_dir}: no {SWEEP_FILE}; not the run directory of a sweep")
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise SweepStateError(f"{path}: cannot read the sweep state ({exc})") from None
+    if not isinstance(state, dict) or "spec" not in state or "sweep_id" not in state:
+        raise SweepStateError(f"{path}: expected an object with 'spec' and 'sweep_id'")
+    return state
+
+
+def spec_of(run_dir: Path) -> SweepSpec:
+    """The spec stored in a run directory's ``sweep.json``."""
+    state = read_sweep_state(Path(run_dir))
+    return parse_sweep(state["spec"], source=str(Path(run_dir) / SWEEP_FILE))
+
+
+def set_status(run_dir: Path, status: str) -> None:
+    """Record the sweep's status (``running``, ``interrupted``, ``done``, ``failed``)."""
+    state = read_sweep_state(run_dir)
+    state["status"] = status
+    state["updated_at"] = time.time()
+    write_json_atomically(Path(run_dir) / SWEEP_FILE, state)
+
+
+def create_state(
+    spec: SweepSpec, run_dir: Path, database_url: str, tune_path: str | None = None
+) -> dict[str, Any]:
+    """Write the ``sweep.json`` of a new sweep into ``run_dir`` and return it.
+
+    ``tune_path`` is where Tune keeps the experiment: ``<run_dir>/tune/<name>`` unless the
+    spec's storage is a URI (then ``<uri>/<sweep_id>``, given by the caller).
+    """
+    run_dir = Path(run_dir).resolve()
+    if (run_dir / SWEEP_FILE).exists():
+        raise SweepStateError(
+            f"{run_dir}: already holds a sweep; continue it with 'e2rnas sweep resume "
+            f"{run_dir}' or choose another --out"
+        )
+    now = time.time()
+    state: dict[str, Any] = {
+        "sweep_id": sweep_id_for(spec, run_dir),
+        "name": spec.name,
+        "spec": spec.model_dump(mode="json"),
+        "status": "running",
+        "run_dir": str(run_dir),
+        "tune_path": tune_path or str(run_dir / TUNE_DIR / spec.name),
+        "database_url": database_url,
+        "trials": trial_count(spec),
+        "created_at": now,
+        "updated_at": now,
+    }
+    if is_uri(spec.storage.path) and tune_path is not None:
+        state["storage_uri"] = spec.storage.path
+    write_json_atomically(run_dir / SWEEP_FILE, state)
+    return state
+
+
+# -- trial directories -----------------------------------------------------------------------
+
+
+def read_trial_info(trial_dir: Path) -> dict[str, Any]:
+    """A trial directory's ``trial.json``; {} when it has none or it cannot be read (a trial
+    whose first write was cut short starts afresh)."""
+    try:
+        info = json.loads((Path(trial_dir) / TRIAL_FILE).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return {}
+    return info if isinstance(info, dict) else {}
+
+
+def write_trial_info(trial_dir: Path, info: Mapping[str, Any]) -> None:
+    write_json_atomically(Path(trial_dir) / TRIAL_FILE, info)
+
+
+def epochs_done(trial_dir: Path) -> int:
+    """The epochs a trial directory's checkpoint holds (0 without one)."""
+    metrics = trial_dir / "metrics.jsonl"
+    if not (trial_dir / "checkpoint.pt").exists() or not metrics.exists():
+        return 0
+    return sum(1 for line in metrics.read_text(encoding="utf-8").splitlines() if line.strip())
+
+
+def _trial_dirs(run_dir: Path) -> list[Path]:
+    trials = run_dir / TRIALS_DIR
+    if not trials.is_dir():
+        return []
+    # Hidden directories are downloads in progress (storage.sync_trials), never trials.
+    return sorted(
+        p for p in trials.iterdir() if not p.name.startswith(".") and (p / TRIAL_FILE).exists()
+    )
+
+
+def trial_states(run_dir: Path) -> list[dict[str, Any]]:
+    """Each trial directory's ``trial.json`` plus the epochs it finished and its directory.
+
+    A sweep on a storage URI first downloads the trials' latest checkpoints (sync_trials).
+    """
+    from service.orchestration.storage import sync_trials
+
+    if (Path(run_dir) / SWEEP_FILE).exists():
+        sync_trials(Path(run_dir))
+    states: list[dict[str, Any]] = []
+    for path in _trial_dirs(Path(run_dir)):
+        info = json.loads((path / TRIAL_FILE).read_text(encoding="utf-8"))
+        info.update(dir=str(path), epochs=epochs_done(path))
+        states.append(info)
+    return states
+
+
+def sweep_progress(run_dir: Path, total: int) -> dict[str, int]:
+    """Trials pending, running, done and failed, and search epochs done, from the trial
+    directories of ``run_dir`` (``total`` trials in all)."""
+    counts = {"total": total, "pending": 0, "running": 0, "done": 0, "failed": 0, "epochs": 0}
+    for info in trial_states(run_dir) if Path(run_dir).exists() else []:
+        status = info.get("status")
+        key = "done" if status == "done" else "failed" if status == "error" else "running"
+        counts[key] += 1
+        counts["epochs"] += int(info.get("epochs", 0))
+    counts["pending"] = max(0, total - counts["done"] - counts["failed"] - counts["running"])
+    return counts

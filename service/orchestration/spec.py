@@ -1,0 +1,326 @@
+"""The sweep file schema: pydantic models of a ``sweeps/*.yaml`` file, checked before anything runs.
+
+A sweep names its data, a search preset with overrides, the evaluation that follows each
+search (``none``, ``proxy`` or ``retrain``), a grid of config values (``L``, ``F``, ``seed`` and
+any other :class:`~search_core.config.SearchConfig` key), a search strategy (``grid``, or
+``optuna`` multi-objective over ranges of L and F), resources per trial, a cap on the number of
+trials, the Ray address, where results are stored (a local directory, or a pyarrow filesystem
+URI such as ``s3://bucket/prefix`` for a cluster without a shared filesystem) and the axes of
+the report's projections. Unknown keys are rejected at every level. Every bad input raises
+:class:`~search_core.errors.ConfigError` with one line that names the file and the dotted path
+of the bad field, e.g. ``sweeps/x.yaml: grid.L[1]: expected a bound >= 0, got -2``.
+
+The checks that need the search core (every grid point builds a valid search config, the
+evaluation overrides are known keys, ...) are :mod:`service.orchestration.checks`; what a
+checked spec means for its trials (grid points, configs, resources, objectives) is
+:mod:`service.orchestration.points`.
+
+With ``strategy.kind: optuna``, L and F come from ``strategy.L`` and ``strategy.F`` and must not
+be in the grid; the other grid keys still multiply: ``num_samples`` trials per grid point.
+"""
+
+from __future__ import annotations
+
+import re
+import urllib.parse
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from service.errors import ConfigError, SweepSyntaxError
+from service.objectives import DEFAULT_PROJECTION_2D, DEFAULT_PROJECTION_3D, FRONT_METRICS
+
+__all__ = [
+    "BOUND_KEYS",
+    "EvaluationSection",
+    "Range",
+    "ReportSection",
+    "ResourcesSection",
+    "SearchSection",
+    "StorageSection",
+    "StrategySection",
+    "SweepSpec",
+    "check_storage_uri",
+    "is_uri",
+    "load_sweep",
+    "parse_sweep",
+]
+
+BOUND_KEYS = ("L", "F")
+STORAGE_SCHEMES = ("file", "s3", "gs", "gcs", "hdfs", "viewfs", "abfs", "abfss")
+"""URI schemes of the pyarrow filesystems a sweep may store its Tune state on."""
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SearchSection(_Model):
+    """The search: a preset of :data:`search_core.config.PRESETS` and checked overrides."""
+
+    preset: str = "paper"
+    overrides: dict[str, Any] = Field(default_factory=dict)
+
+
+class EvaluationSection(_Model):
+    """What follows each search: nothing, a cheap proxy, or the paper's full retrain."""
+
+    mode: Literal["none", "proxy", "retrain"] = "proxy"
+    preset: str | None = None  # None: the search's preset name, if an evaluation preset has it
+    overrides: dict[str, Any] = Field(default_factory=dict)
+
+
+class Range(_Model):
+    """A closed interval ``[low, high]`` of a lower bound, in the bound's units."""
+
+    low: float = Field(ge=0, allow_inf_nan=False)
+    high: float = Field(ge=0, allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Range:
+        if not self.low < self.high:
+            raise ValueError(f"expected low < high, got low={self.low:g}, high={self.high:g}")
+        return self
+
+
+class StrategySection(_Model):
+    """``grid`` tries every grid point; ``optuna`` samples L and F in ranges (TPE or NSGA-II)
+    to improve the front metrics of ``objectives``."""
+
+    kind: Literal["grid", "optuna"] = "grid"
+    sampler: Literal["tpe", "nsga2"] | None = None  # optuna only; default tpe
+    num_samples: int | None = Field(default=None, ge=1)  # optuna only: trials per grid point
+    L: Range | None = None  # optuna only, M params
+    F: Range | None = None  # optuna only, M multiply-adds
+    objectives: tuple[str, ...] | None = None  # optuna only; default all five front metrics
+    seed: int | None = None  # optuna only: the sampler's seed
+
+    @field_validator("objectives")
+    @classmethod
+    def _known_metrics(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if value is None:
+            return value
+        unknown = [name for name in value if name not in FRONT_METRICS]
+        if unknown or not value or len(set(value)) != len(value):
+            raise ValueError(
+                f"expected distinct names among {', '.join(FRONT_METRICS)}, got {list(value)}"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> StrategySection:
+        optuna_only = ("sampler", "num_samples", "L", "F", "objectives", "seed")
+        if self.kind == "grid":
+            given = [key for key in optuna_only if getattr(self, key) is not None]
+            if given:
+                raise ValueError(
+                    f"{', '.join(given)}: used only by kind optuna; the grid strategy takes "
+                    "L and F from the grid"
+                )
+        else:
+            needed = [key for key in ("num_samples", "L", "F") if getattr(self, key) is None]
+            if needed:
+                raise ValueError(f"kind optuna needs {', '.join(needed)}")
+        return self
+
+
+class ResourcesSection(_Model):
+    """Resources per trial; ``gpu`` None means one GPU where CUDA exists, else none."""
+
+    gpu: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    cpu: float = Field(default=1.0, gt=0, allow_inf_nan=False)
+
+    @field_validator("gpu")
+    @classmethod
+    def _whole_above_one(cls, value: float | None) -> float | None:
+        # Ray packs fractions of one GPU, but cannot split a trial over 1.5 GPUs.
+        if value is not None and value > 1 and not value.is_integer():
+            raise ValueError(f"expected a fraction up to 1 or a whole number, got {value:g}")
+        return value
+
+
+class RaySection(_Model):
+    """Where Ray runs: None starts an embedded local Ray."""
+
+    address: str | None = Field(default=None, min_length=1)
+
+
+class StorageSection(_Model):
+    """Where Tune state and results go, and the results database (None: SQLite there).
+
+    ``path`` is a local directory (the run directory's parent) or a pyarrow filesystem URI
+    (``s3://bucket/prefix``, ``gs://...``, ``file:///abs/path``): Tune's experiment state and
+    the trials' checkpoints then go there, and the run directory (``--out``) gets each trial's
+    files from it. Only the URI's form is checked here; reachability is checked at run time.
+    """
+
+    path: str = Field(default="runs", min_length=1)
+    database_url: str | None = Field(default=None, min_length=1)
+
+    @field_validator("path")
+    @classmethod
+    def _known_uri(cls, value: str) -> str:
+        if is_uri(value):
+            check_storage_uri(value)
+        return value
+
+
+class ReportSection(_Model):
+    """The columns of the report's 2-D and 3-D projections (checked against the sweep's
+    plottable columns by the spec, which knows the grid keys)."""
+
+    projection_2d: tuple[str, ...] = DEFAULT_PROJECTION_2D
+    projection_3d: tuple[str, ...] = DEFAULT_PROJECTION_3D
+
+
+class SweepSpec(_Model):
+    """One sweep file, checked: every grid point builds a valid search config."""
+
+    name: str
+    dataset: str | None = None  # None: the search preset's
+    ood_dataset: str | None = None  # None: the search preset's
+    search: SearchSection = Field(default_factory=SearchSection)
+    evaluation: EvaluationSection = Field(default_factory=EvaluationSection)
+    grid: dict[str, list[Any]] = Field(default_factory=dict)
+    strategy: StrategySection = Field(default_factory=StrategySection)
+    resources: ResourcesSection = Field(default_factory=ResourcesSection)
+    max_trials: int = Field(default=100, ge=1)
+    ray: RaySection = Field(default_factory=RaySection)
+    storage: StorageSection = Field(default_factory=StorageSection)
+    report: ReportSection = Field(default_factory=ReportSection)
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, value: str) -> str:
+        if not NAME_PATTERN.match(value):
+            raise ValueError(
+                "expected 1 to 64 letters, digits, '_', '-' or '.', starting with a letter "
+                f"or digit, got {value!r}"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _check(self) -> SweepSpec:
+        from service.orchestration.checks import check_spec
+
+        # Raised as ValueError with the full dotted path; load_sweep reports it as is.
+        try:
+            check_spec(self)
+        except ConfigError as error:
+            raise ValueError(str(error)) from None
+        return self
+
+
+# -- public functions ----------------------------------------------------------------------
+
+
+def load_sweep(path: str | Path) -> SweepSpec:
+    """The sweep in the YAML file ``path``, checked."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{path}: cannot read the sweep file ({error})") from None
+    return parse_sweep(text, source=str(path))
+
+
+def parse_sweep(data: str | Mapping[str, Any], source: str = "<sweep>") -> SweepSpec:
+    """A sweep from YAML text or an already parsed mapping; ``source`` names it in errors."""
+    if isinstance(data, str):
+        try:
+            data = yaml.safe_load(data)
+        except yaml.MarkedYAMLError as error:
+            mark = error.problem_mark or error.context_mark
+            where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+            problem = error.problem or error.context or "cannot parse"
+            raise SweepSyntaxError(f"{source}: malformed YAML: {where}{problem}") from None
+        except yaml.YAMLError as error:
+            raise SweepSyntaxError(f"{source}: malformed YAML: {error}") from None
+    if not isinstance(data, Mapping):
+        raise ConfigError(
+            f"{source}: expected a mapping of sweep keys (name, search, grid, ...), "
+            f"got {type(data).__name__}"
+        )
+    try:
+        return SweepSpec.model_validate(data)
+    except ValidationError as error:
+        raise ConfigError(f"{source}: {_one_line(error)}") from None
+
+
+def is_uri(path: str) -> bool:
+    """Whether a ``storage.path`` is a filesystem URI rather than a local directory."""
+    return "://" in path
+
+
+def check_storage_uri(uri: str) -> None:
+    """Check the form of a storage URI without touching the network (ValueError otherwise)."""
+    fix = (
+        f"expected a local directory or a URI of {', '.join(STORAGE_SCHEMES)}, "
+        "e.g. s3://bucket/prefix or file:///abs/path"
+    )
+    if any(c.isspace() for c in uri):
+        raise ValueError(f"{uri!r} is not a valid URI (it holds spaces); {fix}")
+    try:
+        parts = urllib.parse.urlsplit(uri)
+    except ValueError as error:
+        raise ValueError(f"{uri!r} is not a valid URI ({error}); {fix}") from None
+    scheme = parts.scheme.lower()
+    if scheme not in STORAGE_SCHEMES:
+        raise ValueError(f"unknown filesystem scheme {parts.scheme!r} in {uri!r}; {fix}")
+    if scheme == "file":
+        if parts.netloc not in ("", "localhost") or not parts.path.startswith("/"):
+            raise ValueError(f"{uri!r}: a file URI needs an absolute path, file:///abs/path")
+    elif not parts.netloc:
+        raise ValueError(f"{uri!r}: no bucket or host; expected e.g. {scheme}://bucket/prefix")
+
+
+# -- error messages ---------------------------------------------------------------------
+
+
+def _one_line(error: ValidationError) -> str:
+    """The first validation error as ``dotted.path[i]: what was expected, got value``."""
+    errors = error.errors(include_url=False)
+    first = errors[0]
+    path = _dotted(first["loc"])
+    kind = first["type"]
+    if kind == "extra_forbidden":
+        valid = _valid_keys(first["loc"][:-1])
+        message = "unknown key" + (f"; expected one of {', '.join(valid)}" if valid else "")
+    elif kind == "missing":
+        message = "missing; this key is required"
+    elif kind == "value_error":
+        message = first["msg"].removeprefix("Value error, ")
+    else:
+        message = f"{first['msg']}, got {first['input']!r}"
+    more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
+    return f"{path}: {message}{more}" if path else f"{message}{more}"
+
+
+def _dotted(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif "[" in part:
+            continue  # pydantic's name of a validator wrapper, not a key
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _valid_keys(loc: tuple[int | str, ...]) -> list[str]:
+    """The keys the model at ``loc`` accepts, when ``loc`` leads to a model."""
+    model: Any = SweepSpec
+    for part in loc:
+        fields = getattr(model, "model_fields", None)
+        if fields is None or part not in fields:
+            return []
+        annotation = fields[part].annotation
+        candidates = [annotation, *getattr(annotation, "__args__", ())]
+        model = next(
+            (c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None
+        )
+    return list(getattr(model, "model_fields", {}))

@@ -1,0 +1,330 @@
+"""Ray Tune: the one module of the project that imports Ray Tune (and Ray's core API).
+
+:func:`run_sweep` runs (or resumes) a checked sweep spec as one Tune experiment: one trial per
+grid point (or per Optuna sample), each running :func:`service.orchestration.trainable.run_trial`
+through a :class:`TuneSession`, with ``FailureConfig`` restarts, one checkpoint kept per trial,
+``Tuner.restore`` for ``sweep resume``, and one log line per trial event. When Tune returns, the
+sweep's results are collected (:func:`service.orchestration.collect.collect`).
+
+:func:`latest_checkpoints` finds each trial's newest checkpoint through Tune's public results API
+(``ExperimentAnalysis`` and ``ResultGrid``/``Result.checkpoint``), never through the names of
+Tune's directories, so an upgrade of Ray cannot silently break ``sweep status`` and resume.
+The Ray Jobs API is :mod:`service.orchestration.jobs`, the only other module that imports Ray.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import ray  # type: ignore[import-untyped, unused-ignore]
+from ray import tune
+
+from service.errors import ConfigError, SweepStateError
+from service.logs import sweep_context
+from service.objectives import FRONT_METRICS
+from service.orchestration.addresses import GCS_PORT, check_address
+from service.orchestration.collect import collect
+from service.orchestration.points import sweep_objectives, trial_count, trial_resources
+from service.orchestration.rundir import (
+    SWEEP_FILE,
+    TUNE_DIR,
+    create_state,
+    read_sweep_state,
+    set_status,
+    sweep_id_for,
+    trial_key,
+    trial_states,
+)
+from service.orchestration.spec import BOUND_KEYS, SweepSpec, is_uri
+from service.orchestration.storage import check_storage
+from service.orchestration.trainable import run_trial
+
+__all__ = ["TuneSession", "latest_checkpoints", "run_sweep"]
+
+logger = logging.getLogger(__name__)
+MAX_FAILURES = 3  # restarts of a failed trial from its last checkpoint
+
+
+class TuneSession:
+    """A :class:`~service.orchestration.trainable.TrialSession` over Ray Tune's function API."""
+
+    def trial_id(self) -> str:
+        return str(tune.get_context().get_trial_id())
+
+    def node_id(self) -> str:
+        return str(ray.get_runtime_context().get_node_id())
+
+    @contextmanager
+    def restored_checkpoint(self) -> Iterator[Path | None]:
+        checkpoint = tune.get_checkpoint()
+        if checkpoint is None:
+            yield None
+            return
+        with checkpoint.as_directory() as saved:
+            yield Path(saved)
+
+    def report(self, metrics: dict[str, Any], checkpoint: Path | None = None) -> None:
+        if checkpoint is None:
+            tune.report(metrics)
+        else:
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(str(checkpoint)))
+
+
+def search_trial(
+    config: dict[str, Any], spec_data: dict[str, Any], run_dir: str, scratch: str | None = None
+) -> None:
+    """The function trainable Tune runs: one trial in a :class:`TuneSession`."""
+    run_trial(config, spec_data, run_dir, TuneSession(), scratch=scratch)
+
+
+def latest_checkpoints(experiment_path: str, filesystem: Any) -> list[str]:
+    """The path (on ``filesystem``) of each trial's latest checkpoint in the Tune experiment at
+    ``experiment_path``; trials that reported none yet are left out."""
+    analysis = tune.ExperimentAnalysis(experiment_path, storage_filesystem=filesystem)
+    grid = tune.ResultGrid(analysis)
+    results = (grid[i] for i in range(len(grid)))
+    return [str(result.checkpoint.path) for result in results if result.checkpoint is not None]
+
+
+# -- one line per trial event --------------------------------------------------------------
+
+
+class _ProgressLines(tune.Callback):  # type: ignore[misc, unused-ignore]
+    """Logs one line per epoch, trial end and trial error."""
+
+    def on_trial_result(
+        self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any], **info: Any
+    ) -> None:
+        key = trial_key(dict(trial.config))
+        if result.get("phase", "search") == "done":
+            shown = ", ".join(
+                f"{m} {result[m]:.4g}"
+                for m in FRONT_METRICS
+                if isinstance(result.get(m), float) and not math.isnan(result[m])
+            )
+            logger.info("trial %s: done  %s", key, shown)
+        else:
+            logger.info(
+                "trial %s: epoch %s  params_m %.4g  flops_m %.4g",
+                key,
+                result.get("epoch", "?"),
+                result.get("params_m", math.nan),
+                result.get("flops_m", math.nan),
+            )
+
+    def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        logger.warning("trial %s: failed", trial_key(dict(trial.config)))
+
+
+# -- the experiment ------------------------------------------------------------------------
+
+
+def _param_space(spec: SweepSpec) -> dict[str, Any]:
+    if spec.strategy.kind == "grid":
+        return {key: tune.grid_search(list(values)) for key, values in spec.grid.items()}
+    space: dict[str, Any] = {}
+    for key, values in spec.grid.items():
+        if len(values) > 1:
+            raise ConfigError(
+                f"grid.{key}: the optuna strategy takes one value per grid key here (got "
+                f"{len(values)}); run one sweep per value"
+            )
+        space[key] = values[0]
+    for key in BOUND_KEYS:
+        bound = getattr(spec.strategy, key)
+        space[key] = tune.uniform(bound.low, bound.high)
+    return space
+
+
+def _search_alg(spec: SweepSpec) -> Any:
+    if spec.strategy.kind != "optuna":
+        return None
+    import optuna
+    from ray.tune.search.optuna import OptunaSearch  # type: ignore[import-untyped, unused-ignore]
+
+    objectives = sweep_objectives(spec)
+    seed = spec.strategy.seed
+    sampler: Any
+    if spec.strategy.sampler == "nsga2":
+        sampler = optuna.samplers.NSGAIISampler(seed=seed)
+    else:
+        sampler = optuna.samplers.TPESampler(seed=seed)
+    return OptunaSearch(metric=list(objectives), mode=list(objectives.values()), sampler=sampler)
+
+
+def _init_ray(address: str | None, num_cpus: int | None) -> None:
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    env = {"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+    runtime_env = {"env_vars": env}
+    if address:
+        ray.init(address=address, runtime_env=runtime_env, log_to_driver=False)
+    elif os.environ.get("RAY_ADDRESS"):  # inside a Ray Job: the cluster and runtime env it has
+        ray.init(log_to_driver=False)
+    else:
+        ray.init(
+            num_cpus=num_cpus or os.cpu_count() or 1,
+            include_dashboard=False,
+            runtime_env=runtime_env,
+            log_to_driver=False,
+        )
+
+
+def _prepare(spec: SweepSpec, run_dir: Path, resume: bool) -> dict[str, Any]:
+    """The sweep's state: read back on resume, else written for a new sweep (with the
+    experiment's place on the storage URI, checked to be free, when there is one)."""
+    from service.results.store import default_url
+
+    if resume:
+        return read_sweep_state(run_dir)
+    if (run_dir / SWEEP_FILE).exists():
+        raise SweepStateError(
+            f"{run_dir}: already holds a sweep; continue it with 'e2rnas sweep resume "
+            f"{run_dir}' or choose another --out"
+        )
+    database_url = spec.storage.database_url or default_url(run_dir)
+    if not is_uri(spec.storage.path):
+        return create_state(spec, run_dir, database_url)
+    import pyarrow.fs  # type: ignore[import-untyped, unused-ignore]
+
+    # One experiment per run directory: sweeps of the same name share a storage URI.
+    tune_path = f"{spec.storage.path.rstrip('/')}/{sweep_id_for(spec, run_dir)}"
+    fs, fs_path = check_storage(tune_path)
+    if fs.get_file_info(fs_path).type != pyarrow.fs.FileType.NotFound:
+        raise SweepStateError(
+            f"storage {tune_path}: already holds a Tune experiment of run directory "
+            f"{run_dir}, but the run directory has no {SWEEP_FILE}; remove it there or "
+            "choose another --out"
+        )
+    return create_state(spec, run_dir, database_url, tune_path=tune_path)
+
+
+def _check_before_start(spec: SweepSpec, run_dir: Path, address: str | None) -> None:
+    """Everything that can be checked before Ray starts: the Optuna restrictions, the Ray
+    address, and a storage URI's reachability (and that it is no run directory)."""
+    _param_space(spec)
+    if address and address != "auto":
+        check_address(address, GCS_PORT)
+    if is_uri(spec.storage.path):
+        if run_dir == (Path(spec.storage.path) / spec.name).resolve():
+            # The CLI's default run directory, storage.path/<name>, is no place for a URI.
+            raise SweepStateError(
+                f"storage.path {spec.storage.path!r} is a URI; give the local run directory "
+                "with --out DIR"
+            )
+        check_storage(spec.storage.path)
+
+
+def _tuner(spec: SweepSpec, state: dict[str, Any], trainable: Any, resume: bool) -> Any:
+    """A new Tuner for the sweep, or the interrupted experiment restored."""
+    tune_path = str(state["tune_path"])  # a local path or a URI: Tune resolves either
+    if resume and tune.Tuner.can_restore(tune_path):
+        return tune.Tuner.restore(
+            tune_path,
+            trainable=trainable,
+            resume_unfinished=True,
+            resume_errored=True,
+            param_space=_param_space(spec),
+        )
+    remote = bool(state.get("storage_uri"))
+    cpus = float(ray.cluster_resources().get("CPU", 1.0))  # type: ignore[no-untyped-call, unused-ignore]
+    concurrent = max(1, int(cpus // spec.resources.cpu))
+    logger.info(
+        "%d trials, up to %d at a time, in %s", trial_count(spec), concurrent, state["run_dir"]
+    )
+    samples = spec.strategy.num_samples if spec.strategy.kind == "optuna" else 1
+    return tune.Tuner(
+        trainable,
+        param_space=_param_space(spec),
+        tune_config=tune.TuneConfig(
+            search_alg=_search_alg(spec),
+            num_samples=samples or 1,
+            reuse_actors=True,
+            max_concurrent_trials=concurrent,
+        ),
+        run_config=tune.RunConfig(
+            name=state["sweep_id"] if remote else spec.name,
+            storage_path=state["storage_uri"] if remote else str(Path(state["run_dir"]) / TUNE_DIR),
+            failure_config=tune.FailureConfig(max_failures=MAX_FAILURES),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+            callbacks=[_ProgressLines()],
+            verbose=0,
+        ),
+    )
+
+
+def _outcome(grid: Any, spec: SweepSpec, run_dir: Path) -> str:
+    """The sweep's status once Tune returned.
+
+    A trial that failed after its retries carries its error. Ctrl-C makes Tune stop every
+    running trial, save its state and return, with those trials TERMINATED and no error: only
+    their trial.json, never marked done, tells them apart.
+    """
+    errors = sum(1 for i in range(len(grid)) if grid[i].error is not None)
+    finished = [t for t in trial_states(run_dir) if t.get("status") == "done"]
+    if errors:
+        return "failed"
+    if len(finished) < trial_count(spec):
+        return "interrupted"
+    return "done"
+
+
+def run_sweep(
+    spec: SweepSpec,
+    run_dir: Path,
+    address: str | None = None,
+    resume: bool = False,
+    num_cpus: int | None = None,
+) -> Path:
+    """Run (or resume) the sweep into ``run_dir``, then collect its results; returns run_dir.
+
+    ``address`` (else the spec's ``ray.address``) is a Ray cluster to run on; without one an
+    embedded local Ray starts with ``num_cpus`` (default: every core). ``resume`` restores the
+    Tune experiment of an interrupted run (unfinished and errored trials run again, finished
+    ones do not).
+    """
+    run_dir = Path(run_dir).resolve()
+    address = address or spec.ray.address
+    _check_before_start(spec, run_dir, address)
+    state = _prepare(spec, run_dir, resume)
+    remote = bool(state.get("storage_uri"))
+    trainable = tune.with_resources(
+        tune.with_parameters(
+            search_trial,
+            spec_data=spec.model_dump(mode="json"),
+            run_dir=str(run_dir),
+            scratch=state["sweep_id"] if remote else None,
+        ),
+        trial_resources(spec, cuda_available=None if spec.resources.gpu is None else False),
+    )
+    if not address and os.environ.get("RAY_ADDRESS"):
+        # A Ray Job starts in a copy of its working_dir that Ray may delete while the job
+        # runs (its runtime env is garbage-collected); Tune needs a current directory.
+        os.chdir(run_dir)
+    with sweep_context(state["sweep_id"]):
+        _init_ray(address, num_cpus)
+        try:
+            tuner = _tuner(spec, state, trainable, resume)
+            set_status(run_dir, "running")
+            try:
+                grid = tuner.fit()
+            except KeyboardInterrupt:
+                set_status(run_dir, "interrupted")
+                raise
+            # Collected before Ray shuts down: inside a Ray Job, the shutdown deletes the
+            # job's working directory, which is this process's current directory.
+            collect(run_dir, status=_outcome(grid, spec, run_dir))
+        finally:
+            ray.shutdown()
+            try:
+                Path.cwd()
+            except FileNotFoundError:
+                os.chdir(run_dir)
+    return run_dir

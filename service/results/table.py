@@ -1,0 +1,283 @@
+"""The results table: one row per trial, read from the trial's directory (docs/ARCHITECTURE.md).
+
+A row holds the contract columns `RESULT_COLUMNS`, in that order, then every swept value under
+its config key (``L``, ``F``, ``seed``, backbone, ablation flags), sorted by key. The search
+objectives are those of the last epoch in ``metrics.jsonl``; the five front metrics come from
+the evaluation's ``metrics.json``. A trial without an evaluation has ``evaluation == "none"``,
+``params_m``/``flops_m`` of its last searched genotype (exact sizes, not estimates) and NaN for
+the other front metrics. Lists and objects (``mgda_weights``, ``genotype``, ``versions``) are
+stored as JSON text so that every cell is a scalar the database and CSV can hold.
+
+Missing and corrupt files are told apart on purpose. A trial without ``metrics.jsonl`` (or with
+an empty one) never finished an epoch, which happens in a sweep when a trial is killed or
+crashes: it gets a row with status ``"failed"`` and NaN metrics. A file that exists but cannot
+be read or parsed is not a normal outcome and raises `TrialResultError`, naming the file, line
+and problem.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.metadata
+import json
+import math
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd  # type: ignore[import-untyped, unused-ignore]
+
+from search_core.genotypes import Genotype
+from service.errors import ConfigError, GenotypeError, TrialResultError
+from service.objectives import FRONT_METRICS, SEARCH_OBJECTIVES
+
+__all__ = [
+    "EVALUATIONS",
+    "FLOAT_COLUMNS",
+    "FRONT_METRICS",
+    "OBJECTIVE_COLUMNS",
+    "RESULT_COLUMNS",
+    "TEXT_COLUMNS",
+    "TrialResultError",
+    "frame_records",
+    "package_versions",
+    "plain_value",
+    "results_frame",
+    "trial_row",
+]
+
+SEARCH_METRICS = "metrics.jsonl"
+EVAL_METRICS = "metrics.json"
+SEARCH_CONFIG = "config.json"
+
+OBJECTIVE_COLUMNS: tuple[str, ...] = SEARCH_OBJECTIVES
+EVALUATIONS: tuple[str, ...] = ("none", "proxy", "retrain")
+
+RESULT_COLUMNS: tuple[str, ...] = (
+    "sweep_id",
+    "trial_id",
+    "status",
+    *OBJECTIVE_COLUMNS,
+    "mgda_weights",
+    *FRONT_METRICS,
+    "latency_ms",
+    "evaluation",
+    "genotype",
+    "genotype_hash",
+    "search_seconds",
+    "eval_seconds",
+    "device",
+    "versions",
+)
+"""The fixed contract columns of the results table and ``front.csv``, in order."""
+
+FLOAT_COLUMNS: tuple[str, ...] = (
+    *OBJECTIVE_COLUMNS,
+    *FRONT_METRICS,
+    "latency_ms",
+    "search_seconds",
+    "eval_seconds",
+)
+"""Contract columns held as float64 (NaN where unknown)."""
+
+TEXT_COLUMNS: tuple[str, ...] = tuple(c for c in RESULT_COLUMNS if c not in FLOAT_COLUMNS)
+"""Contract columns held as text (pandas ``str``; missing is NaN)."""
+
+_VERSION_PACKAGES = ("torch", "torchvision", "e2rnas-sweeps", "ray")
+
+
+@functools.cache
+def package_versions() -> str:
+    """JSON text of the installed versions of torch, torchvision, this project and Ray.
+
+    Read from package metadata, so Ray is never imported; a package not installed is left out.
+    """
+    versions: dict[str, str] = {}
+    for name in _VERSION_PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return json.dumps(versions, sort_keys=True)
+
+
+def _float(value: object, where: str) -> float:
+    """``value`` as a float; None means unknown (NaN)."""
+    if value is None:
+        return math.nan
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TrialResultError(f"{where}: expected a number or null, got {value!r}")
+    return float(value)
+
+
+def _read_records(path: Path) -> list[dict[str, Any]]:
+    """The per-epoch records of a search's ``metrics.jsonl``; [] when there is none."""
+    if not path.exists():
+        return []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as err:
+        raise TrialResultError(f"{path}: cannot read: {err}") from None
+    records: list[dict[str, Any]] = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise TrialResultError(f"{path}:{number}: invalid JSON: {err.msg}") from None
+        if not isinstance(record, dict):
+            raise TrialResultError(
+                f"{path}:{number}: expected a JSON object per line, got {type(record).__name__}"
+            )
+        records.append(record)
+    return records
+
+
+def _read_object(path: Path) -> dict[str, Any] | None:
+    """The JSON object in ``path``, or None when the file does not exist."""
+    if not path.exists():
+        return None
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as err:
+        raise TrialResultError(f"{path}: cannot read: {err}") from None
+    except json.JSONDecodeError as err:
+        raise TrialResultError(
+            f"{path}: invalid JSON at line {err.lineno}, column {err.colno}: {err.msg}"
+        ) from None
+    if not isinstance(obj, dict):
+        raise TrialResultError(f"{path}: expected a JSON object, got {type(obj).__name__}")
+    return obj
+
+
+def _genotype(obj: object, where: str) -> Genotype:
+    try:
+        return Genotype.from_json(obj, source=where)
+    except GenotypeError as err:
+        raise TrialResultError(str(err)) from None
+
+
+def _empty_row(sweep_id: str, trial_id: str, status: str) -> dict[str, Any]:
+    row: dict[str, Any] = dict.fromkeys(RESULT_COLUMNS)
+    row.update(dict.fromkeys(FLOAT_COLUMNS, math.nan))
+    row.update(
+        sweep_id=sweep_id,
+        trial_id=trial_id,
+        status=status,
+        evaluation="none",
+        versions=package_versions(),
+    )
+    return row
+
+
+def trial_row(
+    sweep_id: str, trial_id: str, swept: Mapping[str, Any], trial_dir: Path, status: str
+) -> dict[str, Any]:
+    """The results row of one trial, read from ``trial_dir``.
+
+    ``swept`` holds the trial's swept values by config key; a key that is also a contract
+    column is refused. A directory without search metrics gives status ``"failed"``; corrupt
+    files raise `TrialResultError` (see the module docstring).
+    """
+    for name, value in (("sweep_id", sweep_id), ("trial_id", trial_id), ("status", status)):
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"{name}: expected a non-empty string, got {value!r}")
+    clash = sorted(set(swept) & set(RESULT_COLUMNS))
+    if clash:
+        raise ConfigError(
+            f"swept: keys {clash} are contract columns of the results table; "
+            "expected config keys such as L, F, seed"
+        )
+    trial_dir = Path(trial_dir)
+    records = _read_records(trial_dir / SEARCH_METRICS)
+    evaluation = _read_object(trial_dir / EVAL_METRICS)
+    config = _read_object(trial_dir / SEARCH_CONFIG)
+    row = _empty_row(sweep_id, trial_id, status if records else "failed")
+    row.update(swept)
+    if config is not None and isinstance(config.get("device"), str):
+        row["device"] = config["device"]
+    if not records:
+        return row
+
+    search_file = trial_dir / SEARCH_METRICS
+    last = records[-1]
+    where = f"{search_file}: last record"
+    for key in OBJECTIVE_COLUMNS:
+        row[key] = _float(last.get(key), f"{where}: {key}")
+    weights = last.get("mgda_weights")
+    if weights is not None:
+        if not isinstance(weights, list):
+            raise TrialResultError(f"{where}: mgda_weights: expected a list, got {weights!r}")
+        row["mgda_weights"] = json.dumps([_float(w, f"{where}: mgda_weights") for w in weights])
+    for key in ("params_m", "flops_m"):
+        row[key] = _float(last.get(key), f"{where}: {key}")
+    if "genotype" not in last:
+        raise TrialResultError(f"{where}: missing key 'genotype'")
+    genotype = _genotype(last["genotype"], f"{where}: genotype")
+    row["search_seconds"] = sum(
+        _float(r.get("seconds"), f"{search_file}: seconds") for r in records
+    )
+
+    if evaluation is not None:
+        eval_file = trial_dir / EVAL_METRICS
+        mode = evaluation.get("mode")
+        if mode not in EVALUATIONS[1:]:
+            raise TrialResultError(
+                f"{eval_file}: mode: expected one of {', '.join(EVALUATIONS[1:])}, got {mode!r}"
+            )
+        row["evaluation"] = mode
+        for key in (*FRONT_METRICS, "latency_ms", "eval_seconds"):
+            row[key] = _float(evaluation.get(key), f"{eval_file}: {key}")
+        if "genotype" in evaluation:
+            genotype = _genotype(evaluation["genotype"], f"{eval_file}: genotype")
+        if isinstance(evaluation.get("device"), str):
+            row["device"] = evaluation["device"]
+    row["genotype"] = genotype.dumps()
+    row["genotype_hash"] = genotype.genotype_hash()
+    return row
+
+
+def results_frame(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    """The results table of ``rows``: contract columns first, then swept keys sorted.
+
+    Contract floats are float64 and contract text columns pandas ``str`` (ids included);
+    swept columns keep the dtype pandas infers from their values.
+    """
+    records = [dict(row) for row in rows]
+    missing = sorted({c for row in records for c in RESULT_COLUMNS if c not in row})
+    if missing:
+        raise ConfigError(f"rows: missing contract columns {missing}")
+    swept = sorted({key for row in records for key in row if key not in RESULT_COLUMNS})
+    columns = [*RESULT_COLUMNS, *swept]
+    frame = pd.DataFrame.from_records(records, columns=columns)
+    for column in FLOAT_COLUMNS:
+        frame[column] = frame[column].astype("float64")
+    for column in TEXT_COLUMNS:
+        frame[column] = frame[column].astype("str")
+    return frame
+
+
+def plain_value(value: Any) -> Any:
+    """A frame cell as a plain Python value: numpy scalars unwrapped; NaN and pandas' missing
+    values as None."""
+    if hasattr(value, "item") and not isinstance(value, list | dict | str):
+        value = value.item()
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
+
+
+def frame_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """The rows of a table as JSON records: plain values (:func:`plain_value`), infinities
+    as None too, since JSON has no number for them."""
+    records: list[dict[str, Any]] = []
+    for record in frame.to_dict(orient="records"):
+        row = {str(key): plain_value(value) for key, value in record.items()}
+        for key, value in row.items():
+            if isinstance(value, float) and not math.isfinite(value):
+                row[key] = None
+        records.append(row)
+    return records
