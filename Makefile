@@ -27,6 +27,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check search_core service tests bench
 	$(BIN)/ruff format --check search_core service tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 # The system packages the tests need: a PostgreSQL server (tests/conftest.py starts a throwaway
 # one; Debian keeps initdb and pg_ctl in /usr/lib/postgresql/<version>/bin, off PATH) and

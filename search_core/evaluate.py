@@ -9,14 +9,14 @@ follows normalisation, as in DARTS, so the square is filled with the mean pixel.
 (network, optimiser, schedule and every random generator) is written atomically after each
 epoch, and ``resume=True`` ends exactly where an uninterrupted run would.
 
-The five front metrics (IV-B-4, DESIGN.md) are then measured on the trained network:
+The five front metrics (IV-B-4, docs/ARCHITECTURE.md) are then measured on the trained network:
 ``test_error`` on the full test split; ``params_m`` (auxiliary head excluded) and ``flops_m``
 (multiply-accumulates at the dataset's input size) of the built network; ``pgd_acc`` under PGD
 (10 steps of 2.5ε/10, random start, ε = 2/255 in pixel space whatever the normalisation) on
 the full test split; ``ood_aupr`` with the OoD set's *test* split as positives and the maximum
 softmax probability as the score (the authors' scripts use SVHN's test split). OoD images are
-normalised with their own set's statistics, as the search feeds them (DESIGN.md). Batch-1
-latency is recorded beside them.
+normalised with their own set's statistics, as the search feeds them (docs/ARCHITECTURE.md).
+Batch-1 latency is recorded beside them.
 
 A *proxy* evaluation, for sweeps that cannot afford a retrain, trains the derived network at
 the search's size (its cells and channels) for a few epochs with the search's optimiser

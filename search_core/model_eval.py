@@ -9,7 +9,7 @@ regularises the ops (not identities) during training.
 :func:`count_params_m` and :func:`count_flops_m` count the *built* network: parameters
 without the auxiliary head, and multiply-accumulates measured on a real forward by
 ``torch.utils.flop_counter`` (which reports 2 FLOPs per multiply-accumulate). These are the
-units of the bounds L and F (DESIGN.md).
+units of the bounds L and F (docs/ARCHITECTURE.md).
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ and a job Ray no longer knows (the embedded Ray stopped with the service) is res
 
 from __future__ import annotations
 
+import logging
 import threading
 import uuid
 from collections.abc import Mapping
@@ -21,6 +22,7 @@ import yaml
 
 from service.api.settings import ServiceSettings
 from service.errors import ConfigError, E2RNASError, JobError, SweepConflictError
+from service.logs import sweep_context
 from service.orchestration.collect import results_table
 from service.orchestration.jobs import RayJobs
 from service.orchestration.points import trial_count
@@ -33,6 +35,8 @@ __all__ = ["STATUSES", "TERMINAL", "SweepConflictError", "SweepManager"]
 STATUSES = ("pending", "running", "done", "failed", "cancelled")
 TERMINAL = ("done", "failed", "cancelled")
 SUBMITTED_FILE = "submitted.yaml"
+
+logger = logging.getLogger(__name__)
 
 
 class SweepManager:
@@ -111,12 +115,15 @@ class SweepManager:
             run_dir=str(run_dir),
             progress=sweep_progress(run_dir, trial_count(spec)),
         )
-        try:
-            job_id = self.jobs.submit(run_dir, sweep_file, submission_id=f"{sweep_id}-0")
-        except JobError as error:
-            self.store.update_sweep(sweep_id, status="failed", message=str(error))
-            raise
-        self.store.update_sweep(sweep_id, job_id=job_id)
+        with sweep_context(sweep_id):
+            try:
+                job_id = self.jobs.submit(run_dir, sweep_file, submission_id=f"{sweep_id}-0")
+            except JobError as error:
+                logger.error("submission refused: %s", error)
+                self.store.update_sweep(sweep_id, status="failed", message=str(error))
+                raise
+            self.store.update_sweep(sweep_id, job_id=job_id)
+            logger.info("submitted as Ray job %s, run directory %s", job_id, run_dir)
         return sweep_id
 
     def cancel(self, sweep_id: str) -> dict[str, Any]:
@@ -129,6 +136,8 @@ class SweepManager:
         if row["job_id"]:
             self.jobs.stop(row["job_id"])
         self.store.update_sweep(sweep_id, status="cancelled", message="cancelled by request")
+        with sweep_context(sweep_id):
+            logger.info("cancelled by request")
         return self.store.get_sweep(sweep_id)
 
     # -- following -------------------------------------------------------------------------
@@ -137,10 +146,12 @@ class SweepManager:
         for row in self.store.sweeps():
             sweep_id = row["sweep_id"]
             if row["run_dir"] and (row["status"] not in TERMINAL or sweep_id in self._following):
-                try:
-                    self.refresh(sweep_id)
-                except E2RNASError as error:
-                    self.store.update_sweep(sweep_id, message=str(error))
+                with sweep_context(sweep_id):
+                    try:
+                        self.refresh(sweep_id)
+                    except E2RNASError as error:
+                        logger.warning("refresh failed: %s", error)
+                        self.store.update_sweep(sweep_id, message=str(error))
 
     def refresh(self, sweep_id: str) -> dict[str, Any]:
         """Bring one sweep's status, progress and finished rows up to date.
@@ -185,6 +196,8 @@ class SweepManager:
                     changes["status"] = "failed"
                     changes["message"] = self.jobs.logs_tail(row["job_id"])
                     self._ingest_finished(run_dir)  # what finished before the failure stays
+            if changes.get("status", row["status"]) != row["status"]:
+                logger.info("status %s -> %s", row["status"], changes["status"])
             self.store.update_sweep(sweep_id, **changes)
             return self.store.get_sweep(sweep_id)
 
@@ -193,7 +206,14 @@ class SweepManager:
         attempt = int(suffix) + 1 if suffix.isdigit() else 1
         # A sweep.json means Tune started: resume it; otherwise start it from the file.
         sweep_file = None if (run_dir / SWEEP_FILE).exists() else run_dir / SUBMITTED_FILE
-        return self.jobs.submit(run_dir, sweep_file, submission_id=f"{sweep_id}-{attempt}")
+        job_id = self.jobs.submit(run_dir, sweep_file, submission_id=f"{sweep_id}-{attempt}")
+        logger.info(
+            "Ray no longer knows job %s; %s as job %s",
+            old_job,
+            "started again" if sweep_file else "resumed",
+            job_id,
+        )
+        return job_id
 
     def _ingest_finished(self, run_dir: Path) -> None:
         if not (run_dir / SWEEP_FILE).exists():

@@ -43,6 +43,11 @@ def add_sweep(commands: Commands) -> None:
         ),
     )
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    _add_run_and_resume(actions)
+    _add_status_and_submit(actions)
+
+
+def _add_run_and_resume(actions: Commands) -> None:
     run = actions.add_parser(
         "run",
         help="run a sweep file",
@@ -71,6 +76,9 @@ def add_sweep(commands: Commands) -> None:
     resume.add_argument("run_dir", type=Path, metavar="DIR", help="the sweep's run directory")
     resume.add_argument("--address", metavar="ADDR", help="Ray cluster (HOST:PORT)")
     resume.set_defaults(handler=_sweep_resume)
+
+
+def _add_status_and_submit(actions: Commands) -> None:
     status = actions.add_parser(
         "status",
         help="show a sweep's progress, or a submitted job's status",

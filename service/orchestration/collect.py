@@ -8,6 +8,7 @@ same rows; the store's upsert keeps it idempotent. It runs when Tune returns (an
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,8 @@ from service.results.store import ResultStore
 from service.results.table import results_frame, trial_row
 
 __all__ = ["Collected", "collect", "results_table", "stored_table", "write_run_report"]
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -123,6 +126,14 @@ def collect(
         title=f"E2RNAS sweep {spec.name}",
         projection_2d=spec.report.projection_2d if projection_2d is None else projection_2d,
         projection_3d=spec.report.projection_3d if projection_3d is None else projection_3d,
+    )
+    logger.info(
+        "collected %d trials (%d failed), %d on the front; status %s",
+        len(frame),
+        failed,
+        len(front),
+        state["status"],
+        extra={"sweep_id": state["sweep_id"]},
     )
     return Collected(
         results, state["database_url"], exported, report, len(frame), failed, len(front)

@@ -12,6 +12,7 @@ web runs exactly the code the CLI runs.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shlex
 import shutil
@@ -30,6 +31,8 @@ from service.orchestration.addresses import JOBS_PORT, check_address, free_port
 __all__ = ["TERMINAL_JOB_STATES", "JobError", "RayJobs", "job_status", "submit_sweep"]
 
 TERMINAL_JOB_STATES = ("SUCCEEDED", "FAILED", "STOPPED")
+
+logger = logging.getLogger(__name__)
 
 
 def _state_name(status: Any) -> str:
@@ -130,6 +133,9 @@ class RayJobs:
             command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
         )
         log.close()
+        logger.info(
+            "started an embedded Ray head (pid %d, temp dir %s)", self._head.pid, self._temp_dir
+        )
         return f"http://127.0.0.1:{dashboard}"
 
     @staticmethod
@@ -247,6 +253,8 @@ class RayJobs:
                         break
                     except subprocess.TimeoutExpired:
                         continue
+            if head is not None:
+                logger.info("stopped the embedded Ray head (pid %d)", head.pid)
             if self._temp_dir is not None:
                 shutil.rmtree(self._temp_dir, ignore_errors=True)
                 self._temp_dir = None

@@ -171,6 +171,44 @@ def _empty_row(sweep_id: str, trial_id: str, status: str) -> dict[str, Any]:
     return row
 
 
+def _search_columns(row: dict[str, Any], records: list[dict[str, Any]], path: Path) -> Genotype:
+    """Fill the search's columns of ``row`` from its last record; returns its genotype."""
+    last = records[-1]
+    where = f"{path}: last record"
+    for key in OBJECTIVE_COLUMNS:
+        row[key] = _float(last.get(key), f"{where}: {key}")
+    weights = last.get("mgda_weights")
+    if weights is not None:
+        if not isinstance(weights, list):
+            raise TrialResultError(f"{where}: mgda_weights: expected a list, got {weights!r}")
+        row["mgda_weights"] = json.dumps([_float(w, f"{where}: mgda_weights") for w in weights])
+    for key in ("params_m", "flops_m"):
+        row[key] = _float(last.get(key), f"{where}: {key}")
+    if "genotype" not in last:
+        raise TrialResultError(f"{where}: missing key 'genotype'")
+    row["search_seconds"] = sum(_float(r.get("seconds"), f"{path}: seconds") for r in records)
+    return _genotype(last["genotype"], f"{where}: genotype")
+
+
+def _evaluation_columns(
+    row: dict[str, Any], evaluation: dict[str, Any], path: Path
+) -> Genotype | None:
+    """Fill the evaluation's columns of ``row``; returns the genotype it evaluated, if named."""
+    mode = evaluation.get("mode")
+    if mode not in EVALUATIONS[1:]:
+        raise TrialResultError(
+            f"{path}: mode: expected one of {', '.join(EVALUATIONS[1:])}, got {mode!r}"
+        )
+    row["evaluation"] = mode
+    for key in (*FRONT_METRICS, "latency_ms", "eval_seconds"):
+        row[key] = _float(evaluation.get(key), f"{path}: {key}")
+    if isinstance(evaluation.get("device"), str):
+        row["device"] = evaluation["device"]
+    if "genotype" in evaluation:
+        return _genotype(evaluation["genotype"], f"{path}: genotype")
+    return None
+
+
 def trial_row(
     sweep_id: str, trial_id: str, swept: Mapping[str, Any], trial_dir: Path, status: str
 ) -> dict[str, Any]:
@@ -200,39 +238,9 @@ def trial_row(
     if not records:
         return row
 
-    search_file = trial_dir / SEARCH_METRICS
-    last = records[-1]
-    where = f"{search_file}: last record"
-    for key in OBJECTIVE_COLUMNS:
-        row[key] = _float(last.get(key), f"{where}: {key}")
-    weights = last.get("mgda_weights")
-    if weights is not None:
-        if not isinstance(weights, list):
-            raise TrialResultError(f"{where}: mgda_weights: expected a list, got {weights!r}")
-        row["mgda_weights"] = json.dumps([_float(w, f"{where}: mgda_weights") for w in weights])
-    for key in ("params_m", "flops_m"):
-        row[key] = _float(last.get(key), f"{where}: {key}")
-    if "genotype" not in last:
-        raise TrialResultError(f"{where}: missing key 'genotype'")
-    genotype = _genotype(last["genotype"], f"{where}: genotype")
-    row["search_seconds"] = sum(
-        _float(r.get("seconds"), f"{search_file}: seconds") for r in records
-    )
-
+    genotype = _search_columns(row, records, trial_dir / SEARCH_METRICS)
     if evaluation is not None:
-        eval_file = trial_dir / EVAL_METRICS
-        mode = evaluation.get("mode")
-        if mode not in EVALUATIONS[1:]:
-            raise TrialResultError(
-                f"{eval_file}: mode: expected one of {', '.join(EVALUATIONS[1:])}, got {mode!r}"
-            )
-        row["evaluation"] = mode
-        for key in (*FRONT_METRICS, "latency_ms", "eval_seconds"):
-            row[key] = _float(evaluation.get(key), f"{eval_file}: {key}")
-        if "genotype" in evaluation:
-            genotype = _genotype(evaluation["genotype"], f"{eval_file}: genotype")
-        if isinstance(evaluation.get("device"), str):
-            row["device"] = evaluation["device"]
+        genotype = _evaluation_columns(row, evaluation, trial_dir / EVAL_METRICS) or genotype
     row["genotype"] = genotype.dumps()
     row["genotype_hash"] = genotype.genotype_hash()
     return row

@@ -1,4 +1,4 @@
-"""search_core depends on torch, torchvision, numpy and scikit-learn only (DESIGN.md)."""
+"""search_core depends on torch, torchvision, numpy and scikit-learn only (docs/ARCHITECTURE.md)."""
 
 from __future__ import annotations
 

@@ -190,7 +190,8 @@ def sweep_results(
     manager: Manager,
     format: Annotated[Literal["json", "csv", "parquet"], Query()] = "json",
 ) -> Any:
-    """The results table, one row per trial (DESIGN.md's columns), as JSON, CSV or Parquet."""
+    """The results table, one row per trial (docs/ARCHITECTURE.md's columns), as JSON, CSV or
+    Parquet."""
     frame = manager.store.trials_frame(sweep_id)
     if format == "csv":
         return Response(frame.to_csv(index=False), media_type="text/csv; charset=utf-8")
