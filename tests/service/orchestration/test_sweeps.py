@@ -219,7 +219,10 @@ def test_local_sweep_writes_every_artefact_and_collects_idempotently(
     assert done.returncode == 0, done.stderr[-3000:]
     for name in ("results.parquet", "results.db", "export/front.csv", "export/genotypes.py"):
         assert str(run_dir / name) in done.stdout
-    assert "trial F=0.6_L=0.03: done" in done.stdout
+    # Progress is logged on stderr, one line per event, each naming the sweep.
+    sweep_id = sweep_id_for(load_sweep(path), run_dir.resolve())
+    finished = [line for line in done.stderr.splitlines() if "trial F=0.6_L=0.03: done" in line]
+    assert len(finished) == 1 and f"[sweep {sweep_id}]" in finished[0], done.stderr[-3000:]
     frame = _check_artefacts(run_dir, trials=2, epochs=1)
     assert sorted(frame["L"]) == [0.03, 0.08]
     # The interactive report: one self-contained page, plotly.js inline once, no CDN.
