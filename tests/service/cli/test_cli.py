@@ -653,8 +653,6 @@ def finished_run(tmp_path: Path) -> Path:
     import pandas as pd
 
     from service.objectives import FRONT_METRICS
-
-    OBJECTIVES = FRONT_METRICS
     from service.orchestration.spec import parse_sweep
 
     run_dir = tmp_path / "run"
@@ -666,7 +664,7 @@ def finished_run(tmp_path: Path) -> Path:
     for i, name in enumerate(("darts_v1", "darts_v2", "pdarts", "pc_darts")):
         genotype = BUNDLED[name]
         row: dict[str, Any] = {"L": (0.03, 0.05)[i // 2], "F": (0.4, 0.6)[i % 2], "seed": 0}
-        row.update(zip(OBJECTIVES, (3.0 - i / 2, 1.0 + i, 100.0 + i, 40.0, 90.0), strict=True))
+        row.update(zip(FRONT_METRICS, (3.0 - i / 2, 1.0 + i, 100.0 + i, 40.0, 90.0), strict=True))
         row.update(genotype=genotype.dumps(), genotype_hash=genotype.genotype_hash())
         rows.append(row)
     pd.DataFrame(rows).to_parquet(run_dir / "results.parquet", index=False)
