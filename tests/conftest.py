@@ -26,7 +26,6 @@ import os
 import pwd
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -39,6 +38,8 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
+
+from service.orchestration.addresses import free_port
 
 POSTGRES_ENV = "E2RNAS_TEST_POSTGRES_URL"
 POSTGRES_DB = "e2rnas_test"
@@ -127,13 +128,6 @@ def _run(command: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
 
 def _output(done: subprocess.CompletedProcess[str]) -> str:
     return f"exit status {done.returncode}: {(done.stdout + done.stderr).strip()}"
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def _server_settings(sockets: Path) -> str:
@@ -238,7 +232,7 @@ def throwaway_postgres(bin_dir: Path) -> Iterator[str]:
         with (data / "postgresql.conf").open("a") as conf:
             conf.write(_server_settings(sockets))
         for attempt in range(1, START_ATTEMPTS + 1):
-            port = _free_port()  # another process may take it first: then try another
+            port = free_port()  # another process may take it first: then try another
             started = True
             done = _run(
                 [

@@ -574,10 +574,8 @@ def test_evaluate_ctrl_c_says_how_to_resume(
 @pytest.fixture(scope="module")
 def tiny_retrain(tmp_path_factory: pytest.TempPathFactory) -> Path:
     cwd = tmp_path_factory.mktemp("retrain")
-    started = time.monotonic()
     result = e2rnas("evaluate", "darts_v2", *TINY, "--out", "a", cwd=cwd)
     assert result.returncode == 0, result.stderr
-    assert time.monotonic() - started < 180, "cpu-tiny should take about a minute"
     return cwd / "a"
 
 
