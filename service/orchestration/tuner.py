@@ -85,8 +85,12 @@ def search_trial(
 
 def latest_checkpoints(experiment_path: str, filesystem: Any) -> list[str]:
     """The path (on ``filesystem``) of each trial's latest checkpoint in the Tune experiment at
-    ``experiment_path``; trials that reported none yet are left out."""
-    analysis = tune.ExperimentAnalysis(experiment_path, storage_filesystem=filesystem)
+    ``experiment_path``; trials that reported none yet are left out, and so is every trial
+    while the experiment has saved no snapshot of its state yet."""
+    try:
+        analysis = tune.ExperimentAnalysis(experiment_path, storage_filesystem=filesystem)
+    except ValueError:  # Tune's answer for "no experiment snapshot there yet"
+        return []
     grid = tune.ResultGrid(analysis)
     results = (grid[i] for i in range(len(grid)))
     return [str(result.checkpoint.path) for result in results if result.checkpoint is not None]
