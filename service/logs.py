@@ -71,9 +71,10 @@ def configure_logging(level: str | int = "info") -> None:
     handler._e2rnas = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(_level(level))
-    # Libraries that log a line per request or per poll stay at warning unless asked.
+    # Libraries that log a line per request or per poll stay at warning unless asked; Alembic
+    # too, whose lines per migration step the store sums up in one.
     quiet = max(_level(level), logging.WARNING)
-    for name in ("urllib3", "filelock", "asyncio", "matplotlib"):
+    for name in ("urllib3", "filelock", "asyncio", "matplotlib", "alembic"):
         logging.getLogger(name).setLevel(quiet)
 
 

@@ -1,4 +1,5 @@
-"""The results store: the one module of the project that talks to the database.
+"""The results store: the one module of the project that talks to the database, with its
+schema migrations (`service.results.migrations`).
 
 See docs/ARCHITECTURE.md for the layering that keeps it so.
 
@@ -9,6 +10,17 @@ with the swept values in one JSON column ``swept`` that `ResultStore.trials_fram
 columns. Any SQLAlchemy URL works for reading; writes use the ``INSERT ... ON CONFLICT DO
 UPDATE`` constructs of SQLite and PostgreSQL, so re-ingesting a trial replaces its row instead
 of adding another, and one ingest is one transaction: it lands whole or not at all.
+
+The schema has a history: Alembic revisions in ``migrations/versions/``, each written out in
+full. The tables below describe the newest, for queries; `ResultStore.create_schema`, which
+every process calls on start, brings the database there. A new database is built by running
+the revisions from the first; one written before the store used Alembic (no
+``alembic_version`` table) is stamped with the revision its columns match (0001 without the web
+service's columns, 0002 with them) and upgraded from there; one already at the newest costs a
+single read. Processes that start together take turns under the database's lock (an advisory
+lock on PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite), and each upgrade is one transaction. A
+change to the tables here needs a new revision: a test checks that the newest revision builds
+exactly these tables.
 """
 
 from __future__ import annotations
@@ -35,15 +47,14 @@ from sqlalchemy import (
     Text,
     create_engine,
     event,
-    inspect,
     select,
-    text,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
 from service.errors import ConfigError, StoreError, UnknownSweepError
+from service.results.migrations import upgrade_to_head
 from service.results.table import (
     FLOAT_COLUMNS,
     RESULT_COLUMNS,
@@ -137,22 +148,11 @@ class ResultStore:
         self.engine.dispose()
 
     def create_schema(self) -> None:
-        """Create the tables that do not exist yet; existing ones are left as they are."""
-        try:
-            metadata.create_all(self.engine)
-            self._add_service_columns()
-        except SQLAlchemyError as err:
-            raise StoreError(f"{self._where()}: cannot create the schema: {err}") from err
-
-    def _add_service_columns(self) -> None:
-        # Databases written before the web service existed lack its nullable columns; adding
-        # them keeps those sweeps readable instead of failing every query.
-        present = {c["name"] for c in inspect(self.engine).get_columns("sweeps")}
-        missing = [c for c in sweeps_table.c if c.name not in present]
-        with self.engine.begin() as conn:
-            for column in missing:
-                kind = column.type.compile(dialect=self.engine.dialect)
-                conn.execute(text(f"ALTER TABLE sweeps ADD COLUMN {column.name} {kind}"))
+        """Bring the database's schema to the newest revision: build it in a new database,
+        adopt and upgrade one written before migrations existed, do nothing (one read) when
+        it is up to date. Safe to call from several processes at once; a database that
+        cannot be migrated raises `StoreError`."""
+        upgrade_to_head(self.engine, self._where())
 
     # -- sweeps ----------------------------------------------------------------------------
 
