@@ -1,4 +1,7 @@
-"""The service layer of E2RNAS sweeps: the ``e2rnas`` command line (later Ray sweeps and a web app).
+"""The service side of E2RNAS sweeps: the ``e2rnas`` command, sweeps on Ray, results, analysis
+and the web service, in layers (docs/ARCHITECTURE.md):
 
-It depends on :mod:`search_core`, never the reverse.
+``cli`` > ``api`` > ``orchestration`` > ``analysis`` > ``results`` > ``objectives``, ``files``,
+``logs`` > ``errors``; each may import only the ones after it, and all of them may import
+:mod:`search_core`, which never imports this package.
 """
