@@ -78,7 +78,7 @@ def _search(args: argparse.Namespace) -> int:
     out: Path = args.out
     check_out(out)
     try:
-        with SearchProgress(config.epochs) as progress:
+        with SearchProgress(config.total_epochs) as progress:
             result = run_search(
                 config, out, resume=args.resume, reporter=progress.report, progress=progress
             )
