@@ -7,8 +7,10 @@ before it. On CPU, where PyTorch keeps no peak, the call runs under ``torch.prof
 freed, and frees outside any op come as ``[memory]`` events; their running sum in time order is
 the memory the call holds beyond what was live before it, and its maximum is the peak. This
 counts the tensors of PyTorch's CPU allocator at the granularity of ops (a buffer an op
-allocates and frees inside itself is not seen); it does not count the process's resident
-memory, which the allocator and the C library keep cached between calls.
+allocates and frees inside itself is not seen); the profiler records no free of a block
+allocated before it started (it warns so), so a call that replaces older tensors, such as last
+step's gradients, is charged for the new ones without the old ones' release. It does not count
+the process's resident memory, which the allocator and the C library keep cached.
 """
 
 from __future__ import annotations

@@ -69,7 +69,11 @@ def _search(args: argparse.Namespace) -> int:
     # The evaluation's settings are checked before the search spends any time.
     eval_config: EvalConfig | None = None
     if args.evaluate == "retrain":
-        eval_config = retrain_config(config, preset_name)
+        # A search preset without an evaluation preset of its name (``authors``) retrains
+        # as the paper does, as a sweep's evaluation does.
+        eval_config = retrain_config(
+            config, preset_name if preset_name in EVAL_PRESETS else "paper"
+        )
     elif args.evaluate == "proxy":
         eval_config = proxy_config(config)
     # torch loads only once the input is known to be good: bad input answers at once.
