@@ -2,6 +2,6 @@
 and the web service, in layers (docs/ARCHITECTURE.md):
 
 ``cli`` > ``api`` > ``orchestration`` > ``analysis`` > ``results`` > ``objectives``, ``files``,
-``logs`` > ``errors``; each may import only the ones after it, and all of them may import
+``logs``, ``yamltext`` > ``errors``; each may import only the ones after it, and all of them may import
 :mod:`search_core`, which never imports this package.
 """
