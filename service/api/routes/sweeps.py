@@ -283,7 +283,7 @@ def sweep_export(sweep_id: str, file_name: ExportFile, manager: Manager) -> Resp
 @router.get("/{sweep_id}/genotypes/{genotype_hash}/cells", responses=_ERRORS)
 def genotype_cells(sweep_id: str, genotype_hash: str, manager: Manager) -> dict[str, Any]:
     """Plotly figures (JSON) of the normal and reduction cells of one of the sweep's genotypes."""
-    from service.analysis.report import cell_diagram
+    from service.analysis.figures import cell_diagram
 
     frame = manager.store.trials_frame(sweep_id)
     found = frame[frame["genotype_hash"] == genotype_hash]["genotype"].dropna()
