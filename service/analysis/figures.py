@@ -190,8 +190,8 @@ def projection(
     fig = go.Figure()
     for rows, common in _groups(points, size=5 if z else 10):
         coords = {k: _pick(v, rows) for k, v in zip("xyz", points.values, strict=False)}
-        trace = go.Scatter3d if z else go.Scatter
-        fig.add_trace(trace(mode="markers", **coords, **common))
+        trace_type = go.Scatter3d if z else go.Scatter
+        fig.add_trace(trace_type(mode="markers", **coords, **common))
     if z is None:
         fig.add_trace(
             go.Scatter(

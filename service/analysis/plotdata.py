@@ -307,6 +307,8 @@ def projection_info(
     """
     axes = tuple(a for a in (x, y, z) if a is not None)
     _require_columns(df, axes, "projection axes")
+    if len(set(axes)) != len(axes):
+        raise ConfigError(f"projection axes: got {list(axes)}; expected distinct columns")
     plotted = _plotted(axes)
     if front_mask is None:
         every = all(c in df.columns for c in FRONT_METRICS)

@@ -151,6 +151,8 @@ def test_projection_info_line_is_the_front_of_the_two_columns_in_order_of_x() ->
     # The highlighted front stays that of the five metrics.
     assert info.points.front == tuple(i in FRONT for i in range(9))
     assert projection_info(df, "flops_m", "pgd_acc", "L").line == ()
+    with pytest.raises(ConfigError, match=r"projection axes: .* expected distinct columns"):
+        projection_info(df, "L", "F", "L")
 
 
 def test_parallel_info_values_and_ranks() -> None:

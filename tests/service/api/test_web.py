@@ -128,10 +128,11 @@ TRACE_TYPES = {
     for name in go.__all__
     if isinstance(getattr(go, name), type) and issubclass(getattr(go, name), BaseTraceType)
 }
-# Words of plotly's figure schema that only figure construction writes.
+# Words of plotly's figure schema that only figure construction writes, the old copy of the
+# metric directions, and a call of a function computing hypervolumes.
 FIGURE_WORDS = re.compile(
-    r"\b(hovertemplate|texttemplate|colorscale|colorbar|marker|dimensions|[xyz]axis|scene|"
-    r"legend|KNOWN_OBJECTIVES|hypervolumes?\s*\()\b"
+    r"\b(?:hovertemplate|texttemplate|colorscale|colorbar|marker|dimensions|[xyz]axis|scene|"
+    r"legend|KNOWN_OBJECTIVES)\b|[Hh]ypervolumes?\s*\("
 )
 
 
@@ -166,9 +167,8 @@ def test_templates_and_scripts_are_package_data() -> None:
     patterns = config["tool"]["setuptools"]["package-data"]["service"]
     shipped = [*TEMPLATES.iterdir(), *STATIC.iterdir()]
     names = [p.relative_to(REPO / "service").as_posix() for p in shipped]
-    assert {p.name for p in TEMPLATES.iterdir()} == {f"{page}.html" for page in PAGES.values()} | {
-        "layout.html"
-    }
+    pages = {f"{page}.html" for page in PAGES.values()}
+    assert {p.name for p in TEMPLATES.iterdir()} == {*pages, "layout.html"}
     assert all(any(fnmatch(n, pattern) for pattern in patterns) for n in names), names
 
 
