@@ -267,12 +267,12 @@ def scatter_info(
     mask = _front_mask(df, names) if front_mask is None else _as_mask(front_mask, len(df))
     hashes = _labels(df, "genotype_hash")
     hover_columns = [c for c in _HOVER_COLUMNS if c in df.columns]
+    texts = {c: [_text(v) for v in df[c]] for c in (*hover_columns, *names)}
     hover: list[str] = []
     for position in range(len(df)):
-        row = df.iloc[position]
-        parts = [f"{c}={_text(row[c])}" for c in hover_columns]
+        parts = [f"{c}={texts[c][position]}" for c in hover_columns]
         parts.append(f"genotype_hash={hashes[position] or '-'}")
-        parts.extend(f"{name}={_text(row[name])}" for name in names)
+        parts.extend(f"{name}={texts[name][position]}" for name in names)
         # plotly renders hover text as HTML: the values go in as text.
         hover.append("<br>".join(html.escape(part) for part in parts))
     return ScatterInfo(
