@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from service.api.manager import SweepManager
-from service.api.routes import examples, health, pages, sweeps
+from service.api.routes import compare, examples, figures, health, objectives, pages, sweeps
 from service.api.settings import ServiceSettings
 from service.errors import E2RNASError, UnknownSweepError, http_status
 
@@ -65,6 +65,9 @@ def create_app(settings: ServiceSettings, manager: SweepManager | None = None) -
     app.add_exception_handler(RequestValidationError, request_error)
     app.include_router(health.router)
     app.include_router(sweeps.router)
+    app.include_router(figures.router)
+    app.include_router(compare.router)
+    app.include_router(objectives.router)
     app.include_router(examples.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=pages.STATIC), name="static")

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Any, Literal
 
+import plotly.graph_objects as go  # type: ignore[import-untyped, unused-ignore]
 from pydantic import BaseModel, Field
+
+from service.analysis.gallery import FigureName
+from service.objectives import Direction
 
 Status = Literal["pending", "running", "done", "failed", "cancelled"]
 
@@ -61,6 +66,67 @@ class ParetoPublic(BaseModel):
     knee: str | None  # trial_id of the knee point
 
 
+class ObjectivePublic(BaseModel):
+    """One metric of the registry (`service.objectives`)."""
+
+    name: str
+    direction: Direction
+    unit: str
+    label: str
+    kind: str  # "front", "search" or "other"
+
+
+class ObjectivesPublic(BaseModel):
+    data: list[ObjectivePublic]
+    count: int
+
+
+class FigurePublic(BaseModel):
+    """A plotly figure as JSON, for ``Plotly.react(div, data, layout, config)``."""
+
+    data: list[dict[str, Any]]
+    layout: dict[str, Any]
+
+    @classmethod
+    def of(cls, fig: go.Figure) -> FigurePublic:
+        """``fig`` as plotly writes its JSON (NaN as null), with its traces' uids, which the
+        page's ``Plotly.react`` matches traces by."""
+        return cls.model_validate(json.loads(fig.to_json(remove_uids=False)))
+
+
+class SweepFiguresPublic(BaseModel):
+    """The sweep page's figures over the finished trials, and what they were drawn with."""
+
+    objectives: dict[str, str]  # of the front and ranks: name → min or max
+    axes: list[str]  # columns a projection may plot (with a value in some finished trial)
+    projection_2d: list[str]  # the columns of figures["projection_2d"]: x, y
+    projection_3d: list[str]  # the columns of figures["projection_3d"]: x, y, z
+    figures: dict[FigureName, FigurePublic]  # the figures the results allow
+    notes: dict[str, str]  # section ("projection_2d", "heatmaps", ...) → why it lacks figures
+
+
+class CompareSweep(BaseModel):
+    """One sweep's front over the two objectives of a comparison."""
+
+    id: str
+    name: str
+    label: str  # its traces' name in the figure: "A: <id>" or "B: <id>"
+    finished: int  # finished trials
+    front_size: int
+    hypervolume: float  # against ``reference``
+    reference: list[float] | None  # the sweep's own default reference; None without a front
+    shared_hypervolume: float | None  # against ComparePublic.shared_reference
+
+
+class ComparePublic(BaseModel):
+    """Two sweeps' fronts over the same two objectives, measured against one reference."""
+
+    objectives: dict[str, str]  # x, then y: name → min or max
+    sweeps: list[CompareSweep]
+    shared_reference: list[float] | None  # the worse of the two references per objective
+    figure: FigurePublic
+
+
 class Health(BaseModel):
     status: Literal["ok"]
     database: str
@@ -72,3 +138,9 @@ class Problem(BaseModel):
     """Every 4xx answer: what was wrong, naming the field or the header."""
 
     detail: str
+
+
+PROBLEMS: dict[int | str, dict[str, Any]] = {
+    code: {"model": Problem} for code in (400, 401, 403, 404, 409, 413, 415, 422, 503)
+}
+"""The error answers a route may give, for its OpenAPI ``responses``."""

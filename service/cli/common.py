@@ -22,6 +22,7 @@ from tqdm import tqdm
 from search_core.config import PRESETS, SearchConfig, preset
 from search_core.eval_config import EVAL_PRESETS, EvalConfig, eval_preset
 from service.errors import EXIT_INTERRUPTED, CommandLineError
+from service.yamltext import read_yaml, yaml_problem
 
 __all__ = [
     "DEFAULT_PRESET",
@@ -52,14 +53,6 @@ Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 # -- configuration: preset < --config file < --set ----------------------------------------
 
 
-def _yaml_problem(exc: yaml.YAMLError) -> str:
-    """Where and what a YAML error is, on one line."""
-    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
-        mark = exc.problem_mark
-        return f"line {mark.line + 1}, column {mark.column + 1}: {exc.problem}"
-    return " ".join(str(exc).split())
-
-
 def parse_setting(item: str) -> tuple[str, Any]:
     """``KEY=VALUE`` as (key, value); VALUE is read as YAML and an empty VALUE is None."""
     key, sep, text = item.partition("=")
@@ -67,10 +60,10 @@ def parse_setting(item: str) -> tuple[str, Any]:
     if not sep or not key:
         raise CommandLineError(f"--set {item!r}: expected KEY=VALUE, e.g. --set L=2.5")
     try:
-        value = yaml.safe_load(text)
+        value = read_yaml(text)
     except yaml.YAMLError as exc:
         raise CommandLineError(
-            f"--set {key}: cannot read {text!r} as a YAML value ({_yaml_problem(exc)}); "
+            f"--set {key}: cannot read {text!r} as a YAML value ({yaml_problem(exc)}); "
             "expected a number, true/false or a string (quote it)"
         ) from None
     return key, value
@@ -87,10 +80,10 @@ def read_config_file(path: Path) -> dict[str, Any]:
             f"--config {path}: cannot read the file ({reason}); {expected}"
         ) from None
     try:
-        values = yaml.safe_load(text)
+        values = read_yaml(text)
     except yaml.YAMLError as exc:
         raise CommandLineError(
-            f"--config {path}: malformed YAML at {_yaml_problem(exc)}; {expected}"
+            f"--config {path}: malformed YAML at {yaml_problem(exc)}; {expected}"
         ) from None
     if values is None:
         return {}

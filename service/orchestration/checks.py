@@ -25,6 +25,7 @@ from service.orchestration.points import (
     trial_count,
 )
 from service.orchestration.spec import BOUND_KEYS
+from service.yamltext import excerpt
 
 if TYPE_CHECKING:
     from service.orchestration.spec import SweepSpec
@@ -43,7 +44,7 @@ def check_spec(spec: SweepSpec) -> None:
     search_preset = spec.search.preset
     if search_preset not in PRESETS:
         raise ConfigError(
-            f"search.preset: unknown preset {search_preset!r}; expected one of "
+            f"search.preset: unknown preset {excerpt(search_preset)}; expected one of "
             + ", ".join(PRESETS)
         )
     for key in ("dataset", "ood_dataset"):
@@ -98,7 +99,7 @@ def _check_evaluation(spec: SweepSpec) -> None:
     evaluation = spec.evaluation
     if evaluation.preset is not None and evaluation.preset not in EVAL_PRESETS:
         raise ConfigError(
-            f"evaluation.preset: unknown preset {evaluation.preset!r}; expected one of "
+            f"evaluation.preset: unknown preset {excerpt(evaluation.preset)}; expected one of "
             + ", ".join(EVAL_PRESETS)
         )
     name = evaluation_preset(spec)
@@ -136,7 +137,7 @@ def _check_grid(spec: SweepSpec, base: Mapping[str, Any]) -> None:
         for i, value in enumerate(values):
             if not isinstance(value, bool | int | float | str):
                 raise ConfigError(
-                    f"{path}[{i}]: expected a number, string or boolean, got {value!r}"
+                    f"{path}[{i}]: expected a number, string or boolean, got {excerpt(value)}"
                 )
             if key in BOUND_KEYS and (
                 isinstance(value, bool)
@@ -144,8 +145,10 @@ def _check_grid(spec: SweepSpec, base: Mapping[str, Any]) -> None:
                 or not math.isfinite(value)
                 or value < 0
             ):
-                raise ConfigError(f"{path}[{i}]: expected a bound >= 0, got {value!r}")
+                raise ConfigError(f"{path}[{i}]: expected a bound >= 0, got {excerpt(value)}")
             _check_value(f"{path}[{i}]", spec.search.preset, base, key, value)
         repeated = [v for i, v in enumerate(values) if v in values[:i]]
         if repeated:
-            raise ConfigError(f"{path}: repeated value {repeated[0]!r}; list each value once")
+            raise ConfigError(
+                f"{path}: repeated value {excerpt(repeated[0])}; list each value once"
+            )

@@ -27,6 +27,7 @@ from service.objectives import (
     directions,
 )
 from service.orchestration.spec import BOUND_KEYS, SweepSpec
+from service.yamltext import excerpt
 
 __all__ = [
     "PLOTTABLE",
@@ -138,11 +139,12 @@ def check_axes(
     for i, name in enumerate(names):
         if name not in choices:
             raise ConfigError(
-                f"{field}[{i}]: unknown column {name!r}; expected one of {', '.join(choices)}"
+                f"{field}[{i}]: unknown column {excerpt(name)}; expected one of "
+                + ", ".join(choices)
             )
         if name in names[:i]:
             raise ConfigError(
-                f"{field}[{i}]: {name!r} is repeated; choose {size} different columns"
+                f"{field}[{i}]: {excerpt(name)} is repeated; choose {size} different columns"
             )
     return tuple(names)
 

@@ -27,11 +27,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from service.errors import ConfigError, SweepSyntaxError
+from service.errors import ConfigError
 from service.objectives import DEFAULT_PROJECTION_2D, DEFAULT_PROJECTION_3D, FRONT_METRICS
+from service.yamltext import excerpt, load_yaml
 
 __all__ = [
     "BOUND_KEYS",
@@ -199,7 +199,7 @@ class SweepSpec(_Model):
         if not NAME_PATTERN.match(value):
             raise ValueError(
                 "expected 1 to 64 letters, digits, '_', '-' or '.', starting with a letter "
-                f"or digit, got {value!r}"
+                f"or digit, got {excerpt(value)}"
             )
         return value
 
@@ -230,15 +230,7 @@ def load_sweep(path: str | Path) -> SweepSpec:
 def parse_sweep(data: str | Mapping[str, Any], source: str = "<sweep>") -> SweepSpec:
     """A sweep from YAML text or an already parsed mapping; ``source`` names it in errors."""
     if isinstance(data, str):
-        try:
-            data = yaml.safe_load(data)
-        except yaml.MarkedYAMLError as error:
-            mark = error.problem_mark or error.context_mark
-            where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-            problem = error.problem or error.context or "cannot parse"
-            raise SweepSyntaxError(f"{source}: malformed YAML: {where}{problem}") from None
-        except yaml.YAMLError as error:
-            raise SweepSyntaxError(f"{source}: malformed YAML: {error}") from None
+        data = load_yaml(data, source)
     if not isinstance(data, Mapping):
         raise ConfigError(
             f"{source}: expected a mapping of sweep keys (name, search, grid, ...), "
@@ -262,19 +254,23 @@ def check_storage_uri(uri: str) -> None:
         "e.g. s3://bucket/prefix or file:///abs/path"
     )
     if any(c.isspace() for c in uri):
-        raise ValueError(f"{uri!r} is not a valid URI (it holds spaces); {fix}")
+        raise ValueError(f"{excerpt(uri)} is not a valid URI (it holds spaces); {fix}")
     try:
         parts = urllib.parse.urlsplit(uri)
     except ValueError as error:
-        raise ValueError(f"{uri!r} is not a valid URI ({error}); {fix}") from None
+        raise ValueError(f"{excerpt(uri)} is not a valid URI ({error}); {fix}") from None
     scheme = parts.scheme.lower()
     if scheme not in STORAGE_SCHEMES:
-        raise ValueError(f"unknown filesystem scheme {parts.scheme!r} in {uri!r}; {fix}")
+        raise ValueError(
+            f"unknown filesystem scheme {excerpt(parts.scheme)} in {excerpt(uri)}; {fix}"
+        )
     if scheme == "file":
         if parts.netloc not in ("", "localhost") or not parts.path.startswith("/"):
-            raise ValueError(f"{uri!r}: a file URI needs an absolute path, file:///abs/path")
+            raise ValueError(f"{excerpt(uri)}: a file URI needs an absolute path, file:///abs/path")
     elif not parts.netloc:
-        raise ValueError(f"{uri!r}: no bucket or host; expected e.g. {scheme}://bucket/prefix")
+        raise ValueError(
+            f"{excerpt(uri)}: no bucket or host; expected e.g. {scheme}://bucket/prefix"
+        )
 
 
 # -- error messages ---------------------------------------------------------------------
@@ -294,7 +290,7 @@ def _one_line(error: ValidationError) -> str:
     elif kind == "value_error":
         message = first["msg"].removeprefix("Value error, ")
     else:
-        message = f"{first['msg']}, got {first['input']!r}"
+        message = f"{first['msg']}, got {excerpt(first['input'])}"
     more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
     return f"{path}: {message}{more}" if path else f"{message}{more}"
 

@@ -6,7 +6,6 @@ manager keeps up to date; a sweep's results hold the trials finished so far.
 
 from __future__ import annotations
 
-import functools
 import io
 import json
 import tempfile
@@ -19,9 +18,10 @@ from fastapi.concurrency import run_in_threadpool
 from service.analysis.pareto import pareto_info
 from service.api.deps import Manager, Settings, Token
 from service.api.manager import STATUSES
+from service.api.reads import chosen_objectives, finished_trials, sweep_spec
 from service.api.schemas import (
+    PROBLEMS,
     ParetoPublic,
-    Problem,
     Progress,
     ResultsPublic,
     Status,
@@ -29,10 +29,7 @@ from service.api.schemas import (
     SweepPublic,
     SweepsPublic,
 )
-from service.errors import ObjectiveError
-from service.objectives import METRICS
 from service.orchestration.points import sweep_objectives
-from service.orchestration.spec import SweepSpec, parse_sweep
 from service.results.table import frame_records
 
 router = APIRouter(prefix="/api/sweeps", tags=["sweeps"])
@@ -46,9 +43,6 @@ EXPORT_TYPES = {
 ExportFile = Literal["genotypes.json", "genotypes.py", "front.csv", "front.parquet"]
 YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml", "text/plain")
 
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": Problem} for code in (400, 401, 403, 404, 409, 413, 415, 422, 503)
-}
 _SWEEP_BODY = {
     "requestBody": {
         "required": True,
@@ -124,7 +118,7 @@ async def _sweep_body(request: Request, limit: int) -> str | dict[str, Any]:
     status_code=status.HTTP_201_CREATED,
     response_model=SweepCreated,
     dependencies=[Token],
-    responses=_ERRORS,
+    responses=PROBLEMS,
     openapi_extra=_SWEEP_BODY,
 )
 async def create_sweep(request: Request, manager: Manager, settings: Settings) -> SweepCreated:
@@ -138,7 +132,7 @@ async def create_sweep(request: Request, manager: Manager, settings: Settings) -
 @router.post(
     "/validate",
     response_model=SweepCreated,
-    responses=_ERRORS,
+    responses=PROBLEMS,
     openapi_extra=_SWEEP_BODY,
 )
 async def validate_sweep(request: Request, manager: Manager, settings: Settings) -> SweepCreated:
@@ -156,13 +150,13 @@ def list_sweeps(manager: Manager) -> SweepsPublic:
     return SweepsPublic(data=[_public(row) for row in rows], count=len(rows))
 
 
-@router.get("/{sweep_id}", response_model=SweepPublic, responses=_ERRORS)
+@router.get("/{sweep_id}", response_model=SweepPublic, responses=PROBLEMS)
 def get_sweep(sweep_id: str, manager: Manager) -> SweepPublic:
     return _public(manager.store.get_sweep(sweep_id))
 
 
 @router.post(
-    "/{sweep_id}/cancel", response_model=SweepPublic, dependencies=[Token], responses=_ERRORS
+    "/{sweep_id}/cancel", response_model=SweepPublic, dependencies=[Token], responses=PROBLEMS
 )
 def cancel_sweep(sweep_id: str, manager: Manager) -> SweepPublic:
     """Stop a pending or running sweep's job; its finished trials stay in the results."""
@@ -173,7 +167,7 @@ def cancel_sweep(sweep_id: str, manager: Manager) -> SweepPublic:
     "/{sweep_id}/results",
     response_model=ResultsPublic,
     responses={
-        **_ERRORS,
+        **PROBLEMS,
         200: {
             "content": {
                 "application/json": {},
@@ -202,35 +196,7 @@ def sweep_results(
     return ResultsPublic(columns=list(frame.columns), data=frame_records(frame), count=len(frame))
 
 
-@functools.lru_cache(maxsize=64)
-def _parsed_spec(spec_json: str, sweep_id: str) -> SweepSpec:
-    # parse_sweep checks every grid point (~1.5 ms each, 350 ms for a 240-point grid); a
-    # stored spec does not change, so each is checked once per process.
-    return parse_sweep(json.loads(spec_json), source=f"sweep {sweep_id}")
-
-
-def _spec(manager: Manager, sweep_id: str) -> SweepSpec:
-    row = manager.store.get_sweep(sweep_id)
-    return _parsed_spec(json.dumps(row["spec"], sort_keys=True), sweep_id)
-
-
-def _objectives(text: str | None, manager: Manager, sweep_id: str) -> dict[str, str]:
-    spec = _spec(manager, sweep_id)
-    default = sweep_objectives(spec)
-    if not text:
-        return dict(default)
-    known = {name: metric.direction for name, metric in METRICS.items()}
-    names = [name.strip() for name in text.split(",")]
-    bad = [name for name in names if name not in known]
-    if bad or len(set(names)) != len(names):
-        raise ObjectiveError(
-            f"objectives: got {text!r}; expected distinct names among {', '.join(known)}, "
-            "comma-separated"
-        )
-    return {name: known[name] for name in names}
-
-
-@router.get("/{sweep_id}/pareto", response_model=ParetoPublic, responses=_ERRORS)
+@router.get("/{sweep_id}/pareto", response_model=ParetoPublic, responses=PROBLEMS)
 def sweep_pareto(
     sweep_id: str,
     manager: Manager,
@@ -238,7 +204,7 @@ def sweep_pareto(
 ) -> ParetoPublic:
     """The nondominated finished trials over ``objectives`` (comma-separated; default: the
     sweep's), every trial's nondomination rank, the hypervolume and the knee."""
-    chosen = _objectives(objectives, manager, sweep_id)
+    chosen = chosen_objectives(objectives, sweep_spec(manager, sweep_id))
     every = manager.store.trials_frame(sweep_id)
     frame = every[every["status"] == "done"].reset_index(drop=True)
     info = pareto_info(frame, chosen)
@@ -258,7 +224,7 @@ def sweep_pareto(
 
 @router.get(
     "/{sweep_id}/export/{file_name}",
-    responses={**_ERRORS, 200: {"content": {t: {} for t in EXPORT_TYPES.values()}}},
+    responses={**PROBLEMS, 200: {"content": {t: {} for t in EXPORT_TYPES.values()}}},
     response_class=Response,
 )
 def sweep_export(sweep_id: str, file_name: ExportFile, manager: Manager) -> Response:
@@ -266,10 +232,8 @@ def sweep_export(sweep_id: str, file_name: ExportFile, manager: Manager) -> Resp
     from service.analysis.export import export_front
     from service.analysis.pareto import front_of
 
-    spec = _spec(manager, sweep_id)
-    frame = manager.store.trials_frame(sweep_id)
-    frame = frame[frame["status"] == "done"].reset_index(drop=True)
-    front = front_of(frame, sweep_objectives(spec))
+    spec = sweep_spec(manager, sweep_id)
+    front = front_of(finished_trials(manager, sweep_id), sweep_objectives(spec))
     with tempfile.TemporaryDirectory(prefix="e2rnas-export-") as tmp:
         # The name is one of four literals, so the path cannot leave the directory.
         written = export_front(front, Path(tmp))
@@ -281,10 +245,10 @@ def sweep_export(sweep_id: str, file_name: ExportFile, manager: Manager) -> Resp
     )
 
 
-@router.get("/{sweep_id}/genotypes/{genotype_hash}/cells", responses=_ERRORS)
+@router.get("/{sweep_id}/genotypes/{genotype_hash}/cells", responses=PROBLEMS)
 def genotype_cells(sweep_id: str, genotype_hash: str, manager: Manager) -> dict[str, Any]:
     """Plotly figures (JSON) of the normal and reduction cells of one of the sweep's genotypes."""
-    from service.analysis.report import cell_diagram
+    from service.analysis.cells import cell_diagram
 
     frame = manager.store.trials_frame(sweep_id)
     found = frame[frame["genotype_hash"] == genotype_hash]["genotype"].dropna()

@@ -1,93 +1,37 @@
-"""Tests of the sweep report: the data steps against hand-worked values, the figures' traces,
-and the HTML page (plotly.js inline once, no CDN, every section, parseable).
+"""Tests of the sweep report: the HTML page (plotly.js inline once, no CDN, every section and
+figure, parseable, escaped), and that it embeds the very figures the web pages get.
 
-The synthetic sweep is a 3×3 grid over L and F, one seed, with bundled genotypes; its front
-(rows 0, 4 and 8) is worked out by hand and checked against a brute-force dominance test.
+The synthetic sweep (``synthetic_front.py``) is a 3×3 grid over L and F, one seed, with
+bundled genotypes; its front (rows 0, 4 and 8) is worked out by hand.
 """
 
 from __future__ import annotations
 
 import math
 import re
+import sys
+import tomllib
+from fnmatch import fnmatch
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-import numpy.typing as npt
-import pandas as pd
-import plotly.graph_objects as go
 import plotly.offline
 import pytest
 
 from search_core.errors import ConfigError
 from search_core.genotypes import BUNDLED
-from service.analysis.report import (
-    SECTION_TITLES,
-    CellDiagramInfo,
-    DiagramEdge,
-    DiagramNode,
-    HeatmapInfo,
-    _cell_diagram_info,
-    _heatmap_info,
-    _scatter_info,
-    cell_diagram,
-    grid_heatmap,
-    parallel_coordinates,
-    projection,
-    scatter_matrix,
-    write_report,
-)
-from service.objectives import FRONT_METRICS, directions
+from service.analysis.figures import PLOT_CONFIG
+from service.analysis.gallery import sweep_figures
+from service.analysis.plotdata import rank_table
+from service.analysis.report import SECTION_TITLES, TEMPLATES, write_report
 
-# test_error, params_m, flops_m, pgd_acc, ood_aupr; rows 0, 4, 8 are the front.
-METRICS = (
-    (3.0, 1.0, 100.0, 40.0, 90.0),
-    (4.0, 1.5, 200.0, 35.0, 85.0),
-    (5.0, 1.5, 300.0, 30.0, 80.0),
-    (4.0, 2.0, 150.0, 38.0, 88.0),
-    (2.5, 2.0, 200.0, 45.0, 92.0),
-    (3.0, 2.5, 250.0, 44.0, 91.0),
-    (3.5, 3.0, 300.0, 39.0, 80.0),
-    (2.6, 3.0, 300.0, 44.0, 91.0),
-    (2.0, 3.5, 400.0, 50.0, 95.0),
-)
-FRONT = (0, 4, 8)
-# Rows 0 and 8 share a genotype, so the front has two distinct ones.
-GENOTYPE_NAMES = (
-    "darts_v2", "darts_v1", "pdarts", "darts_v1", "pc_darts",
-    "pdarts", "darts_v1", "pc_darts", "darts_v2",
-)  # fmt: skip
-GRID_L = (1.0, 2.0, 3.0)
-GRID_F = (100.0, 200.0, 300.0)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from synthetic_front import FRONT, GENOTYPE_NAMES, sweep_frame
+
+REPO = Path(__file__).resolve().parents[3]
 # The library's banner, once per copy of plotly.js.
 PLOTLY_SIGNATURE = "* plotly.js v"
-
-OBJECTIVES = directions(FRONT_METRICS)
-
-
-def sweep_frame() -> pd.DataFrame:
-    rows: list[dict[str, Any]] = []
-    for i, (metrics, name) in enumerate(zip(METRICS, GENOTYPE_NAMES, strict=True)):
-        genotype = BUNDLED[name]
-        row: dict[str, Any] = {
-            "L": GRID_L[i // 3],
-            "F": GRID_F[i % 3],
-            "seed": 0,
-            "evaluation": "proxy",
-            "genotype": genotype.dumps(),
-            "genotype_hash": genotype.genotype_hash(),
-        }
-        row.update(zip(OBJECTIVES, metrics, strict=True))
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def brute_force_front(values: npt.NDArray[np.float64]) -> list[int]:
-    """Rows no other row dominates, values already in minimisation form."""
-    return [
-        i for i, a in enumerate(values) if not any((b <= a).all() and (b < a).any() for b in values)
-    ]
 
 
 class _PageParser(HTMLParser):
@@ -128,184 +72,6 @@ def parse_page(text: str) -> _PageParser:
 def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     path = write_report(sweep_frame(), tmp_path_factory.mktemp("report") / "report.html")
     return path, path.read_text(encoding="utf-8")
-
-
-# -- data steps ----------------------------------------------------------------------------
-
-
-def test_synthetic_front_matches_brute_force() -> None:
-    signs = np.array([-1.0 if d == "max" else 1.0 for d in OBJECTIVES.values()])
-    assert brute_force_front(np.array(METRICS) * signs) == list(FRONT)
-
-
-def test_scatter_info_values_front_and_hover() -> None:
-    df = sweep_frame()
-    info = _scatter_info(df)
-    assert info.objectives == tuple(OBJECTIVES)
-    assert info.values == tuple(zip(*METRICS, strict=True))
-    assert info.front == tuple(i in FRONT for i in range(9))
-    assert info.hashes == tuple(df["genotype_hash"])
-    assert info.hover[4].split("<br>")[:4] == [
-        "L=2",
-        "F=200",
-        "seed=0",
-        f"genotype_hash={BUNDLED['pc_darts'].genotype_hash()}",
-    ]
-
-
-def test_scatter_info_takes_a_given_mask_and_a_subset_of_objectives() -> None:
-    mask = np.zeros(9, dtype=bool)
-    mask[[1, 2]] = True
-    info = _scatter_info(sweep_frame(), ["test_error", "params_m"], mask)
-    assert info.objectives == ("test_error", "params_m")
-    assert info.front == tuple(i in (1, 2) for i in range(9))
-    # Over test_error and params_m alone the front is rows 0, 4 and 8 too.
-    assert _scatter_info(sweep_frame(), ["test_error", "params_m"]).front == tuple(
-        i in FRONT for i in range(9)
-    )
-
-
-def test_scatter_info_rejects_a_mask_of_the_wrong_length() -> None:
-    with pytest.raises(ConfigError, match="front_mask"):
-        _scatter_info(sweep_frame(), None, np.ones(3, dtype=bool))
-
-
-def test_heatmap_info_is_the_grid_pivot() -> None:
-    info = _heatmap_info(sweep_frame(), "params_m")
-    assert info == HeatmapInfo(
-        value="params_m",
-        aggregate="mean",
-        L=GRID_L,
-        F=GRID_F,
-        z=((1.0, 1.5, 1.5), (2.0, 2.0, 2.5), (3.0, 3.0, 3.5)),
-        counts=((1, 1, 1), (1, 1, 1), (1, 1, 1)),
-    )
-
-
-def test_heatmap_info_means_over_seeds_and_leaves_holes_nan() -> None:
-    first = sweep_frame()
-    second = first.assign(seed=1, flops_m=first["flops_m"] + 10.0)
-    df = pd.concat([first, second.iloc[:8]], ignore_index=True)
-    df.loc[len(df) - 1, "flops_m"] = math.nan  # (3, 200) seed 1: no value
-    df = df[~((df["L"] == 1.0) & (df["F"] == 300.0))]  # a hole in the grid
-    info = _heatmap_info(df, "flops_m")
-    assert info.counts == ((2, 2, 0), (2, 2, 2), (2, 2, 1))
-    expected = ((105.0, 205.0, math.nan), (155.0, 205.0, 255.0), (305.0, 300.0, 400.0))
-    np.testing.assert_array_equal(np.array(info.z), np.array(expected))
-
-
-def test_heatmap_info_needs_l_and_f() -> None:
-    with pytest.raises(ConfigError, match="'L'"):
-        _heatmap_info(sweep_frame().drop(columns="L"), "params_m")
-
-
-def test_cell_diagram_info_of_darts_v2() -> None:
-    info = _cell_diagram_info(BUNDLED["darts_v2"].dumps(), "normal")
-    assert info == CellDiagramInfo(
-        which="normal",
-        nodes=(
-            DiagramNode("c_{k-2}", 0.0, 1.0),
-            DiagramNode("c_{k-1}", 0.0, -1.0),
-            DiagramNode("0", 1.0, 0.35),
-            DiagramNode("1", 2.0, -0.35),
-            DiagramNode("2", 3.0, 0.35),
-            DiagramNode("3", 4.0, -0.35),
-            DiagramNode("c_{k}", 5.0, 0.0),
-        ),
-        edges=(
-            DiagramEdge("c_{k-2}", "0", "sep_conv_3x3"),
-            DiagramEdge("c_{k-1}", "0", "sep_conv_3x3"),
-            DiagramEdge("c_{k-2}", "1", "sep_conv_3x3"),
-            DiagramEdge("c_{k-1}", "1", "sep_conv_3x3"),
-            DiagramEdge("c_{k-1}", "2", "sep_conv_3x3"),
-            DiagramEdge("c_{k-2}", "2", "skip_connect"),
-            DiagramEdge("c_{k-2}", "3", "skip_connect"),
-            DiagramEdge("0", "3", "dil_conv_3x3"),
-        ),
-        outputs=tuple(DiagramEdge(n, "c_{k}", "") for n in ("0", "1", "2", "3")),
-    )
-
-
-def test_cell_diagram_info_reduce_cell_and_inputs() -> None:
-    genotype = BUNDLED["darts_v2"]
-    info = _cell_diagram_info(genotype.to_json(), "reduce")
-    assert len(info.edges) == 8
-    assert [n.name for n in info.nodes if n.name.isdigit()] == ["0", "1", "2", "3"]
-    assert [e.op for e in info.edges] == [op for op, _ in genotype.reduce]
-    assert info.edges[2] == DiagramEdge("0", "1", "skip_connect")
-    with pytest.raises(ConfigError, match="which"):
-        _cell_diagram_info(genotype, "other")
-
-
-# -- figures -------------------------------------------------------------------------------
-
-
-def test_scatter_matrix_highlights_exactly_the_front() -> None:
-    df = sweep_frame()
-    fig = scatter_matrix(df)
-    assert isinstance(fig, go.Figure)
-    assert [t.type for t in fig.data] == ["splom", "splom"]
-    others, front = fig.data
-    assert len(others.customdata) + len(front.customdata) == len(df)
-    assert list(front.customdata) == [df["genotype_hash"][i] for i in FRONT]
-    assert list(front.dimensions[0]["values"]) == [METRICS[i][0] for i in FRONT]
-    assert len(front.dimensions) == 5
-    assert front.marker.color != others.marker.color
-    assert front.marker.symbol != others.marker.symbol
-
-
-def test_projection_2d_draws_the_front_of_the_two_plotted_metrics() -> None:
-    df = sweep_frame()
-    fig = projection(df, "params_m", "test_error")
-    assert [t.type for t in fig.data] == ["scatter", "scatter", "scatter"]
-    others, front, line = fig.data
-    assert len(others.x) + len(front.x) == 9
-    assert list(front.x) == [METRICS[i][1] for i in FRONT]
-    # the line is the 2-D front, by a brute-force dominance check on the two columns
-    pts = list(zip(df["params_m"], df["test_error"], strict=True))
-    front_2d = [p for p in pts if not any(q[0] <= p[0] and q[1] <= p[1] and q != p for q in pts)]
-    assert sorted(zip(line.x, line.y, strict=True)) == sorted(front_2d)
-    assert list(line.x) == sorted(line.x)
-    assert line.mode == "lines"
-
-
-def test_projection_3d() -> None:
-    fig = projection(sweep_frame(), "test_error", "params_m", "pgd_acc")
-    assert [t.type for t in fig.data] == ["scatter3d", "scatter3d"]
-    assert list(fig.data[1].z) == [METRICS[i][3] for i in FRONT]
-    assert len(fig.data[0].z) + len(fig.data[1].z) == 9
-
-
-def test_parallel_coordinates_colours_by_rank() -> None:
-    fig = parallel_coordinates(sweep_frame())
-    (trace,) = fig.data
-    assert trace.type == "parcoords"
-    assert len(trace.dimensions) == 5
-    ranks = list(trace.line.color)
-    assert [i for i, r in enumerate(ranks) if r == 0] == list(FRONT)
-    assert len(ranks) == 9
-
-
-def test_grid_heatmap_draws_the_pivot() -> None:
-    fig = grid_heatmap(sweep_frame(), "params_m")
-    (trace,) = fig.data
-    assert trace.type == "heatmap"
-    assert list(trace.x) == ["100", "200", "300"]
-    assert list(trace.y) == ["1", "2", "3"]
-    assert [list(row) for row in trace.z] == [[1.0, 1.5, 1.5], [2.0, 2.0, 2.5], [3.0, 3.0, 3.5]]
-
-
-def test_cell_diagram_has_one_labelled_arrow_per_edge() -> None:
-    genotype = BUNDLED["pc_darts"]
-    fig = cell_diagram(genotype.dumps(), "normal")
-    arrows = [a for a in fig.layout.annotations if a.showarrow]
-    labels = [a.text for a in fig.layout.annotations if not a.showarrow]
-    assert len(arrows) == 8 + 4  # the kept edges, then the concatenated nodes into c_{k}
-    assert sorted(labels) == sorted([op for op, _ in genotype.normal] + list(_NODE_NAMES))
-    assert len(fig.layout.shapes) == 7
-
-
-_NODE_NAMES = ("c_{k-2}", "c_{k-1}", "0", "1", "2", "3", "c_{k}")
 
 
 # -- the page ------------------------------------------------------------------------------
@@ -429,3 +195,38 @@ def test_report_rejects_malformed_projections(
             sweep_frame(), tmp_path / "r.html", projection_2d=axes_2d, projection_3d=axes_3d
         )
     assert not (tmp_path / "r.html").exists()
+
+
+# -- one set of figures, escaped text, shipped templates -------------------------------------
+
+
+def test_report_embeds_the_figures_the_web_pages_get(report: tuple[Path, str]) -> None:
+    """Each figure of the page is plotly's own HTML of `sweep_figures`' figure, the one the
+    API's ``/figures`` answers with, in the order of the sections."""
+    _, text = report
+    drawn = sweep_figures(rank_table(sweep_frame()))
+    for index, fig in enumerate(drawn.figures.values()):
+        html = fig.to_html(
+            full_html=False, include_plotlyjs=False, div_id=f"figure-{index}", config=PLOT_CONFIG
+        )
+        assert html in text, index
+
+
+def test_report_escapes_every_text_but_plotly_s_own(tmp_path: Path) -> None:
+    df = sweep_frame().assign(trial_id=[f"<b>{i}</b>" for i in range(9)])
+    text = write_report(
+        df, tmp_path / "r.html", title='<script>alert("x")</script>', projection_2d=("L", "F")
+    ).read_text(encoding="utf-8")
+    assert "<script>alert" not in text
+    assert "<title>&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;</title>" in text
+    # Hover texts are HTML-escaped, then plotly writes them as JSON (which escapes "/").
+    assert "<b>0</b>" not in text
+    assert r"trial_id=&lt;b&gt;0&lt;\u002fb&gt;" in text
+
+
+def test_report_template_is_package_data() -> None:
+    config = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
+    patterns = config["tool"]["setuptools"]["package-data"]["service"]
+    templates = [p.relative_to(REPO / "service").as_posix() for p in TEMPLATES.iterdir()]
+    assert templates == ["analysis/templates/report.html.j2"]
+    assert all(any(fnmatch(t, pattern) for pattern in patterns) for t in templates)

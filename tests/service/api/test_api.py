@@ -29,8 +29,12 @@ from fastapi.testclient import TestClient
 from search_core.errors import ConfigError
 from search_core.genotypes import BUNDLED, Genotype, derive_genotype
 from service import cli
+from service.analysis.figures import compare_fronts, projection, scatter_matrix
+from service.analysis.gallery import FIGURE_NAMES, sweep_figure
+from service.analysis.plotdata import compare_info, rank_table
 from service.api import create_app
 from service.api.settings import ServiceSettings, load_settings
+from service.objectives import FRONT_METRICS, directions, registry
 from service.orchestration.spec import parse_sweep
 from service.results.store import ResultStore
 from service.results.table import FLOAT_COLUMNS, RESULT_COLUMNS, package_versions, results_frame
@@ -41,13 +45,7 @@ YAML = {"Content-Type": "application/yaml"}
 SWEEP_ID = "synthetic-0123abcd"
 UNKNOWN_ID = "no-such-sweep-42"
 QUICKSTART = Path(__file__).resolve().parents[3] / "sweeps" / "quickstart.yaml"
-OBJECTIVES5 = {
-    "test_error": "min",
-    "params_m": "min",
-    "flops_m": "min",
-    "pgd_acc": "max",
-    "ood_aupr": "max",
-}
+OBJECTIVES5 = directions(FRONT_METRICS)
 SWEPT = ["F", "L", "seed"]  # the swept keys, as the results table sorts them
 CONTRACT_PATHS = {
     "/api/sweeps": {"get", "post"},
@@ -57,6 +55,10 @@ CONTRACT_PATHS = {
     "/api/sweeps/{sweep_id}/pareto": {"get"},
     "/api/sweeps/{sweep_id}/export/{file_name}": {"get"},
     "/api/health": {"get"},
+    "/api/objectives": {"get"},
+    "/api/sweeps/{sweep_id}/figures": {"get"},
+    "/api/sweeps/{sweep_id}/figures/{name}": {"get"},
+    "/api/compare": {"get"},
 }
 EXPORT_TYPES = {
     "genotypes.json": "application/json",
@@ -388,6 +390,9 @@ def test_a_wrong_token_is_403(client: TestClient) -> None:
         ("get", "/api/sweeps/{id}/export/front.csv"),
         ("get", "/api/sweeps/{id}/export/front.parquet"),
         ("get", "/api/sweeps/{id}/genotypes/abcdef0123/cells"),
+        ("get", "/api/sweeps/{id}/figures"),
+        ("get", "/api/sweeps/{id}/figures/scatter_matrix"),
+        ("get", "/api/sweeps/{id}/figures/projection_2d?x=L"),
     ],
 )
 def test_an_unknown_sweep_is_404_naming_it(client: TestClient, method: str, path: str) -> None:
@@ -671,7 +676,194 @@ def test_openapi_has_the_contract_paths(client: TestClient) -> None:
     export = paths["/api/sweeps/{sweep_id}/export/{file_name}"]["get"]
     (parameter,) = [p for p in export["parameters"] if p["name"] == "file_name"]
     assert set(parameter["schema"]["enum"]) == set(EXPORT_TYPES)
+    figure = paths["/api/sweeps/{sweep_id}/figures/{name}"]["get"]
+    (parameter,) = [p for p in figure["parameters"] if p["name"] == "name"]
+    assert parameter["schema"]["enum"] == list(FIGURE_NAMES)
     assert client.get("/docs").status_code == 200
+
+
+# -- objectives, figures, comparison ------------------------------------------------------
+
+
+def test_objectives_are_the_registry(client: TestClient) -> None:
+    response = client.get("/api/objectives")
+    assert response.status_code == 200
+    assert response.json() == {"data": registry(), "count": len(registry())}
+
+
+def _done(client: TestClient, sweep_id: str) -> pd.DataFrame:
+    """The finished trials of a stored sweep, as the store gives them to the API."""
+    frame = _store(client).trials_frame(sweep_id)
+    return frame[frame["status"] == "done"].reset_index(drop=True)
+
+
+def _json(figure: Any) -> Any:
+    return json.loads(figure.to_json(remove_uids=False))
+
+
+def test_api_figures_are_the_python_builders_figures(
+    client: TestClient, finished: pd.DataFrame
+) -> None:
+    """Each figure the API answers with is the drawing step's figure of the same table."""
+    ranked = rank_table(_done(client, SWEEP_ID), OBJECTIVES5)
+    everything = client.get(f"/api/sweeps/{SWEEP_ID}/figures")
+    assert everything.status_code == 200, everything.text
+    body = everything.json()
+    assert list(body["figures"]) == list(FIGURE_NAMES) and body["notes"] == {}
+    assert body["objectives"] == OBJECTIVES5
+    assert (body["projection_2d"], body["projection_3d"]) == (
+        ["test_error", "params_m"],
+        ["test_error", "params_m", "pgd_acc"],
+    )
+    for name in FIGURE_NAMES:
+        expected = _json(sweep_figure(ranked, name))
+        one = client.get(f"/api/sweeps/{SWEEP_ID}/figures/{name}")
+        assert one.status_code == 200, (name, one.text)
+        assert one.json() == expected == body["figures"][name], name
+    # The public drawing steps give them too.
+    assert body["figures"]["scatter_matrix"] == _json(scatter_matrix(ranked.table, OBJECTIVES5))
+    chosen = client.get(f"/api/sweeps/{SWEEP_ID}/figures/projection_2d?x=L&y=flops_m")
+    assert chosen.json() == _json(projection(ranked.table, "L", "flops_m", None, ranked.front))
+
+
+def test_api_figures_take_axes_and_objectives(client: TestClient, finished: pd.DataFrame) -> None:
+    ranked = rank_table(_done(client, SWEEP_ID), ["test_error", "params_m"])
+    query = {
+        "objectives": "test_error,params_m",
+        "projection_2d": "seed,F",
+        "projection_3d": "L,F,val_loss",
+    }
+    body = client.get(f"/api/sweeps/{SWEEP_ID}/figures", params=query).json()
+    assert body["objectives"] == {"test_error": "min", "params_m": "min"}
+    assert (body["projection_2d"], body["projection_3d"]) == (["seed", "F"], ["L", "F", "val_loss"])
+    axes = ("seed", "F"), ("L", "F", "val_loss")
+    for name in FIGURE_NAMES:
+        assert body["figures"][name] == _json(sweep_figure(ranked, name, *axes)), name
+    three = client.get(
+        f"/api/sweeps/{SWEEP_ID}/figures/projection_3d",
+        params={"x": "L", "z": "val_loss", "objectives": "test_error,params_m"},
+    )
+    # y: the sweep's own choice, params_m.
+    expected = sweep_figure(ranked, "projection_3d", projection_3d=("L", "params_m", "val_loss"))
+    assert three.json() == _json(expected)
+    # The projections' choices: plottable columns with a value in some finished trial.
+    assert {"test_error", "params_m", "L", "F", "seed", "front_rank"} <= set(body["axes"])
+    assert "epochs" not in body["axes"]  # no trial has it
+
+
+@pytest.mark.parametrize(
+    ("path", "named"),
+    [
+        ("figures/nope", "name"),
+        ("figures/projection_2d?x=nope", "x: unknown column 'nope'"),
+        ("figures/projection_2d?x=params_m", "y: 'params_m' is already the x axis"),
+        ("figures/projection_3d?z=trial_id", "z: unknown column"),
+        ("figures/projection_2d?z=L", "z: projection_2d takes no z axis"),
+        ("figures/scatter_matrix?x=L", "x: scatter_matrix takes no x axis"),
+        ("figures/parallel?objectives=test_error,nope", "objectives: got"),
+        ("figures?projection_2d=L", "projection_2d: expected 2 column names"),
+        ("figures?projection_3d=L,L,F", "projection_3d[1]: 'L' is repeated"),
+        ("figures?projection_3d=L,F,bogus", "projection_3d[2]: unknown column 'bogus'"),
+        ("figures?objectives=test_error,test_error", "objectives: got"),
+    ],
+)
+def test_bad_figure_requests_are_422_naming_the_parameter(
+    client: TestClient, finished: pd.DataFrame, path: str, named: str
+) -> None:
+    response = client.get(f"/api/sweeps/{SWEEP_ID}/{path}")
+    assert response.status_code == 422, response.text
+    assert _detail(response).startswith(named), _detail(response)
+
+
+def test_figures_of_a_sweep_without_finished_trials(client: TestClient) -> None:
+    _store(client).upsert_sweep("waiting-1", "quickstart", "pending", spec_mapping())
+    body = client.get("/api/sweeps/waiting-1/figures").json()
+    assert set(body["figures"]) == {"scatter_matrix", "projection_2d", "projection_3d", "parallel"}
+    # Without a trial, the results table has no swept columns at all.
+    assert body["notes"] == {"heatmaps": "Heatmaps skipped: the results have no L or F column."}
+    assert body["axes"] == ["test_error", "params_m", "pgd_acc"]  # the chosen ones only
+    heatmap = client.get("/api/sweeps/waiting-1/figures/heatmap_rank")
+    assert heatmap.status_code == 409
+    assert _detail(heatmap).startswith("name: heatmap_rank") and "no L or F" in _detail(heatmap)
+
+
+def _second_sweep(client: TestClient, finished: pd.DataFrame) -> str:
+    """A copy of the finished sweep, 0.5 worse in test_error and 5 in pgd_acc."""
+    store = _store(client)
+    other = "synthetic-b"
+    store.upsert_sweep(other, "other", "done", spec_mapping())
+    rows = finished.assign(
+        sweep_id=other, test_error=finished["test_error"] + 0.5, pgd_acc=finished["pgd_acc"] - 5
+    )
+    store.ingest(rows)
+    return other
+
+
+@pytest.mark.parametrize("y", ["params_m", "pgd_acc"])
+def test_compare_measures_both_fronts_against_one_reference(
+    client: TestClient, finished: pd.DataFrame, y: str
+) -> None:
+    other = _second_sweep(client, finished)
+    query = {"a": SWEEP_ID, "b": other, "x": "test_error", "y": y}
+    response = client.get("/api/compare", params=query)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    objectives = directions(["test_error", y])
+    assert body["objectives"] == objectives
+    own = [
+        client.get(f"/api/sweeps/{sweep_id}/pareto", params={"objectives": f"test_error,{y}"})
+        for sweep_id in (SWEEP_ID, other)
+    ]
+    signs = [-1.0 if d == "max" else 1.0 for d in objectives.values()]
+    references = [answer.json()["reference"] for answer in own]
+    shared = [
+        s * max(s * ref[k] for ref in references) for k, s in enumerate(signs)
+    ]  # the worse of the two in each objective
+    assert body["shared_reference"] == pytest.approx(shared)
+    for sweep, answer, sweep_id in zip(body["sweeps"], own, (SWEEP_ID, other), strict=True):
+        pareto = answer.json()
+        assert sweep["id"] == sweep_id
+        assert sweep["hypervolume"] == pytest.approx(pareto["hypervolume"])
+        assert sweep["reference"] == pytest.approx(pareto["reference"])
+        assert sweep["front_size"] == len(pareto["front"])
+        done = _done(client, sweep_id).dropna(subset=["test_error", y])
+        assert sweep["finished"] == len(_done(client, sweep_id))
+        points = [
+            (signs[0] * float(a), signs[1] * float(b))
+            for a, b in zip(done["test_error"], done[y], strict=True)
+        ]
+        area = staircase_area(points, (signs[0] * shared[0], signs[1] * shared[1]))
+        assert area > 0
+        assert sweep["shared_hypervolume"] == pytest.approx(area, rel=1e-9)
+    assert body["sweeps"][0]["shared_hypervolume"] > body["sweeps"][1]["shared_hypervolume"]
+    tables = [(f"A: {SWEEP_ID}", _done(client, SWEEP_ID)), (f"B: {other}", _done(client, other))]
+    assert body["figure"] == _json(compare_fronts(compare_info(tables, "test_error", y)))
+
+
+def test_compare_defaults_to_the_default_projection(
+    client: TestClient, finished: pd.DataFrame
+) -> None:
+    body = client.get("/api/compare", params={"a": SWEEP_ID, "b": SWEEP_ID}).json()
+    assert list(body["objectives"]) == ["test_error", "params_m"]
+    assert body["sweeps"][0]["shared_hypervolume"] == body["sweeps"][0]["hypervolume"]
+
+
+@pytest.mark.parametrize(
+    ("query", "code", "named"),
+    [
+        ({"a": SWEEP_ID, "b": UNKNOWN_ID}, 404, f"b: no sweep {UNKNOWN_ID!r}"),
+        ({"a": UNKNOWN_ID, "b": SWEEP_ID}, 404, f"a: no sweep {UNKNOWN_ID!r}"),
+        ({"a": SWEEP_ID}, 422, "b: "),
+        ({"a": SWEEP_ID, "b": SWEEP_ID, "x": "L"}, 422, "x: unknown objective 'L'"),
+        ({"a": SWEEP_ID, "b": SWEEP_ID, "y": "test_error"}, 422, "y: 'test_error' is x too"),
+    ],
+)
+def test_bad_comparisons_name_the_parameter(
+    client: TestClient, finished: pd.DataFrame, query: dict[str, str], code: int, named: str
+) -> None:
+    response = client.get("/api/compare", params=query)
+    assert response.status_code == code, response.text
+    assert _detail(response).startswith(named), _detail(response)
 
 
 # -- settings and serve --------------------------------------------------------------------

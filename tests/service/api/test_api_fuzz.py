@@ -4,9 +4,10 @@ the real app over a real SQLite store holding one finished synthetic sweep. No a
 a server error (5xx), and every answer must match the response schema the operation declares.
 
 Besides schemathesis's own values, part of the cases aim at the stored sweep: its real id, its
-real genotype hashes, comma lists of real objective names for ``/pareto``, and for
-``/validate`` a valid sweep file with one key changed, so that the handlers behind a 404 or
-422 get fuzzed too. Explicit negative cases (bad tokens, bad bodies, unknown ids) are
+real genotype hashes, comma lists of real objective names for ``/pareto`` and ``/figures``,
+real column names as the figures' axes, the stored sweep on both sides of ``/api/compare``,
+and for ``/validate`` a valid sweep file with one key changed, so that the handlers behind a
+404 or 422 get fuzzed too. Explicit negative cases (bad tokens, bad bodies, unknown ids) are
 tests/service/test_api.py's.
 
 No fuzzed request may start a sweep. The app's token is set, and ``POST /api/sweeps`` is
@@ -34,11 +35,13 @@ from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
+from service.analysis.gallery import FIGURE_NAMES
 from service.api import create_app
 from service.api.manager import SweepManager
 from service.api.settings import ServiceSettings
-from service.objectives import FRONT_METRICS, directions
+from service.objectives import FRONT_METRICS, METRICS, directions
 from service.orchestration.jobs import RayJobs
+from service.orchestration.points import PLOTTABLE
 from service.orchestration.spec import parse_sweep
 from service.results.store import ResultStore
 
@@ -66,7 +69,12 @@ READS = (
     "GET /api/sweeps/{sweep_id}/genotypes/{genotype_hash}/cells",
     "GET /api/examples",
     "GET /api/examples/{name}",
+    "GET /api/objectives",
+    "GET /api/sweeps/{sweep_id}/figures",
+    "GET /api/sweeps/{sweep_id}/figures/{name}",
+    "GET /api/compare",
 )
+COMPARE = "GET /api/compare"
 AUTH = {
     "token": {"Authorization": f"Bearer {TOKEN}"},
     "no-token": {},
@@ -156,6 +164,53 @@ def _objective_lists() -> st.SearchStrategy[str]:
     )
 
 
+def _columns() -> st.SearchStrategy[str]:
+    return st.sampled_from([*PLOTTABLE, "trial_id", "nope", ""])
+
+
+def _axes_queries() -> st.SearchStrategy[dict[str, str]]:
+    """Queries of ``/figures``: comma lists of columns for both projections."""
+    lists = st.lists(_columns(), min_size=1, max_size=4).map(",".join)
+    return st.fixed_dictionaries({}, optional={"projection_2d": lists, "projection_3d": lists})
+
+
+def _axis_queries() -> st.SearchStrategy[dict[str, str]]:
+    """Queries of ``/figures/{name}``: some of x, y and z."""
+    return st.fixed_dictionaries({}, optional={"x": _columns(), "y": _columns(), "z": _columns()})
+
+
+def _sweep_strategies(
+    operation: Any, path: str, headers: dict[str, str], stored: Stored
+) -> list[st.SearchStrategy[Any]]:
+    """Cases aimed at the stored sweep, for an operation with ``{sweep_id}`` in its path."""
+    real = {"sweep_id": stored.sweep_id}
+
+    def positive(query: dict[str, str], **path_parameters: str) -> st.SearchStrategy[Any]:
+        return operation.as_strategy(  # type: ignore[no-any-return]
+            GenerationMode.POSITIVE,
+            headers=headers,
+            path_parameters={**real, **path_parameters},
+            query=query,
+        )
+
+    variants = [positive({})]
+    if "{genotype_hash}" in path:
+        variants.append(
+            st.sampled_from(stored.hashes).flatmap(lambda found: positive({}, genotype_hash=found))
+        )
+    if path.endswith(("/pareto", "/figures", "/{name}")):
+        variants.append(_objective_lists().flatmap(lambda text: positive({"objectives": text})))
+    if path.endswith("/figures"):
+        variants.append(_axes_queries().flatmap(positive))
+    if path.endswith("/{name}"):
+        variants.append(
+            st.tuples(st.sampled_from(FIGURE_NAMES), _axis_queries()).flatmap(
+                lambda pair: positive(pair[1], name=pair[0])
+            )
+        )
+    return variants
+
+
 def _strategy(schema: Any, label: str, auth: str, stored: Stored) -> st.SearchStrategy[Any]:
     method, path = label.split(" ", 1)
     operation = schema[path][method]
@@ -169,31 +224,18 @@ def _strategy(schema: Any, label: str, auth: str, stored: Stored) -> st.SearchSt
         operation.as_strategy(GenerationMode.NEGATIVE, headers=headers),
     ]
     if "{sweep_id}" in path:
-        real = {"sweep_id": stored.sweep_id}
+        variants.extend(_sweep_strategies(operation, path, headers, stored))
+    if label == COMPARE:
+        names = st.sampled_from([*METRICS, "L", "nope"])
         variants.append(
-            operation.as_strategy(GenerationMode.POSITIVE, headers=headers, path_parameters=real)
+            st.fixed_dictionaries({}, optional={"x": names, "y": names}).flatmap(
+                lambda axes: operation.as_strategy(
+                    GenerationMode.POSITIVE,
+                    headers=headers,
+                    query={"a": stored.sweep_id, "b": stored.sweep_id, **axes},
+                )
+            )
         )
-        if "{genotype_hash}" in path:
-            variants.append(
-                st.sampled_from(stored.hashes).flatmap(
-                    lambda found: operation.as_strategy(
-                        GenerationMode.POSITIVE,
-                        headers=headers,
-                        path_parameters={**real, "genotype_hash": found},
-                    )
-                )
-            )
-        if path.endswith("/pareto"):
-            variants.append(
-                _objective_lists().flatmap(
-                    lambda text: operation.as_strategy(
-                        GenerationMode.POSITIVE,
-                        headers=headers,
-                        path_parameters=real,
-                        query={"objectives": text},
-                    )
-                )
-            )
     if label == "POST /api/sweeps/validate":
         valid = parse_sweep(sweep_yaml(4)).model_dump(mode="json")
         variants.append(

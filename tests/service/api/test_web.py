@@ -2,9 +2,11 @@
 
 Fast tests (TestClient) check that every page and its static files are served and that no page
 refers to another origin (plotly.js comes from the installed package, so the pages work
-offline). The browser tests start the real service with uvicorn in a subprocess on a free
-loopback port, with a temporary storage directory, an API token and the default SQLite
-database, and drive Debian's ``/usr/bin/chromium`` with Playwright (no browser download):
+offline), that the templates escape what they insert, and that the scripts build no figure:
+the service does, and they only hand its figures to ``Plotly.react``. The browser tests start
+the real service with uvicorn in a subprocess on a free loopback port, with a temporary
+storage directory, an API token and the default SQLite database, and drive Debian's
+``/usr/bin/chromium`` with Playwright (no browser download):
 
 - ``test_pages_in_browser`` (integration) uses sweeps written straight into the database, so it
   needs neither Ray nor a search: sorting, filtering, selection, the compare page and the
@@ -25,14 +27,18 @@ import socket
 import subprocess
 import sys
 import time
+import tomllib
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
+from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
 
+import plotly.graph_objects as go
 import pytest
 from fastapi.testclient import TestClient
+from plotly.basedatatypes import BaseTraceType
 
 from search_core.genotypes import BUNDLED
 from service.api.main import create_app
@@ -44,6 +50,8 @@ from service.results.table import FLOAT_COLUMNS, RESULT_COLUMNS, package_version
 
 REPO = Path(__file__).resolve().parents[3]
 STATIC = REPO / "service" / "api" / "static"
+TEMPLATES = REPO / "service" / "api" / "templates"
+SCRIPTS = sorted(STATIC.glob("*.js"))
 PAGES = {"/": "index", "/submit": "submit", "/sweeps/some-id": "sweep", "/compare": "compare"}
 CHROMIUM = Path("/usr/bin/chromium")
 # ENVIRONMENT.md's headless flags; Playwright gives each launch a fresh --user-data-dir itself
@@ -94,7 +102,10 @@ def test_every_page_is_served_and_offline(client: TestClient, path: str, page: s
 
 
 def test_static_files_are_served_without_other_origins(client: TestClient) -> None:
-    for name, kind in (("app.js", "javascript"), ("app.css", "text/css")):
+    # app.js, the helpers, and one script per page.
+    assert [p.stem for p in SCRIPTS] == ["app", *sorted(PAGES.values())]
+    files = [*((p.name, "javascript") for p in SCRIPTS), ("app.css", "text/css")]
+    for name, kind in files:
         answer = client.get(f"/static/{name}")
         assert answer.status_code == 200 and kind in answer.headers["content-type"]
         assert EXTERNAL_URL.search(answer.text) is None, (name, EXTERNAL_URL.search(answer.text))
@@ -106,9 +117,59 @@ def test_static_files_are_served_without_other_origins(client: TestClient) -> No
 
 def test_pages_insert_api_text_as_text_only() -> None:
     """No innerHTML/outerHTML/insertAdjacentHTML/document.write: API text goes in as text."""
-    source = (STATIC / "app.js").read_text(encoding="utf-8")
-    for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write"):
-        assert sink not in source, sink
+    for script in SCRIPTS:
+        source = script.read_text(encoding="utf-8")
+        for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write"):
+            assert sink not in source, (script.name, sink)
+
+
+TRACE_TYPES = {
+    name.lower()
+    for name in go.__all__
+    if isinstance(getattr(go, name), type) and issubclass(getattr(go, name), BaseTraceType)
+}
+# Words of plotly's figure schema that only figure construction writes, the old copy of the
+# metric directions, and a call of a function computing hypervolumes.
+FIGURE_WORDS = re.compile(
+    r"\b(?:hovertemplate|texttemplate|colorscale|colorbar|marker|dimensions|[xyz]axis|scene|"
+    r"legend|KNOWN_OBJECTIVES)\b|[Hh]ypervolumes?\s*\("
+)
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=[p.name for p in SCRIPTS])
+def test_scripts_build_no_figure(script: Path) -> None:
+    """The service builds every figure: a script holds no trace or layout literal, no metric
+    direction, no computation of hypervolumes, and calls plotly.js only to hand a figure of
+    the API to ``Plotly.react`` or to clear a div with ``Plotly.purge``."""
+    source = script.read_text(encoding="utf-8")
+    assert len(source.splitlines()) < 400
+    types = set(re.findall(r"""\btype\s*:\s*["'](\w+)["']""", source))
+    assert not types & TRACE_TYPES, types & TRACE_TYPES
+    assert not FIGURE_WORDS.findall(source), FIGURE_WORDS.findall(source)
+    assert not re.search(r"\blayout\s*[:=]", source)
+    assert not re.search(r"""["'](min|max)["']""", source)
+    assert set(re.findall(r"Plotly\.(\w+)", source)) <= {"react", "purge"}
+    for call in re.findall(r"Plotly\.react\(([^)]*)\)", source):
+        assert re.fullmatch(r"\w+, (\w+)\.data, \1\.layout, PLOT_CONFIG", call), call
+
+
+def test_templates_escape_what_they_insert(client: TestClient) -> None:
+    answer = client.get("/sweeps/%3Cscript%3Ex%22")
+    assert answer.status_code == 200
+    assert "<script>x" not in answer.text
+    assert '<code id="sweep-id" class="muted">&lt;script&gt;x&#34;</code>' in answer.text
+    assert "<title>Sweep &lt;script&gt;x&#34; - e2rnas</title>" in answer.text
+    assert 'href="/api/sweeps/%3Cscript%3Ex%22/export/genotypes.json"' in answer.text
+
+
+def test_templates_and_scripts_are_package_data() -> None:
+    config = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
+    patterns = config["tool"]["setuptools"]["package-data"]["service"]
+    shipped = [*TEMPLATES.iterdir(), *STATIC.iterdir()]
+    names = [p.relative_to(REPO / "service").as_posix() for p in shipped]
+    pages = {f"{page}.html" for page in PAGES.values()}
+    assert {p.name for p in TEMPLATES.iterdir()} == {*pages, "layout.html"}
+    assert all(any(fnmatch(n, pattern) for pattern in patterns) for n in names), names
 
 
 def test_examples_are_listed_and_served(client: TestClient) -> None:
@@ -369,8 +430,8 @@ def _click_front_point(page: Any) -> str:
     how (``"mouse"``, or ``"plotly"`` if the real click did not select it)."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-    # Plotly classes a scatter trace's group "trace" + its uid; the front's uid is proj2-front.
-    point = page.locator("#projection2d g.traceproj2-front path.point").first
+    # Plotly classes a scatter trace's group "trace" + its uid; the front's uid is "front".
+    point = page.locator("#projection2d g.tracefront path.point").first
     point.scroll_into_view_if_needed()
     box = point.bounding_box()
     assert box is not None, "the front trace of the 2-D projection has no drawn point"
@@ -428,6 +489,9 @@ def _problems(page: Any) -> list[str]:
 def test_pages_in_browser(service: Service, tmp_path: Path) -> None:
     playwright_api = pytest.importorskip("playwright.sync_api")
     front = service.get(f"/api/sweeps/{SYNTHETIC_A}/pareto")["front"]
+    front_2d = service.get(f"/api/sweeps/{SYNTHETIC_A}/pareto?objectives=test_error,params_m")[
+        "front"
+    ]
     with playwright_api.sync_playwright() as p:
         browser = _browser(p)
         page = browser.new_page(viewport={"width": 1280, "height": 900}, accept_downloads=True)
@@ -441,10 +505,15 @@ def test_pages_in_browser(service: Service, tmp_path: Path) -> None:
 
         page.goto(f"{service.url}/sweeps/{SYNTHETIC_A}")
         page.wait_for_selector('body[data-loaded="true"]')
-        assert _markers(page, "splom") == {"other trials": 8 - len(front), "front": len(front)}
+        assert _markers(page, "splom") == {
+            "other trials": 8 - len(front),
+            "Pareto front": len(front),
+        }
+        # The 2-D projection also draws the front of its two columns, the sweep's default axes.
         assert _markers(page, "projection2d") == {
             "other trials": 8 - len(front),
-            "front": len(front),
+            "Pareto front": len(front),
+            "front of test_error and params_m": len(front_2d),
         }
         assert page.locator("#trials-body tr").count() == 9
         assert page.locator("#heat-params .main-svg").count() >= 1
@@ -510,14 +579,31 @@ def _submit(page: Any) -> None:
     page.wait_for_load_state()
 
 
+def _smaller_quickstart(quickstart: str) -> str:
+    """The quickstart file with two grid points and two search epochs, edited as a user would."""
+    edits = {
+        "L: [0.02, 0.07, 0.15]": "L: [0.02, 0.15]",
+        "F: [0.3, 0.9, 2.0]": "F: [0.9]",
+        "max_trials: 9": "max_trials: 2",
+        "  preset: cpu-tiny\nevaluation:": (
+            "  preset: cpu-tiny\n  overrides: {epochs: 2}\nevaluation:"
+        ),
+    }
+    for old, new in edits.items():
+        assert quickstart.count(old) == 1, old
+        quickstart = quickstart.replace(old, new)
+    return quickstart
+
+
 @pytest.mark.integration
 @pytest.mark.slow
 def test_quickstart_through_the_browser(service: Service) -> None:
     """Submit the quickstart sweep through the submit page and browse its front.
 
-    The file loaded into the editor is ``sweeps/quickstart.yaml`` itself (9 trials, about six
-    minutes on two cores); before it is submitted, an unknown key typed into it must show an
-    inline validation error, which goes away once undone. After the sweep is done the Pareto
+    The file loaded into the editor is ``sweeps/quickstart.yaml`` itself; an unknown key typed
+    into it must show an inline validation error, which goes away once undone. The grid is then
+    cut in the editor to two points of two epochs (about two minutes on two cores instead of
+    nine trials' six) and submitted. After the sweep is done the Pareto
     plot must hold one marker per done trial with a front trace, a click on a front point
     must show its genotype, and ``genotypes.json`` must download. A full-page screenshot goes
     to ``runs/ci-artifacts/sweep_page.png`` and into the sweep's run dir.
@@ -541,7 +627,9 @@ def test_quickstart_through_the_browser(service: Service) -> None:
         page.wait_for_selector('body[data-valid="false"]')
         assert "max_trails" in page.locator("#validation").inner_text()
         assert page.locator("#validation").is_visible()
-        page.fill("#yaml", quickstart)
+        # Two points of the grid, two epochs each, prove the path as well as nine would.
+        smaller = _smaller_quickstart(quickstart)
+        page.fill("#yaml", smaller)
         page.wait_for_selector('body[data-valid="true"]')
         assert not page.locator("#validation").is_visible()
         assert page.locator("#validation-ok").is_visible()
@@ -557,10 +645,10 @@ def test_quickstart_through_the_browser(service: Service) -> None:
         assert sweep["status"] == "done", sweep.get("message")
         results = service.get(f"/api/sweeps/{sweep_id}/results")["data"]
         done = [row for row in results if row["status"] == "done"]
-        assert len(results) == 9 and len(done) >= 1
+        assert len(results) == 2 and len(done) >= 1
 
         markers = _markers(page, "splom")
-        assert sum(markers.values()) == len(done) and markers["front"] >= 1
+        assert sum(markers.values()) == len(done) and markers["Pareto front"] >= 1
         assert page.locator("#projection2d .scatterlayer path.point").count() == len(done)
         how = _click_front_point(page)
         assert page.locator("#selection").get_attribute("data-front") == "true"

@@ -1,0 +1,135 @@
+"""A sweep's gallery: which figures its web page and its report show, in which sections, and
+why one cannot be drawn from a table.
+
+The figures (:data:`FIGURE_NAMES`, grouped in :data:`SECTIONS`) are drawn by
+:mod:`~service.analysis.figures` from a table ranked by
+:func:`~service.analysis.plotdata.rank_table`; a figure that the table does not allow (no
+``L``×``F`` grid for the heatmaps, a projected column missing) gets a note instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal, NamedTuple, get_args
+
+import plotly.graph_objects as go  # type: ignore[import-untyped, unused-ignore]
+
+from service.analysis.figures import grid_heatmap, parallel_coordinates, projection, scatter_matrix
+from service.analysis.plotdata import FRONT_RANK, Aggregate, RankedTable, grid_note
+from service.errors import ConfigError
+from service.objectives import DEFAULT_PROJECTION_2D, DEFAULT_PROJECTION_3D
+
+__all__ = [
+    "FIGURE_NAMES",
+    "HEATMAPS",
+    "SECTIONS",
+    "FigureName",
+    "SweepFigures",
+    "sweep_figure",
+    "sweep_figures",
+    "why_not",
+]
+
+FigureName = Literal[
+    "scatter_matrix",
+    "projection_2d",
+    "projection_3d",
+    "parallel",
+    "heatmap_params",
+    "heatmap_flops",
+    "heatmap_rank",
+]
+FIGURE_NAMES: tuple[FigureName, ...] = get_args(FigureName)
+"""The figures of a sweep, in the order of the page."""
+
+HEATMAPS: dict[FigureName, tuple[str, Aggregate]] = {
+    "heatmap_params": ("params_m", "mean"),
+    "heatmap_flops": ("flops_m", "mean"),
+    # The best rank any seed reached says more about a bound than the mean rank.
+    "heatmap_rank": (FRONT_RANK, "min"),
+}
+"""The heatmaps: the value each one shows and its aggregate over the seeds of a cell."""
+
+SECTIONS: dict[str, tuple[FigureName, ...]] = {
+    "scatter": ("scatter_matrix",),
+    "projection_2d": ("projection_2d",),
+    "projection_3d": ("projection_3d",),
+    "parallel": ("parallel",),
+    "heatmaps": tuple(HEATMAPS),
+}
+"""The sections of a sweep's figures, on the page and in the report, each with its figures."""
+
+
+class SweepFigures(NamedTuple):
+    """A sweep's figures, and for each section missing some, why."""
+
+    figures: dict[FigureName, go.Figure]  # those that can be drawn, in FIGURE_NAMES order
+    notes: dict[str, str]  # section of SECTIONS → why some of its figures are not drawn
+
+
+def _axes(
+    name: FigureName, projection_2d: Sequence[str], projection_3d: Sequence[str]
+) -> tuple[str, ...]:
+    """The columns a projection plots, checked; () for the other figures."""
+    if name not in ("projection_2d", "projection_3d"):
+        return ()
+    axes, size = (projection_2d, 2) if name == "projection_2d" else (projection_3d, 3)
+    if len(axes) != size or len(set(axes)) != size:
+        raise ConfigError(f"{name}: expected {size} distinct column names, got {list(axes)}")
+    return tuple(axes)
+
+
+def why_not(
+    ranked: RankedTable,
+    name: FigureName,
+    projection_2d: Sequence[str] = DEFAULT_PROJECTION_2D,
+    projection_3d: Sequence[str] = DEFAULT_PROJECTION_3D,
+) -> str | None:
+    """Why the figure ``name`` cannot be drawn from the table, or None when it can."""
+    columns = ranked.table.columns
+    if name in HEATMAPS:
+        value = HEATMAPS[name][0]
+        missing = None if value in columns else f"Skipped: the results have no {value} column."
+        return grid_note(ranked.table) or missing
+    absent = [a for a in _axes(name, projection_2d, projection_3d) if a not in columns]
+    return f"Skipped: the results have no {', '.join(absent)} column." if absent else None
+
+
+def sweep_figure(
+    ranked: RankedTable,
+    name: FigureName,
+    projection_2d: Sequence[str] = DEFAULT_PROJECTION_2D,
+    projection_3d: Sequence[str] = DEFAULT_PROJECTION_3D,
+) -> go.Figure:
+    """The figure ``name`` of a ranked table: its front and ranks highlighted, the
+    projections over ``projection_2d`` (x, y) and ``projection_3d`` (x, y, z)."""
+    table = ranked.table
+    if name == "scatter_matrix":
+        return scatter_matrix(table, ranked.objectives, ranked.front)
+    if name == "parallel":
+        return parallel_coordinates(table, ranked.objectives, ranked.ranks)
+    if name in HEATMAPS:
+        return grid_heatmap(table, *HEATMAPS[name])
+    x, y, *z = _axes(name, projection_2d, projection_3d)
+    return projection(table, x, y, z[0] if z else None, ranked.front)
+
+
+def sweep_figures(
+    ranked: RankedTable,
+    projection_2d: Sequence[str] = DEFAULT_PROJECTION_2D,
+    projection_3d: Sequence[str] = DEFAULT_PROJECTION_3D,
+) -> SweepFigures:
+    """Every figure of :data:`FIGURE_NAMES` that the table allows, and notes for the rest."""
+    figures: dict[FigureName, go.Figure] = {}
+    notes: dict[str, str] = {}
+    for section, names in SECTIONS.items():
+        reasons: list[str] = []
+        for name in names:
+            reason = why_not(ranked, name, projection_2d, projection_3d)
+            if reason is None:
+                figures[name] = sweep_figure(ranked, name, projection_2d, projection_3d)
+            elif reason not in reasons:
+                reasons.append(reason)
+        if reasons:
+            notes[section] = " ".join(reasons)
+    return SweepFigures(figures=figures, notes=notes)

@@ -1,0 +1,198 @@
+"""Tests of the drawing steps: the traces of each figure, and the figures of a sweep that the
+report and the web pages share."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import plotly.graph_objects as go
+import pytest
+
+from search_core.errors import ConfigError
+from search_core.genotypes import BUNDLED
+from service.analysis.cells import cell_diagram
+from service.analysis.figures import (
+    compare_fronts,
+    grid_heatmap,
+    parallel_coordinates,
+    projection,
+    scatter_matrix,
+)
+from service.analysis.gallery import FIGURE_NAMES, SECTIONS, sweep_figure, sweep_figures, why_not
+from service.analysis.plotdata import FRONT_RANK, compare_info, rank_table
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from synthetic_front import FRONT, METRICS, sweep_frame
+
+_NODE_NAMES = ("c_{k-2}", "c_{k-1}", "0", "1", "2", "3", "c_{k}")
+
+
+def as_json(fig: go.Figure) -> object:
+    return json.loads(fig.to_json(remove_uids=False))
+
+
+def test_scatter_matrix_highlights_exactly_the_front() -> None:
+    df = sweep_frame().assign(trial_id=[f"{i:04d}" for i in range(9)])
+    fig = scatter_matrix(df)
+    assert isinstance(fig, go.Figure)
+    assert [t.type for t in fig.data] == ["splom", "splom"]
+    others, front = fig.data
+    assert [others.uid, front.uid] == ["others", "front"]
+    assert len(others.customdata) + len(front.customdata) == len(df)
+    # customdata: [trial_id, genotype_hash], for the page's selection and the report's cells.
+    assert [list(c) for c in front.customdata] == [
+        [df["trial_id"][i], df["genotype_hash"][i]] for i in FRONT
+    ]
+    assert list(front.dimensions[0]["values"]) == [METRICS[i][0] for i in FRONT]
+    assert len(front.dimensions) == 5
+    assert front.marker.color != others.marker.color
+    assert front.marker.symbol != others.marker.symbol
+
+
+def test_projection_2d_draws_the_front_of_the_two_plotted_metrics() -> None:
+    df = sweep_frame()
+    fig = projection(df, "params_m", "test_error")
+    assert [t.type for t in fig.data] == ["scatter", "scatter", "scatter"]
+    others, front, line = fig.data
+    assert len(others.x) + len(front.x) == 9
+    assert list(front.x) == [METRICS[i][1] for i in FRONT]
+    assert [c[1] for c in front.customdata] == [df["genotype_hash"][i] for i in FRONT]
+    # the line is the 2-D front, by a brute-force dominance check on the two columns
+    pts = list(zip(df["params_m"], df["test_error"], strict=True))
+    front_2d = [p for p in pts if not any(q[0] <= p[0] and q[1] <= p[1] and q != p for q in pts)]
+    assert sorted(zip(line.x, line.y, strict=True)) == sorted(front_2d)
+    assert list(line.x) == sorted(line.x)
+    assert line.mode == "lines"
+    assert line.name == "front of params_m and test_error"
+    assert fig.layout.xaxis.title.text == "params_m (min)"
+
+
+def test_projection_3d() -> None:
+    fig = projection(sweep_frame(), "test_error", "params_m", "pgd_acc")
+    assert [t.type for t in fig.data] == ["scatter3d", "scatter3d"]
+    assert list(fig.data[1].z) == [METRICS[i][3] for i in FRONT]
+    assert len(fig.data[0].z) + len(fig.data[1].z) == 9
+    assert fig.layout.scene.zaxis.title.text == "pgd_acc (max)"
+
+
+def test_parallel_coordinates_colours_by_rank() -> None:
+    fig = parallel_coordinates(sweep_frame())
+    (trace,) = fig.data
+    assert trace.type == "parcoords"
+    assert len(trace.dimensions) == 5
+    ranks = list(trace.line.color)
+    assert [i for i, r in enumerate(ranks) if r == 0] == list(FRONT)
+    assert len(ranks) == 9
+
+
+def test_grid_heatmap_draws_the_pivot() -> None:
+    fig = grid_heatmap(sweep_frame(), "params_m")
+    (trace,) = fig.data
+    assert trace.type == "heatmap"
+    assert list(trace.x) == ["100", "200", "300"]
+    assert list(trace.y) == ["1", "2", "3"]
+    assert [list(row) for row in trace.z] == [[1.0, 1.5, 1.5], [2.0, 2.0, 2.5], [3.0, 3.0, 3.5]]
+    assert [list(row) for row in trace.customdata] == [[1, 1, 1]] * 3
+
+
+def test_grid_heatmap_of_ranks_is_darkest_at_the_front() -> None:
+    ranked = rank_table(sweep_frame())
+    (trace,) = grid_heatmap(ranked.table, FRONT_RANK, "min").data
+    assert trace.reversescale is True
+    assert trace.z[0][0] == 0.0  # row 0, (L, F) = (1, 100), is on the front
+
+
+def test_cell_diagram_has_one_labelled_arrow_per_edge() -> None:
+    genotype = BUNDLED["pc_darts"]
+    fig = cell_diagram(genotype.dumps(), "normal")
+    arrows = [a for a in fig.layout.annotations if a.showarrow]
+    labels = [a.text for a in fig.layout.annotations if not a.showarrow]
+    assert len(arrows) == 8 + 4  # the kept edges, then the concatenated nodes into c_{k}
+    assert sorted(labels) == sorted([op for op, _ in genotype.normal] + list(_NODE_NAMES))
+    assert len(fig.layout.shapes) == 7
+
+
+def test_compare_fronts_draws_each_sweep_and_its_staircase() -> None:
+    first = sweep_frame()
+    second = first.assign(test_error=first["test_error"] + 0.5)
+    info = compare_info([("A: a", first), ("B: b", second)], "test_error", "params_m")
+    fig = compare_fronts(info)
+    assert [t.name for t in fig.data] == [
+        "A: a (all trials)",
+        "A: a front",
+        "B: b (all trials)",
+        "B: b front",
+    ]
+    for k, sweep in enumerate(info.sweeps):
+        every, front = fig.data[2 * k], fig.data[2 * k + 1]
+        assert len(every.x) == 9 and every.mode == "markers"
+        assert list(front.x) == [sweep.points.values[0][i] for i in sweep.line]
+        assert list(front.x) == sorted(front.x) and front.line.shape == "hv"
+    assert fig.data[1].marker.color != fig.data[3].marker.color
+    assert fig.layout.yaxis.title.text == "params_m (min)"
+
+
+# -- the figures of a sweep ----------------------------------------------------------------
+
+
+def test_sweep_figures_draws_every_figure_of_the_ranked_table() -> None:
+    ranked = rank_table(sweep_frame())
+    drawn = sweep_figures(ranked, ("L", "flops_m"), ("seed", "F", "ood_aupr"))
+    assert tuple(drawn.figures) == FIGURE_NAMES and drawn.notes == {}
+    assert [name for names in SECTIONS.values() for name in names] == list(FIGURE_NAMES)
+    for name, fig in drawn.figures.items():
+        alone = sweep_figure(ranked, name, ("L", "flops_m"), ("seed", "F", "ood_aupr"))
+        assert as_json(fig) == as_json(alone), name
+    assert as_json(drawn.figures["scatter_matrix"]) == as_json(scatter_matrix(sweep_frame()))
+    assert as_json(drawn.figures["projection_2d"]) == as_json(
+        projection(sweep_frame(), "L", "flops_m")
+    )
+    assert drawn.figures["heatmap_rank"].data[0].colorbar.title.text == FRONT_RANK
+
+
+def test_sweep_figures_notes_what_the_table_cannot_give() -> None:
+    ranked = rank_table(sweep_frame().drop(columns=["L", "F"]))
+    drawn = sweep_figures(ranked, ("latency_ms", "params_m"))
+    assert set(drawn.figures) == {"scatter_matrix", "projection_3d", "parallel"}
+    assert drawn.notes == {
+        "projection_2d": "Skipped: the results have no latency_ms column.",
+        "heatmaps": "Heatmaps skipped: the results have no L or F column.",
+    }
+    assert why_not(ranked, "heatmap_flops") == drawn.notes["heatmaps"]
+    no_flops = rank_table(sweep_frame().drop(columns="flops_m"), ["test_error"])
+    assert why_not(no_flops, "heatmap_flops") == "Skipped: the results have no flops_m column."
+
+
+def test_sweep_figures_of_no_finished_trial_yet() -> None:
+    """A running sweep's page before its first trial finishes: empty figures, no heatmaps."""
+    drawn = sweep_figures(rank_table(sweep_frame().iloc[:0]))
+    assert set(drawn.figures) == {"scatter_matrix", "projection_2d", "projection_3d", "parallel"}
+    assert drawn.notes == {"heatmaps": "Heatmaps skipped: no trial has both L and F."}
+    assert all(len(trace.x) == 0 for trace in drawn.figures["projection_2d"].data)
+
+
+def test_sweep_figures_of_unevaluated_trials() -> None:
+    df = sweep_frame().assign(test_error=math.nan, pgd_acc=math.nan, ood_aupr=math.nan)
+    drawn = sweep_figures(rank_table(df))
+    assert tuple(drawn.figures) == FIGURE_NAMES
+    assert not np.any(rank_table(df).front)
+    assert list(drawn.figures["parallel"].data[0].line.color) == [-1.0] * 9
+
+
+@pytest.mark.parametrize(
+    ("axes_2d", "axes_3d", "expected"),
+    [
+        (("test_error",), ("test_error", "params_m", "pgd_acc"), "projection_2d: expected 2"),
+        (("L", "L"), ("test_error", "params_m", "pgd_acc"), "projection_2d: expected 2 distinct"),
+        (("L", "F"), ("L", "F"), "projection_3d: expected 3"),
+    ],
+)
+def test_sweep_figures_reject_malformed_projections(
+    axes_2d: tuple[str, ...], axes_3d: tuple[str, ...], expected: str
+) -> None:
+    with pytest.raises(ConfigError, match=expected):
+        sweep_figures(rank_table(sweep_frame()), axes_2d, axes_3d)
