@@ -1,12 +1,22 @@
-"""Cost of one search step in forward+backward units, measured side by side in one process.
+"""Cost of one search step in forward+backward units, and its peak memory, per backbone.
 
-One unit is one supernet forward+backward (gradients of θ and α) on one batch of the same
-config. The script times that unit, a DARTS step (single objective, plain train loss in the
-lower level, same code path) and an E2RNAS step (five objectives), each first- and second-
-order, the second order both with exact batched Hessian-vector products and with DARTS's
-finite differences, and prints each as milliseconds and units.
+One unit is one supernet forward+backward (gradients of θ and the architecture) on one batch.
+Everything is measured side by side in one process (times round-robin, medians; see
+``timing.py``), so the ratios hold on a busy machine.
+
+Table 1, on the DARTS supernet: a DARTS step (single objective, plain train loss in the lower
+level, same code path) and an E2RNAS step (five objectives), each first- and second-order, the
+second order both with exact batched Hessian-vector products and with DARTS's finite
+differences.
+
+Table 2, one E2RNAS step (the config's order and Hessian) on each backbone at the same batch,
+input size and init channels: DARTS and PC-DARTS at the config's depth, and each stage of
+P-DARTS at its own depth and ops per edge (the ops that pruning a seeded random α keeps). Each
+row gives the step in units of its own supernet and in units of the DARTS supernet, and the
+step's peak memory beside the DARTS step's (``memory.py`` says how it is measured).
 
     python bench/step_cost.py --preset cpu-tiny
+    python bench/step_cost.py --preset paper --set batch_size=16 --tables backbones
     python bench/step_cost.py --preset paper --set device=cuda --repeats 20
 """
 
@@ -18,20 +28,85 @@ from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F_nn
+from memory import peak_bytes
 from timing import interleaved
 
 from search_core.bilevel import BilevelStep
 from search_core.config import SearchConfig, preset
-from search_core.cost import build_cost_tables
+from search_core.cost import CostTables, build_cost_tables
+from search_core.layout import edge_inputs
 from search_core.model_search import SearchNetwork
 from search_core.objectives import PixelBox
+from search_core.progressive import full_mask, masked_softmax, prune_ops, stage_plan
 
 SHAPES = {"digits": (1, 8, 5), "cifar10": (3, 32, 10), "cifar100": (3, 32, 100)}
+Batch = tuple[torch.Tensor, torch.Tensor]
 
 
-def _variants(base: SearchConfig) -> dict[str, SearchConfig]:
+class Bench:
+    """The batches, cost tables and attack box every measured step shares."""
+
+    def __init__(self, config: SearchConfig) -> None:
+        self.config = config
+        self.device = torch.device(config.device)
+        self.in_ch, self.size, self.classes = SHAPES.get(config.dataset, (3, 32, 10))
+        torch.manual_seed(config.seed)
+        self.train, self.val, self.ood = self.batch(), self.batch(), self.batch()[0]
+        self.costs: CostTables = build_cost_tables(
+            config.eval_layers,
+            config.eval_init_channels,
+            self.classes,
+            self.size,
+            self.in_ch,
+            config.nodes,
+        ).to(self.device)
+        self.box = PixelBox.for_normalisation(
+            config.epsilon, [0.5] * self.in_ch, [0.25] * self.in_ch, self.device
+        )
+
+    def batch(self) -> Batch:
+        b = self.config.batch_size
+        x = torch.randn(b, self.in_ch, self.size, self.size, device=self.device)
+        return x, torch.randint(0, self.classes, (b,), device=self.device)
+
+    def network(
+        self,
+        config: SearchConfig,
+        layers: int | None = None,
+        masks: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> SearchNetwork:
+        torch.manual_seed(config.seed)
+        partial = config.backbone == "pc_darts"
+        return SearchNetwork(
+            self.classes,
+            layers or config.layers,
+            config.init_channels,
+            self.size,
+            self.in_ch,
+            config.nodes,
+            partial_k=config.pc_k if partial else 1,
+            edge_normalization=partial,
+            op_masks=masks,
+            skip_limit=config.pdarts_skip_limit if masks is not None else None,
+        ).to(self.device)
+
+    def unit(self, net: SearchNetwork) -> Callable[[], object]:
+        def forward_backward() -> None:
+            loss = F_nn.cross_entropy(net(self.train[0]), self.train[1])
+            torch.autograd.grad(loss, list(net.parameters()))
+
+        return forward_backward
+
+    def step(self, net: SearchNetwork, config: SearchConfig) -> Callable[[], object]:
+        step = BilevelStep(net, config, self.costs, self.box)
+        return functools.partial(step.step, self.train, self.val, self.ood)
+
+
+def variant_calls(bench: Bench) -> dict[str, Callable[[], object]]:
+    """Table 1: DARTS and E2RNAS steps on the DARTS supernet."""
+    base = bench.config.replace(backbone="darts")
     darts = base.replace(objectives="val", ood_in_lower=False)
-    return {
+    variants = {
         "DARTS 1st order": darts.replace(order="first"),
         "DARTS 2nd order (exact HVP)": darts.replace(order="second", hessian="exact"),
         "DARTS 2nd order (finite diff.)": darts.replace(
@@ -43,6 +118,88 @@ def _variants(base: SearchConfig) -> dict[str, SearchConfig]:
             order="second", hessian="finite_difference"
         ),
     }
+    calls = {"unit: supernet forward+backward": bench.unit(bench.network(base))}
+    for name, variant in variants.items():
+        calls[name] = bench.step(bench.network(variant), variant)
+    return calls
+
+
+def stage_masks(config: SearchConfig) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Masks of each P-DARTS stage: the ops that pruning a seeded random α keeps."""
+    generator = torch.Generator().manual_seed(config.seed)
+    n_edges = len(edge_inputs(config.nodes))
+    masks = (full_mask(n_edges), full_mask(n_edges))
+    found = [masks]
+    for stage in stage_plan(config)[1:]:
+        pruned = []
+        for mask in masks:
+            alpha = torch.randn(mask.shape, generator=generator)
+            pruned.append(prune_ops(masked_softmax(alpha, mask), mask, stage.ops))
+        masks = (pruned[0], pruned[1])
+        found.append(masks)
+    return found
+
+
+def backbone_calls(
+    bench: Bench, preset_name: str, overrides: dict[str, str]
+) -> tuple[dict[str, Callable[[], object]], dict[str, str]]:
+    """Table 2: each backbone's step and its own unit, at the base config's batch and shapes
+    (the backbone's preset gives K and the stages); the step's name maps to its unit's."""
+    base = bench.config
+    same = {
+        "batch_size": base.batch_size,
+        "init_channels": base.init_channels,
+        "order": base.order,
+        "hessian": base.hessian,
+        "arch_warmup_epochs": 0,
+        "device": base.device,
+    }
+    calls: dict[str, Callable[[], object]] = {}
+    units: dict[str, str] = {}
+    for backbone in ("darts", "pc_darts", "pdarts"):
+        config = preset(preset_name, {**overrides, "backbone": backbone, **same})
+        if backbone != "pdarts":
+            config = config.replace(layers=base.layers)
+            net = bench.network(config)
+            label = f"{backbone} ({base.layers} cells" + (
+                f", K={config.pc_k})" if backbone == "pc_darts" else ")"
+            )
+            calls[f"unit {label}"] = bench.unit(net)
+            calls[label] = bench.step(net, config)
+            units[label] = f"unit {label}"
+            continue
+        for stage, masks in zip(stage_plan(config), stage_masks(config), strict=True):
+            net = bench.network(config, stage.layers, masks)
+            label = f"pdarts stage {stage.index + 1} ({stage.layers} cells, {stage.ops} ops)"
+            calls[f"unit {label}"] = bench.unit(net)
+            calls[label] = bench.step(net, config)
+            units[label] = f"unit {label}"
+    return calls, units
+
+
+def print_variants(seconds: dict[str, float]) -> None:
+    unit_s = seconds["unit: supernet forward+backward"]
+    print(f"{'step (DARTS supernet)':34s} {'ms':>10s} {'units':>7s}")
+    for name, value in seconds.items():
+        print(f"{name:34s} {value * 1e3:10.1f} {value / unit_s:7.2f}")
+
+
+def print_backbones(
+    seconds: dict[str, float], units: dict[str, str], peaks: dict[str, int]
+) -> None:
+    darts = next(iter(units))
+    darts_unit, darts_peak = seconds[units[darts]], peaks[darts]
+    print(
+        f"{'E2RNAS step':42s} {'ms':>9s} {'own units':>9s} {'DARTS units':>11s} "
+        f"{'vs DARTS':>8s} {'peak MiB':>9s} {'vs DARTS':>8s}"
+    )
+    for label, unit in units.items():
+        step_s = seconds[label]
+        print(
+            f"{label:42s} {step_s * 1e3:9.1f} {step_s / seconds[unit]:9.2f} "
+            f"{step_s / darts_unit:11.2f} {step_s / seconds[darts]:8.2f} "
+            f"{peaks[label] / 2**20:9.1f} {peaks[label] / darts_peak:8.2f}"
+        )
 
 
 def main() -> None:
@@ -51,51 +208,30 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--tables", default="variants,backbones", help="variants, backbones")
     args = parser.parse_args()
     overrides = dict(item.split("=", 1) for item in args.set)
     config = preset(args.preset, overrides)
-    device = torch.device(config.device)
     if config.threads:
         torch.set_num_threads(config.threads)
-    in_ch, size, classes = SHAPES.get(config.dataset, (3, 32, 10))
-    torch.manual_seed(config.seed)
-
-    def batch() -> tuple[torch.Tensor, torch.Tensor]:
-        x = torch.randn(config.batch_size, in_ch, size, size, device=device)
-        return x, torch.randint(0, classes, (config.batch_size,), device=device)
-
-    train, val, ood = batch(), batch(), batch()[0]
-    costs = build_cost_tables(
-        config.eval_layers, config.eval_init_channels, classes, size, in_ch, config.nodes
-    ).to(device)
-    box = PixelBox.for_normalisation(config.epsilon, [0.5] * in_ch, [0.25] * in_ch, device)
-
-    def fresh() -> SearchNetwork:
-        torch.manual_seed(config.seed)
-        return SearchNetwork(
-            classes, config.layers, config.init_channels, size, in_ch, config.nodes
-        ).to(device)
-
-    net = fresh()
-
-    def unit() -> None:
-        loss = F_nn.cross_entropy(net(train[0]), train[1])
-        torch.autograd.grad(loss, list(net.parameters()))
-
-    calls: dict[str, Callable[[], object]] = {"unit: supernet forward+backward": unit}
-    for name, variant in _variants(config).items():
-        step = BilevelStep(fresh(), variant, costs, box)
-        calls[name] = functools.partial(step.step, train, val, ood)
-    seconds = interleaved(calls, device, args.repeats, args.warmup)
-    unit_s = seconds["unit: supernet forward+backward"]
+    bench = Bench(config)
+    tables = args.tables.split(",")
+    variants = variant_calls(bench) if "variants" in tables else {}
+    backbones, units = (
+        backbone_calls(bench, args.preset, overrides) if "backbones" in tables else ({}, {})
+    )
+    seconds = interleaved({**variants, **backbones}, bench.device, args.repeats, args.warmup)
     print(
         f"config: preset={args.preset} layers={config.layers} C={config.init_channels} "
-        f"input={in_ch}x{size}x{size} batch={config.batch_size} device={device} "
+        f"input={bench.in_ch}x{bench.size}x{bench.size} batch={config.batch_size} "
+        f"order={config.order} hessian={config.hessian} device={bench.device} "
         f"threads={torch.get_num_threads()} repeats={args.repeats}"
     )
-    print(f"{'step':34s} {'ms':>10s} {'units':>7s}")
-    for name, value in seconds.items():
-        print(f"{name:34s} {value * 1e3:10.1f} {value / unit_s:7.2f}")
+    if variants:
+        print_variants({name: seconds[name] for name in variants})
+    if units:
+        peaks = {label: peak_bytes(backbones[label], bench.device) for label in units}
+        print_backbones(seconds, units, peaks)
 
 
 if __name__ == "__main__":

@@ -82,6 +82,7 @@ def _rows(sweep_id: str, points: list[dict[str, Any]], seed: int) -> list[dict[s
                 "sweep_id": sweep_id,
                 "trial_id": trial_key(point),
                 "status": "done",
+                "backbone": "darts",
                 "val_loss": float(rng.uniform(0.2, 1.5)),
                 "ood_loss": float(rng.uniform(0.1, 0.9)),
                 "adv_loss": float(rng.uniform(1.0, 2.5)),

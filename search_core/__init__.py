@@ -1,9 +1,14 @@
-"""E2RNAS search core: a DARTS supernet searched on five objectives with MGDA.
+"""E2RNAS search core: a supernet searched on five objectives with MGDA.
 
 The paper's method (sections III and IV-B) in PyTorch alone: the search space and supernet,
 the evaluation network and its exact size, the differentiable cost model, the objectives,
 the bi-level step, MGDA weights by Frank-Wolfe, datasets, and a checkpointed search loop that
 reports through a callback. Nothing here imports Ray, a database or a web framework.
+
+The supernet is one of the three backbones of Table IV (``backbone`` in
+:mod:`search_core.config`): DARTS's (:mod:`search_core.model_search`), PC-DARTS's partial
+channels and edge normalisation (:mod:`search_core.partial`), or P-DARTS's progressive stages
+(:mod:`search_core.progressive`); checkpoints are written by :mod:`search_core.checkpoint`.
 """
 
 from __future__ import annotations

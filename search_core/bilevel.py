@@ -21,6 +21,14 @@ Per batch (Algorithm 1; α before θ as in the authors' code and DARTS):
 
 ``order="first"`` sets ξ = 0: no unrolled step and no Hessian-vector products. The step never
 synchronises with the host: losses and weights are returned as device tensors.
+
+The backbones of Table IV run the same step. α is the network's architecture, so PC-DARTS's
+edge parameters β are updated by the same hypergradients (they enter L_tr, L_val, ... through
+edge normalisation, and the costs through the β-weighted edges); P-DARTS's pruned ops sit at
+weight 0 and receive no gradient. P-DARTS clips the update direction of α
+(``arch_grad_clip``), and skip-connect dropout draws one mask for all 2K shifted networks of
+the finite differences, so that the differences see the same network. Both methods first
+train θ alone for some epochs (:meth:`BilevelStep.weight_step`, eq. 8 without an α step).
 """
 
 from __future__ import annotations
@@ -32,9 +40,9 @@ import torch.nn.functional as F_nn
 from torch.func import functional_call, grad, vmap
 
 from search_core.config import SearchConfig
-from search_core.cost import CostTables, derived_weights
+from search_core.cost import CostTables
 from search_core.mgda import equal_weights, min_norm_weights, normalize_gradients
-from search_core.model_search import ALPHA_NAMES, SearchNetwork
+from search_core.model_search import SearchNetwork
 from search_core.objectives import PixelBox, cost_loss, fgsm, kl_uniform
 
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -97,32 +105,27 @@ class BilevelStep:
         # independent of the bounds), making both unit-free.
         self.cost_scales = (1.0, 1.0)
         if config.cost_normalization == "start":
-            uniform = [torch.full_like(w, 1.0 / w.shape[1]).detach() for w in net.op_weights()]
-            n0, f0 = self._cost_estimate(uniform[0], uniform[1])
+            n0, f0 = self._cost_estimate(uniform=True)
             self.cost_scales = (1.0 / float(n0), 1.0 / float(f0))
         self.second_order = config.order == "second"
 
     # -- pieces ---------------------------------------------------------------------------
-    def _cost_estimate(
-        self, w_normal: torch.Tensor, w_reduce: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(N̂, F̂) of eqs. (5), (6) at op weights, over the supernet or the derived network."""
-        if self.config.cost_estimate == "derived":
-            w_normal = derived_weights(w_normal, self.config.steps)
-            w_reduce = derived_weights(w_reduce, self.config.steps)
-        return self.costs.expected(w_normal, w_reduce)
+    def _cost_estimate(self, uniform: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """(N̂, F̂) of eqs. (5), (6) at the network's architecture (or a uniform one), over the
+        supernet or the derived network."""
+        derived = self.config.cost_estimate == "derived"
+        return self.costs.expected(*self.net.cost_weights(uniform=uniform, derived=derived))
 
     def _at(self, params: list[torch.Tensor]) -> functional_call_model:
         return functional_call_model(self.net, dict(zip(self.names, params, strict=True)))
 
     def _lower_grads(
-        self, train: Batch, ood_x: torch.Tensor | None
+        self, train: Batch, ood_x: torch.Tensor | None, keep_graph: bool = False
     ) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...] | None, torch.Tensor]:
         x, y = train
         if self.config.adv_train_in_lower:
             x = fgsm(self.net, x, y, self.box, self.generator, self.config.fgsm_step_scale)
         loss_tr = F_nn.cross_entropy(self.net(x), y)
-        keep_graph = self.second_order and self.config.hessian == "exact"
         g_tr = torch.autograd.grad(loss_tr, self.theta, create_graph=keep_graph)
         g_ood = None
         if ood_x is not None:
@@ -192,7 +195,8 @@ class BilevelStep:
             v = torch.stack([vec[i] for vec in vectors] * 2)  # (2K, *p.shape)
             scale = signed.view(-1, *([1] * p.dim()))
             shifted[name] = p.detach().unsqueeze(0) + scale * v
-        alphas = {name: a.detach() for name, a in zip(ALPHA_NAMES, self.alphas, strict=True)}
+        arch_names = self.net.arch_names
+        alphas = {name: a.detach() for name, a in zip(arch_names, self.alphas, strict=True)}
         net = self.net
 
         def train_loss(
@@ -201,8 +205,9 @@ class BilevelStep:
             logits = functional_call(net, {**weights, **alpha}, (x,))
             return F_nn.cross_entropy(logits, y)
 
-        grads = vmap(grad(train_loss), in_dims=(None, 0))(alphas, shifted)
-        flat = torch.cat([grads[name].reshape(2 * k, -1) for name in ALPHA_NAMES], dim=1)
+        # randomness="same": P-DARTS's dropout draws one mask for every shifted network.
+        grads = vmap(grad(train_loss), in_dims=(None, 0), randomness="same")(alphas, shifted)
+        flat = torch.cat([grads[name].reshape(2 * k, -1) for name in arch_names], dim=1)
         return list((flat[:k] - flat[k:]) / (2.0 * eps).unsqueeze(1))
 
     # -- the step -------------------------------------------------------------------------
@@ -210,7 +215,10 @@ class BilevelStep:
         """Steps 1-6: every objective's value and (hyper)gradient with respect to α."""
         cfg = self.config
         xi = self.w_optim.param_groups[0]["lr"] if self.second_order else 0.0
-        g_tr, g_ood, train_loss = self._lower_grads(train, ood_x if cfg.ood_in_lower else None)
+        exact = self.second_order and cfg.hessian == "exact"
+        g_tr, g_ood, train_loss = self._lower_grads(
+            train, ood_x if cfg.ood_in_lower else None, keep_graph=exact
+        )
 
         params: list[torch.Tensor] = (
             self._unrolled(g_tr, xi) if self.second_order else list(self.theta)
@@ -224,7 +232,7 @@ class BilevelStep:
                 hvps = self._hvp_finite_difference(train, grads_w)
             hyper = [h - xi * hv for h, hv in zip(hyper, hvps, strict=True)]
 
-        n_hat, f_hat = self._cost_estimate(*self.net.op_weights())
+        n_hat, f_hat = self._cost_estimate()
         for name, estimate, bound, scale in (
             ("nop", n_hat, cfg.L, self.cost_scales[0]),
             ("flops", f_hat, cfg.F, self.cost_scales[1]),
@@ -260,15 +268,31 @@ class BilevelStep:
         for a in self.alphas:
             a.grad = combined[offset : offset + a.numel()].view_as(a).clone()
             offset += a.numel()
+        if cfg.arch_grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.alphas, cfg.arch_grad_clip)
         self.a_optim.step()
-
-        self.w_optim.zero_grad(set_to_none=True)
-        for p, g in zip(self.theta, h.lower_grads, strict=True):
-            p.grad = g
-        if cfg.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(self.theta, cfg.grad_clip)
-        self.w_optim.step()
+        self._weight_update(h.lower_grads)
         return StepResult(losses=h.losses, weights=gamma.detach(), train_loss=h.train_loss)
+
+    def weight_step(self, train: Batch, ood_x: torch.Tensor) -> torch.Tensor:
+        """A warm-up batch: θ by eq. (8) alone, α untouched; returns L_tr (a device tensor)."""
+        g_tr, g_ood, train_loss = self._lower_grads(
+            train, ood_x if self.config.ood_in_lower else None
+        )
+        lower = [g.detach() for g in g_tr]
+        if g_ood is not None:
+            lower = [g + o for g, o in zip(lower, g_ood, strict=True)]
+        self._weight_update(lower)
+        return train_loss
+
+    def _weight_update(self, lower_grads: list[torch.Tensor]) -> None:
+        """SGD on θ with the given gradient of L_tr + L_ood (eq. 8), clipped as DARTS does."""
+        self.w_optim.zero_grad(set_to_none=True)
+        for p, g in zip(self.theta, lower_grads, strict=True):
+            p.grad = g
+        if self.config.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.theta, self.config.grad_clip)
+        self.w_optim.step()
 
 
 class functional_call_model:  # noqa: N801 - a callable, named like the function it wraps

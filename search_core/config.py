@@ -4,6 +4,15 @@ Defaults are the paper's search settings (section IV-B-2, the ``paper`` preset);
 shrinks everything for the embedded digits dataset so a search runs in about a minute on two
 CPU cores. Unknown keys, wrong types and out-of-range values raise :class:`ConfigError` naming
 the key, the value and what was expected.
+
+The backbone (``darts``, ``pc_darts``, ``pdarts``; Table IV) is a key like any other. E2RNAS
+runs on PC-DARTS and P-DARTS "following their experimental settings" (IV-D-1), so a preset
+brings each backbone's own schedule with it (:data:`BACKBONE_PRESETS`): resolving a preset
+layers the dataclass defaults, the preset, the backbone's settings for that preset, then the
+overrides; sweeping ``backbone`` in a grid therefore switches schedules too, and any key the
+sweep sets still wins. ``paper`` is the papers' way (E2RNAS's eq. 9 on every backbone, each
+backbone with its own paper's schedule); ``authors`` is the E2RNAS authors' code for each
+backbone (PC-DARTS on DARTS's schedule, both first order).
 """
 
 from __future__ import annotations
@@ -13,8 +22,12 @@ import difflib
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol, TypeVar, get_type_hints
+from typing import Any, ClassVar, Protocol, TypeVar, get_args, get_type_hints
 
+from search_core.config_checks import BACKBONES as BACKBONES
+from search_core.config_checks import CHOICES as CHOICES
+from search_core.config_checks import OBJECTIVES as OBJECTIVES
+from search_core.config_checks import validate
 from search_core.errors import ConfigError
 
 
@@ -24,21 +37,14 @@ class _Dataclass(Protocol):
 
 ConfigT = TypeVar("ConfigT", bound=_Dataclass)
 
-OBJECTIVES = ("val", "ood", "adv", "nop", "flops")
-CHOICES: dict[str, tuple[str, ...]] = {
-    "order": ("first", "second"),
-    "hessian": ("exact", "finite_difference"),
-    "weighting": ("mgda", "equal"),
-    "mgda_normalization": ("l2", "loss", "none"),
-    "cost_estimate": ("expected", "derived"),
-    "cost_normalization": ("none", "start"),
-}
-
 
 @dataclass(frozen=True)
 class SearchConfig:
     """Every setting of one E2RNAS search. Units: L in M params, F in M multiply-adds."""
 
+    # Backbone of Table IV: the DARTS supernet, PC-DARTS's partially connected one with edge
+    # normalisation, or P-DARTS's progressively deeper one (see BACKBONE_PRESETS).
+    backbone: str = "darts"
     # Data: in-distribution and OoD sets (C_in ∩ C_out = ∅), DARTS's half/half split.
     dataset: str = "cifar10"
     ood_dataset: str = "svhn"
@@ -57,8 +63,9 @@ class SearchConfig:
     # Lower bounds of eqs. (5) and (6).
     L: float = 2.5
     F: float = 425.0
-    # Schedule.
+    # Schedule. P-DARTS runs `epochs` in each of its stages.
     epochs: int = 50
+    arch_warmup_epochs: int = 0  # epochs (of each stage) that train θ alone before α moves
     batch_size: int = 64
     steps_per_epoch: int = 0  # 0: one pass over the weight half per epoch
     # θ (lower level): SGD, cosine schedule from lr to lr_min, as DARTS.
@@ -72,6 +79,16 @@ class SearchConfig:
     arch_beta1: float = 0.5
     arch_beta2: float = 0.999
     arch_weight_decay: float = 1e-3
+    arch_grad_clip: float = 0.0  # max norm of α's update direction; 0: unclipped
+    # PC-DARTS: 1/pc_k of each edge's channels go through its mixed op, the rest bypass it.
+    pc_k: int = 4
+    # P-DARTS: cells and candidate ops per edge in each stage (the last stage searches at
+    # `layers` cells), the initial skip-connect dropout of each stage, and the most
+    # skip-connects the derived normal cell may keep.
+    pdarts_stage_layers: tuple[int, ...] = (5, 11, 17)
+    pdarts_stage_ops: tuple[int, ...] = (8, 5, 3)
+    pdarts_stage_dropout: tuple[float, ...] = (0.0, 0.4, 0.7)
+    pdarts_skip_limit: int = 2
     # Method.
     objectives: tuple[str, ...] = OBJECTIVES
     order: str = "second"  # eq. (9); "first" drops the unrolled step
@@ -98,18 +115,30 @@ class SearchConfig:
     threads: int = 0  # CPU threads for torch; 0 keeps torch's default
 
     def __post_init__(self) -> None:
-        _validate(self)
+        validate(self)
 
     @property
     def steps(self) -> int:
         return self.nodes
+
+    @property
+    def stages(self) -> int:
+        """Search stages: P-DARTS's, else one."""
+        return len(self.pdarts_stage_layers) if self.backbone == "pdarts" else 1
+
+    @property
+    def total_epochs(self) -> int:
+        """Epochs of the whole search, every stage included."""
+        return self.stages * self.epochs
 
     def replace(self, **changes: Any) -> SearchConfig:
         return from_mapping(changes, base=self)
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
-        out["objectives"] = list(self.objectives)
+        for key, value in out.items():
+            if isinstance(value, tuple):
+                out[key] = list(value)
         return out
 
 
@@ -132,6 +161,95 @@ PRESETS: dict[str, dict[str, Any]] = {
         # 30 α steps in all: a larger step lets the bounds move α visibly in that budget.
         "arch_lr": 0.03,
     },
+    # The E2RNAS authors' code (yuezhixiong/NAS-Benchmark) for each backbone; see
+    # BACKBONE_PRESETS. Their DARTS search is the paper's.
+    "authors": {},
+}
+
+# The P-DARTS schedule (Chen et al. 2019, section 4.1; chenxin061/pdarts train_search.py):
+# three stages of 25 epochs at 5, 11 and 17 cells searching 8, 5 and 3 ops per edge, each stage
+# a new supernet whose first 10 epochs train θ alone; skip-connect dropout starting at 0.0, 0.4
+# and 0.7 (CIFAR-10); batch 96, θ's lr 0.025 annealed to 0, α's Adam at 6e-4 with its gradient
+# clipped at norm 5; at most 2 skip-connects in the derived normal cell.
+_PDARTS = {
+    "layers": 17,
+    "pdarts_stage_layers": (5, 11, 17),
+    "pdarts_stage_ops": (8, 5, 3),
+    "pdarts_stage_dropout": (0.0, 0.4, 0.7),
+    "pdarts_skip_limit": 2,
+    "epochs": 25,
+    "arch_warmup_epochs": 10,
+    "batch_size": 96,
+    "lr": 0.025,
+    "lr_min": 0.0,
+    "arch_lr": 6e-4,
+    "arch_grad_clip": 5.0,
+}
+
+BACKBONE_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    "paper": {
+        # PC-DARTS (Xu et al. 2020, section 4.2; yuhuixu1993/PC-DARTS train_search.py): K = 4,
+        # batch 256 with θ's lr raised to 0.1 and annealed to 0, α's Adam at 6e-4, and α
+        # frozen for the first 15 of the 50 epochs.
+        "pc_darts": {
+            "pc_k": 4,
+            "batch_size": 256,
+            "lr": 0.1,
+            "lr_min": 0.0,
+            "arch_lr": 6e-4,
+            "arch_warmup_epochs": 15,
+        },
+        "pdarts": _PDARTS,
+    },
+    "authors": {
+        # PC-DARTS/train_search.py of the E2RNAS code: DARTS's schedule (batch 64, lr 0.025
+        # to 0.001, α's lr 3e-4, no warm-up) and the first-order step.
+        "pc_darts": {
+            "pc_k": 4,
+            "batch_size": 64,
+            "lr": 0.025,
+            "lr_min": 0.001,
+            "arch_lr": 3e-4,
+            "arch_warmup_epochs": 0,
+            "order": "first",
+        },
+        # PDARTS/train_search.py of the E2RNAS code: P-DARTS's schedule, the objectives taken
+        # in the training loop at the current θ, which is the first-order step.
+        "pdarts": {**_PDARTS, "order": "first"},
+    },
+    # The same shapes scaled to the digits: PC-DARTS's wider supernet (8 channels, so that
+    # K = 4 leaves 2 per mixed op) at twice the batch and learning rates, α frozen for the
+    # first epoch; P-DARTS's three stages at 3, 4 and 5 cells, two epochs each, the first
+    # without α steps.
+    "cpu-tiny": {
+        "pc_darts": {
+            "pc_k": 4,
+            "init_channels": 8,
+            "batch_size": 64,
+            "lr": 0.1,
+            "lr_min": 0.0,
+            "arch_lr": 0.06,
+            "arch_warmup_epochs": 1,
+        },
+        "pdarts": {
+            "layers": 5,
+            "pdarts_stage_layers": (3, 4, 5),
+            "pdarts_stage_ops": (8, 5, 3),
+            "pdarts_stage_dropout": (0.0, 0.4, 0.7),
+            "pdarts_skip_limit": 2,
+            "epochs": 2,
+            "arch_warmup_epochs": 1,
+            "lr_min": 0.0,
+            "arch_lr": 0.06,
+            "arch_grad_clip": 5.0,
+        },
+    },
+}
+"""Each preset's settings per backbone, applied over the preset (see the module docstring)."""
+
+# P-DARTS's initial skip-connect dropout on CIFAR-100 (its section 4.1): 0.1, 0.2, 0.3.
+DATASET_PRESETS: dict[tuple[str, str], dict[str, Any]] = {
+    ("pdarts", "cifar100"): {"pdarts_stage_dropout": (0.1, 0.2, 0.3)},
 }
 
 
@@ -172,11 +290,20 @@ def _coerce(key: str, value: Any, kind: Any) -> Any:
         if not isinstance(value, str):
             raise ConfigError(f"{key}: got {value!r}; expected a string")
         return value
-    # tuple[str, ...]: a list, or a comma-separated string
+    # tuple[X, ...]: a list, or a comma-separated string
+    item_kind = get_args(kind)[0]
     items = value.split(",") if isinstance(value, str) else value
-    if not isinstance(items, list | tuple) or not all(isinstance(i, str) for i in items):
-        raise ConfigError(f"{key}: got {value!r}; expected a list of names")
-    return tuple(i.strip() for i in items)
+    if item_kind is str:
+        if not isinstance(items, list | tuple) or not all(isinstance(i, str) for i in items):
+            raise ConfigError(f"{key}: got {value!r}; expected a list of names")
+        return tuple(i.strip() for i in items)
+    if not isinstance(items, list | tuple):
+        plural = "integers" if item_kind is int else "numbers"
+        raise ConfigError(f"{key}: got {value!r}; expected a list of {plural}")
+    return tuple(
+        _coerce(f"{key}[{i}]", i_value.strip() if isinstance(i_value, str) else i_value, item_kind)
+        for i, i_value in enumerate(items)
+    )
 
 
 def checked_replace(base: ConfigT, values: Mapping[str, Any]) -> ConfigT:
@@ -203,52 +330,17 @@ def from_mapping(values: Mapping[str, Any], base: SearchConfig | None = None) ->
 
 
 def preset(name: str, overrides: Mapping[str, Any] | None = None) -> SearchConfig:
-    """A named preset with overrides applied."""
+    """A named preset with overrides applied, over the settings of the backbone they choose
+    (the preset's own, for the backbone and dataset that ``overrides`` or the preset name)."""
     if name not in PRESETS:
         raise ConfigError(f"preset: unknown preset '{name}'; expected one of {', '.join(PRESETS)}")
-    config = from_mapping(PRESETS[name])
-    return from_mapping(overrides or {}, base=config)
-
-
-def _validate(c: SearchConfig) -> None:
-    def need(ok: bool, key: str, expected: str) -> None:
-        if not ok:
-            raise ConfigError(f"{key}: got {getattr(c, key)!r}; expected {expected}")
-
-    need(c.L >= 0, "L", "a lower bound >= 0 on parameters, in millions (e.g. L=2.5)")
-    need(c.F >= 0, "F", "a lower bound >= 0 on FLOPs (multiply-adds), in millions (e.g. F=400)")
-    for key in ("layers", "eval_layers"):
-        need(getattr(c, key) >= 3, key, "at least 3 cells (reductions sit at 1/3 and 2/3)")
-    for key in ("init_channels", "eval_init_channels"):
-        need(getattr(c, key) >= 2 and getattr(c, key) % 2 == 0, key, "an even number >= 2")
-    need(c.nodes >= 1, "nodes", "at least 1 intermediate node")
-    need(c.stem_multiplier >= 1, "stem_multiplier", "an integer >= 1")
-    need(c.epochs >= 1, "epochs", "at least 1")
-    need(c.batch_size >= 2, "batch_size", "at least 2 (batch norm needs two samples)")
-    need(c.steps_per_epoch >= 0, "steps_per_epoch", "0 (a full pass) or a positive count")
-    need(0.0 < c.train_portion < 1.0, "train_portion", "a fraction strictly between 0 and 1")
-    for key in ("lr", "arch_lr"):
-        need(getattr(c, key) > 0, key, "a positive learning rate")
-    need(0 <= c.lr_min <= c.lr, "lr_min", f"between 0 and lr ({c.lr})")
-    for key in ("momentum", "arch_beta1", "arch_beta2"):
-        need(0 <= getattr(c, key) < 1, key, "a value in [0, 1)")
-    for key in ("weight_decay", "arch_weight_decay", "grad_clip", "epsilon", "fw_tol"):
-        need(getattr(c, key) >= 0, key, "a value >= 0")
-    need(c.fd_epsilon > 0, "fd_epsilon", "a positive step")
-    need(c.threads >= 0, "threads", "0 (torch's default) or a positive count")
-    need(c.fw_max_iter >= 1, "fw_max_iter", "at least 1 iteration")
-    need(c.ood_loss_scale >= 0, "ood_loss_scale", "a value >= 0")
-    for key, choices in CHOICES.items():
-        need(getattr(c, key) in choices, key, "one of " + ", ".join(choices))
-    unknown = [o for o in c.objectives if o not in OBJECTIVES]
-    need(
-        not unknown and len(c.objectives) > 0,
-        "objectives",
-        "a non-empty subset of " + ", ".join(OBJECTIVES),
-    )
-    need(len(set(c.objectives)) == len(c.objectives), "objectives", "no repeated objective")
-    need(
-        c.device == "cpu" or c.device.startswith(("cuda", "mps")),
-        "device",
-        "cpu, cuda, cuda:N or mps",
-    )
+    overrides = overrides or {}
+    base = PRESETS[name]
+    backbone = str(overrides.get("backbone", base.get("backbone", SearchConfig.backbone)))
+    dataset = str(overrides.get("dataset", base.get("dataset", SearchConfig.dataset)))
+    layers = {
+        **base,
+        **BACKBONE_PRESETS.get(name, {}).get(backbone, {}),
+        **DATASET_PRESETS.get((backbone, dataset), {}),
+    }
+    return from_mapping(overrides, base=from_mapping(layers))

@@ -15,6 +15,12 @@ whole supernet, 14 edges with ``none`` among the ops, while the network that is 
 edges per node and never ``none``. Weighting each edge by its chance of being kept and each op
 by its share among the non-``none`` ops prices the derived network instead, so that lowering
 N̂ can no longer be done by moving weight onto ``none``, which the derivation ignores.
+
+The backbones hand the tables their own op weights (`SearchNetwork.cost_weights`): P-DARTS's
+are zero on the ops it pruned (the authors' costs are masked likewise); PC-DARTS's rows are
+scaled by twice the edge's softmax(β), the authors' β weighting made exact at a one-hot
+architecture (`search_core.partial.edge_cost_factors`). The tables themselves are the
+evaluation network's, the same for every backbone: that network has all its channels.
 """
 
 from __future__ import annotations
@@ -102,7 +108,9 @@ class CostTables:
         return params, flops
 
 
-def derived_weights(weights: torch.Tensor, steps: int) -> torch.Tensor:
+def derived_weights(
+    weights: torch.Tensor, steps: int, edge_scale: torch.Tensor | None = None
+) -> torch.Tensor:
     """Op weights of the network `derive_genotype` would build from ``weights`` (rows: edges).
 
     Each row is renormalised over the non-``none`` ops (the derivation's op choice), then scaled
@@ -111,6 +119,8 @@ def derived_weights(weights: torch.Tensor, steps: int) -> torch.Tensor:
     derivation keeps the two strongest). At the one-hot weights of a genotype this returns them
     unchanged, so the estimate stays exact there; in between it is differentiable almost
     everywhere (the max routes the gradient to the strongest op, as the derivation does).
+    ``edge_scale`` multiplies each strength, as PC-DARTS's derivation multiplies it by the
+    edge's softmax(β) (`search_core.partial`); P-DARTS's pruned ops arrive with weight 0.
     """
     none = PRIMITIVES.index("none")
     keep = torch.ones(len(PRIMITIVES), dtype=torch.bool, device=weights.device)
@@ -119,6 +129,8 @@ def derived_weights(weights: torch.Tensor, steps: int) -> torch.Tensor:
     mass = ops.sum(dim=1, keepdim=True)
     ops = ops / mass.clamp_min(torch.finfo(weights.dtype).tiny)
     strength = weights[:, keep].max(dim=1).values
+    if edge_scale is not None:
+        strength = strength * edge_scale
     factors = []
     start = 0
     for node in range(steps):

@@ -38,6 +38,13 @@ from torch import nn
 
 from search_core.attacks import robust_accuracy
 from search_core.augment import cutout
+from search_core.checkpoint import (
+    generator_states,
+    load_checkpoint,
+    restore_generators,
+    save_atomic,
+    write_atomic,
+)
 from search_core.config import SearchConfig
 from search_core.data import ImageSet, load_image_set
 from search_core.errors import CheckpointError, ConfigError, GenotypeError
@@ -68,15 +75,7 @@ from search_core.model_eval import (
     inherit_supernet_weights,
 )
 from search_core.objectives import PixelBox
-from search_core.search import (
-    DeviceData,
-    Progress,
-    generator_states,
-    load_checkpoint,
-    restore_generators,
-    save_atomic,
-    write_atomic,
-)
+from search_core.search import DeviceData, Progress
 
 __all__ = [
     "CHECKPOINT",
@@ -463,9 +462,11 @@ def run_proxy(
 
     With ``supernet_state`` (the search checkpoint's ``net``) the derived network starts from
     the supernet's weights of the ops it keeps, so the proxy is a short fine-tune rather than
-    a short training from scratch. ``params_m`` and ``flops_m`` are those of the evaluation
-    network the search's L and F refer to (``eval_layers``, ``eval_init_channels``), counted
-    exactly; the trained network's own size is under ``trained_network``.
+    a short training from scratch; after a PC-DARTS search it starts from scratch, since the
+    supernet's ops saw 1/K of the channels (``inherits_supernet_weights`` says which).
+    ``params_m`` and ``flops_m`` are those of the evaluation network the search's L and F
+    refer to (``eval_layers``, ``eval_init_channels``), counted exactly; the trained network's
+    own size is under ``trained_network``.
 
     The genotype must have the search's number of intermediate nodes, since it stands for
     the network that search derived.
@@ -476,5 +477,8 @@ def run_proxy(
             f"nodes={search_config.nodes}; a proxy evaluates the search's own derived network"
         )
     config = proxy_config(search_config, epochs)
+    if search_config.backbone == "pc_darts":
+        # PC-DARTS's ops hold weights for C/K shuffled channels, not the network's C.
+        supernet_state = None
     sized_as = (search_config.eval_layers, search_config.eval_init_channels)
     return _evaluate(genotype, config, out_dir, PROXY, resume, progress, supernet_state, sized_as)

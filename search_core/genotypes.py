@@ -35,6 +35,7 @@ __all__ = [
     "PRIMITIVES",
     "Edge",
     "Genotype",
+    "derive_from_weights",
     "derive_genotype",
     "load_genotype",
 ]
@@ -431,6 +432,27 @@ def derive_genotype(
     first), strongest first, each with its argmax non-``none`` op (ties: first in PRIMITIVES).
     Both cells concatenate their last ``multiplier`` nodes.
     """
+    weights = [
+        torch.softmax(_checked(alpha, field, steps, multiplier), dim=1)
+        for alpha, field in ((alpha_normal, "alpha_normal"), (alpha_reduce, "alpha_reduce"))
+    ]
+    return derive_from_weights(weights[0], weights[1], steps, multiplier)
+
+
+def derive_from_weights(
+    weights_normal: torch.Tensor, weights_reduce: torch.Tensor, steps: int = 4, multiplier: int = 4
+) -> Genotype:
+    """`derive_genotype`'s rule on op weights given directly (rows: edges, columns: ops), which
+    PC-DARTS scales by each edge's normalised β and P-DARTS zeroes where it pruned."""
+    normal = _checked(weights_normal, "weights_normal", steps, multiplier).tolist()
+    reduce = _checked(weights_reduce, "weights_reduce", steps, multiplier).tolist()
+    concat = tuple(range(2 + steps - multiplier, steps + 2))
+    return Genotype(_derive_cell(normal, steps), concat, _derive_cell(reduce, steps), concat)
+
+
+def _checked(values: object, field: str, steps: int, multiplier: int) -> torch.Tensor:
+    """``values`` as a finite float64 CPU tensor of one cell's (edges, ops) shape; anything
+    else, or bad ``steps`` or ``multiplier``, raises GenotypeError."""
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise GenotypeError(f"steps: expected an int >= 1, got {_show(steps)}")
     if (
@@ -441,29 +463,22 @@ def derive_genotype(
         raise GenotypeError(
             f"multiplier: expected an int in 1..steps={steps}, got {_show(multiplier)}"
         )
-    n_edges = steps * (steps + 3) // 2
-    shape = (n_edges, len(PRIMITIVES))
-    normal = _derive_cell(alpha_normal, "alpha_normal", steps, shape)
-    reduce = _derive_cell(alpha_reduce, "alpha_reduce", steps, shape)
-    concat = tuple(range(2 + steps - multiplier, steps + 2))
-    return Genotype(normal=normal, normal_concat=concat, reduce=reduce, reduce_concat=concat)
-
-
-def _derive_cell(
-    alpha: torch.Tensor, field: str, steps: int, shape: tuple[int, int]
-) -> tuple[Edge, ...]:
-    """The kept edges of one cell; see `derive_genotype`."""
-    if not isinstance(alpha, torch.Tensor):
-        raise GenotypeError(f"{field}: expected a tensor of shape {shape}, got {_show(alpha)}")
-    if tuple(alpha.shape) != shape:
+    shape = (steps * (steps + 3) // 2, len(PRIMITIVES))
+    if not isinstance(values, torch.Tensor):
+        raise GenotypeError(f"{field}: expected a tensor of shape {shape}, got {_show(values)}")
+    if tuple(values.shape) != shape:
         raise GenotypeError(
             f"{field}: expected shape {shape} ({steps} steps x {len(PRIMITIVES)} PRIMITIVES), "
-            f"got {tuple(alpha.shape)}"
+            f"got {tuple(values.shape)}"
         )
-    values = alpha.detach().to(device="cpu", dtype=torch.float64)
-    if not bool(torch.isfinite(values).all()):
+    out = values.detach().to(device="cpu", dtype=torch.float64)
+    if not bool(torch.isfinite(out).all()):
         raise GenotypeError(f"{field}: expected finite values, got NaN or infinity")
-    weights: list[list[float]] = torch.softmax(values, dim=1).tolist()
+    return out
+
+
+def _derive_cell(weights: list[list[float]], steps: int) -> tuple[Edge, ...]:
+    """The kept edges of one cell from its op weights; see `derive_genotype`."""
     candidates = [k for k, op in enumerate(PRIMITIVES) if op != "none"]
 
     def best_op(row: list[float]) -> int:

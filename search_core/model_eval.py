@@ -187,11 +187,29 @@ def inherit_supernet_weights(
     Each op the genotype keeps takes the weights of the same op on the same edge of the
     supernet; the stem, the cells' input preprocessing and the classifier take theirs.
     Batch-norm scales and shifts, which the supernet does not learn (affine=False), keep
-    their identity initialisation. Returns the number of tensors copied; raises
-    :class:`GenotypeError` if a shape disagrees (a supernet of another size).
+    their identity initialisation. A P-DARTS supernet builds only the ops its masks
+    (``op_mask_normal``, ``op_mask_reduce`` in its state) keep, so an op's place on an edge is
+    counted among those. Returns the number of tensors copied; raises :class:`GenotypeError`
+    if a shape disagrees (a supernet of another size).
     """
-    kept = [p for p in PRIMITIVES if p != "none"]
     rows = {edge: e for e, edge in enumerate(edge_inputs(genotype.steps))}
+    masks = [supernet_state.get(name) for name in ("op_mask_normal", "op_mask_reduce")]
+
+    def place(op_name: str, e: int, reduction: bool) -> int:
+        mask = masks[1 if reduction else 0]
+        built = [
+            o
+            for o, p in enumerate(PRIMITIVES)
+            if p != "none" and (mask is None or bool(mask[e, o]))
+        ]
+        o = PRIMITIVES.index(op_name)
+        if o not in built:
+            raise GenotypeError(
+                f"supernet weights: edge {e} of the supernet does not search {op_name!r}; "
+                "the genotype is not one this supernet derives"
+            )
+        return built.index(o)
+
     copied = 0
     with torch.no_grad():
         for name, param in net.named_parameters():
@@ -204,8 +222,9 @@ def inherit_supernet_weights(
                 edges = genotype.reduce if cell.reduction else genotype.normal
                 op_name, j = edges[k]
                 e = rows[(k // 2, j)]
+                position = place(op_name, e, cell.reduction)
                 source = ".".join(
-                    ["cells", parts[1], "ops", str(e), "ops", str(kept.index(op_name)), *parts[4:]]
+                    ["cells", parts[1], "ops", str(e), "ops", str(position), *parts[4:]]
                 )
             if source not in supernet_state:
                 continue  # batch-norm affine parameters, the auxiliary head

@@ -1,13 +1,22 @@
 """The search loop of Algorithm 1, with a checkpoint every epoch and a reporting callback.
 
 :func:`run_search` loads the in-distribution and OoD sets onto the device once, splits the
-training set in halves (θ and α, IV-B-2), and runs ``epochs`` epochs of
+training set in halves (θ and α, IV-B-2), and runs the epochs of
 :class:`~search_core.bilevel.BilevelStep`. After each epoch it derives the genotype, counts its
 exact size in the units of L and F, appends one line to ``metrics.jsonl``, writes a checkpoint
 (θ, α, both optimisers, the schedule and every random generator) and calls the reporter, which
 the sweep layer fills with Ray Tune's report. Rerunning with ``resume=True`` continues from the
 last checkpoint and ends exactly where an uninterrupted run would. Outputs are written
 atomically, so a killed run never leaves a half-written file.
+
+The backbone decides the supernet (:mod:`search_core.model_search`) and the stages: one for
+DARTS and PC-DARTS, P-DARTS's for ``pdarts`` (:mod:`search_core.progressive`). A stage begins
+with a new supernet, optimisers and cosine schedule; its first ``arch_warmup_epochs`` epochs
+train θ alone (their records hold no upper-level objectives), and P-DARTS sets each epoch's
+skip-connect dropout. When a stage that is not the last ends, its α prunes the ops of the next
+(P-DARTS's search-space approximation) and the next stage's supernet is built before the
+checkpoint is written, so the checkpoint holds the stage, the surviving ops and the random
+state after that build: a run killed in any stage resumes exactly.
 """
 
 from __future__ import annotations
@@ -23,13 +32,34 @@ import torch
 
 from search_core.augment import normalize, random_crop_flip, to_float
 from search_core.bilevel import BilevelStep
+from search_core.checkpoint import (
+    generator_states,
+    load_checkpoint,
+    restore_generators,
+    save_atomic,
+    write_atomic,
+)
 from search_core.config import SearchConfig, from_mapping
 from search_core.cost import build_cost_tables, genotype_size
 from search_core.data import ImageSet, load_image_set, split_halves
 from search_core.errors import CheckpointError, ConfigError
 from search_core.genotypes import Genotype
+from search_core.layout import edge_inputs
 from search_core.model_search import SearchNetwork
 from search_core.objectives import PixelBox
+from search_core.progressive import full_mask, prune_ops, skip_dropout_rate, stage_plan
+
+__all__ = [
+    "CHECKPOINT",
+    "METRICS",
+    "DeviceData",
+    "Progress",
+    "Reporter",
+    "Search",
+    "SearchResult",
+    "load_checkpoint",
+    "run_search",
+]
 
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.jsonl"
@@ -49,48 +79,6 @@ class SearchResult:
     genotype: Genotype
     records: list[dict[str, Any]]
     out_dir: Path
-
-
-def save_atomic(state: dict[str, Any], path: Path) -> None:
-    """``torch.save`` so that ``path`` holds either the old or the whole new checkpoint."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(state, tmp)
-    tmp.replace(path)
-
-
-def generator_states(
-    sample_gen: torch.Generator, device_gen: torch.Generator, device: torch.device
-) -> dict[str, torch.Tensor]:
-    """Every random state a run draws from, for its checkpoint."""
-    states = {
-        "sample_gen": sample_gen.get_state(),
-        "device_gen": device_gen.get_state(),
-        "torch_rng": torch.get_rng_state(),
-    }
-    if device.type == "cuda":  # drop-path draws from the device's default generator
-        states["cuda_rng"] = torch.cuda.get_rng_state(device)
-    return states
-
-
-def restore_generators(
-    state: dict[str, Any],
-    sample_gen: torch.Generator,
-    device_gen: torch.Generator,
-    device: torch.device,
-) -> None:
-    """Put back what :func:`generator_states` saved (KeyError if a state is missing)."""
-    sample_gen.set_state(state["sample_gen"])
-    device_gen.set_state(state["device_gen"])
-    torch.set_rng_state(state["torch_rng"])
-    if device.type == "cuda":
-        torch.cuda.set_rng_state(state["cuda_rng"], device)
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` so that ``path`` holds either the old or the whole new content."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
 
 
 class DeviceData:
@@ -156,15 +144,6 @@ class Search:
         self.steps_per_epoch = (
             min(n_steps, config.steps_per_epoch) if config.steps_per_epoch else n_steps
         )
-        self.net = SearchNetwork(
-            self.num_classes,
-            config.layers,
-            config.init_channels,
-            self.input_size,
-            self.in_channels,
-            config.nodes,
-            stem_multiplier=config.stem_multiplier,
-        ).to(self.device)
         self.costs = build_cost_tables(
             config.eval_layers,
             config.eval_init_channels,
@@ -174,18 +153,61 @@ class Search:
             config.nodes,
             stem_multiplier=config.stem_multiplier,
         ).to(self.device)
-        box = PixelBox.for_normalisation(config.epsilon, train.mean, train.std, self.device)
+        self.box = PixelBox.for_normalisation(config.epsilon, train.mean, train.std, self.device)
         self.sample_gen = torch.Generator().manual_seed(config.seed + 1)
         self.device_gen = torch.Generator(device=self.device).manual_seed(config.seed + 2)
-        self.step = BilevelStep(self.net, config, self.costs, box, self.device_gen)
-        self.schedule = torch.optim.lr_scheduler.CosineAnnealingLR(
-            self.step.w_optim, config.epochs, eta_min=config.lr_min
+        self.plan = stage_plan(config)
+        self.stage = 0
+        n_edges = len(edge_inputs(config.nodes))
+        self.masks: tuple[torch.Tensor, torch.Tensor] | None = (
+            (full_mask(n_edges), full_mask(n_edges)) if config.backbone == "pdarts" else None
         )
         self.epoch = 0
+        self._build_stage()
+
+    def _build_stage(self) -> None:
+        """The current stage's supernet (new θ and α), optimisers and cosine schedule."""
+        cfg = self.config
+        partial = cfg.backbone == "pc_darts"
+        self.net = SearchNetwork(
+            self.num_classes,
+            self.plan[self.stage].layers,
+            cfg.init_channels,
+            self.input_size,
+            self.in_channels,
+            cfg.nodes,
+            stem_multiplier=cfg.stem_multiplier,
+            partial_k=cfg.pc_k if partial else 1,
+            edge_normalization=partial,
+            op_masks=self.masks,
+            skip_limit=cfg.pdarts_skip_limit if cfg.backbone == "pdarts" else None,
+        ).to(self.device)
+        self.step = BilevelStep(self.net, cfg, self.costs, self.box, self.device_gen)
+        self.schedule = torch.optim.lr_scheduler.CosineAnnealingLR(
+            self.step.w_optim, cfg.epochs, eta_min=cfg.lr_min
+        )
+
+    def _next_stage(self) -> None:
+        """P-DARTS's search-space approximation: prune by this stage's α, build the next."""
+        assert self.masks is not None
+        keep = self.plan[self.stage + 1].ops
+        weights = [w.detach().cpu() for w in self.net.op_weights()]
+        pruned = [prune_ops(w, m, keep) for w, m in zip(weights, self.masks, strict=True)]
+        self.masks = (pruned[0], pruned[1])
+        self.stage += 1
+        self._build_stage()
 
     def run_epoch(self, progress: Progress | None = None) -> dict[str, Any]:
         cfg, B = self.config, self.config.batch_size
         started = time.perf_counter()
+        stage = self.plan[self.stage]
+        in_stage = self.epoch - stage.first_epoch
+        arch_moves = in_stage >= cfg.arch_warmup_epochs
+        extra: dict[str, Any] = {"arch_updates": arch_moves}
+        if cfg.backbone == "pdarts":
+            rate = skip_dropout_rate(stage.dropout, in_stage, cfg.epochs, cfg.arch_warmup_epochs)
+            self.net.set_skip_dropout(rate)
+            extra.update(stage=stage.index + 1, skip_dropout=rate)
         # The epoch's whole sampling plan moves to the device in one copy per index set, so
         # the steps themselves never wait on the host.
         order_w = self.weight_idx[torch.randperm(len(self.weight_idx), generator=self.sample_gen)]
@@ -201,26 +223,45 @@ class Search:
         train_sum = torch.zeros((), device=self.device)
         for s in range(self.steps_per_epoch):
             train = self.data.batch(order_w[s * B : (s + 1) * B], self.device_gen)
-            val = self.data.batch(order_a[s * B : (s + 1) * B], self.device_gen)
             ood_x, _ = self.ood.batch(ood_picks[s], None, augment=False)
-            result = self.step.step(train, val, ood_x)
-            loss_sum += result.losses
-            weight_sum += result.weights
-            train_sum += result.train_loss
+            if arch_moves:
+                val = self.data.batch(order_a[s * B : (s + 1) * B], self.device_gen)
+                result = self.step.step(train, val, ood_x)
+                loss_sum += result.losses
+                weight_sum += result.weights
+                train_sum += result.train_loss
+            else:
+                train_sum += self.step.weight_step(train, ood_x)
             if progress is not None:
                 progress(self.epoch, s + 1, self.steps_per_epoch)
         self.schedule.step()
         self.epoch += 1
-        n = self.steps_per_epoch
+        record = self._record(loss_sum, weight_sum, train_sum, arch_moves, started)
+        record.update(extra)
+        if self.epoch == stage.first_epoch + cfg.epochs and self.stage + 1 < len(self.plan):
+            self._next_stage()
+        return record
+
+    def _record(
+        self,
+        loss_sum: torch.Tensor,
+        weight_sum: torch.Tensor,
+        train_sum: torch.Tensor,
+        arch_moves: bool,
+        started: float,
+    ) -> dict[str, Any]:
+        """The epoch's metrics line; warm-up epochs (no α step) have no upper objectives."""
+        cfg, n = self.config, self.steps_per_epoch
         losses = (loss_sum / n).tolist()
         genotype = self.net.genotype()
         params_m, flops_m = self.genotype_size(genotype)
         record: dict[str, Any] = {"epoch": self.epoch}
         for name in ("val", "ood", "adv", "nop", "flops"):
             key = f"{name}_loss"
-            record[key] = losses[cfg.objectives.index(name)] if name in cfg.objectives else None
+            measured = arch_moves and name in cfg.objectives
+            record[key] = losses[cfg.objectives.index(name)] if measured else None
         record.update(
-            mgda_weights=(weight_sum / n).tolist(),
+            mgda_weights=(weight_sum / n).tolist() if arch_moves else None,
             objectives=list(cfg.objectives),
             train_loss=float(train_sum / n),
             params_m=params_m,
@@ -237,9 +278,13 @@ class Search:
 
     # -- checkpoints ----------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
+        stages: dict[str, Any] = {"stage": self.stage}
+        if self.masks is not None:
+            stages["op_masks"] = list(self.masks)
         return {
             "config": self.config.to_dict(),
             "epoch": self.epoch,
+            **stages,
             "net": self.net.state_dict(),
             "w_optim": self.step.w_optim.state_dict(),
             "a_optim": self.step.a_optim.state_dict(),
@@ -260,6 +305,15 @@ class Search:
                     f"{source}: written for another configuration ({'; '.join(diff)}); "
                     "resume with the same settings or use another --out"
                 )
+            stage = int(state.get("stage", 0))
+            if not 0 <= stage < len(self.plan):
+                raise ValueError(f"stage {stage} of a search with {len(self.plan)} stages")
+            if "op_masks" in state:
+                normal, reduce = (m.to(torch.bool) for m in state["op_masks"])
+                self.masks = (normal, reduce)
+            if stage != self.stage or self.masks is not None:
+                self.stage = stage
+                self._build_stage()
             self.net.load_state_dict(state["net"])
             self.step.w_optim.load_state_dict(state["w_optim"])
             self.step.a_optim.load_state_dict(state["a_optim"])
@@ -276,20 +330,6 @@ class Search:
 
     def save(self, out_dir: Path) -> None:
         save_atomic(self.state_dict(), out_dir / CHECKPOINT)
-
-
-def load_checkpoint(path: Path) -> dict[str, Any]:
-    """Read a checkpoint safely (``weights_only``); any damage is one clear error."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise CheckpointError(
-            f"{path}: corrupt or unreadable checkpoint ({type(exc).__name__}); "
-            "delete it to start over, or use another --out"
-        ) from None
-    if not isinstance(state, dict):
-        raise CheckpointError(f"{path}: not a checkpoint (expected a dict of states)")
-    return state
 
 
 def _read_records(path: Path, upto: int) -> list[dict[str, Any]]:
@@ -339,7 +379,7 @@ def run_search(
         search.load_state_dict(state, ckpt)
     records = _read_records(out / METRICS, search.epoch)
     write_atomic(out / "config.json", json.dumps(config.to_dict(), indent=2) + "\n")
-    while search.epoch < config.epochs:
+    while search.epoch < config.total_epochs:
         record = search.run_epoch(progress)
         records.append(record)
         # metrics before the checkpoint: a kill between the two reruns the epoch on resume

@@ -60,7 +60,12 @@ _FRONT_COLOUR = "#d62728"
 _OTHER_COLOUR = "#9aa5b1"
 _NO_RANK_COLOUR = "#d0d4d9"
 _WORST_RANK_COLOUR = "#1f77b4"
-_COMPARE_STYLES = (("#1f77b4", "diamond"), ("#ff7f0e", "square"))
+_COMPARE_STYLES = (
+    ("#1f77b4", "diamond"),
+    ("#ff7f0e", "square"),
+    ("#2ca02c", "triangle-up"),
+    ("#9467bd", "cross"),
+)
 _MARGIN = {"l": 70, "r": 20, "t": 40, "b": 60}
 # (trace name, uid, colour, symbol, whether its rows are the front's)
 _GROUPS = (

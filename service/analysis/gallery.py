@@ -14,17 +14,28 @@ from typing import Literal, NamedTuple, get_args
 
 import plotly.graph_objects as go  # type: ignore[import-untyped, unused-ignore]
 
-from service.analysis.figures import grid_heatmap, parallel_coordinates, projection, scatter_matrix
-from service.analysis.plotdata import FRONT_RANK, Aggregate, RankedTable, grid_note
+from service.analysis.figures import (
+    compare_fronts,
+    grid_heatmap,
+    parallel_coordinates,
+    projection,
+    scatter_matrix,
+)
+from service.analysis.plotdata import FRONT_RANK, Aggregate, RankedTable, compare_info, grid_note
 from service.errors import ConfigError
-from service.objectives import DEFAULT_PROJECTION_2D, DEFAULT_PROJECTION_3D
+from service.objectives import DEFAULT_PROJECTION_2D, DEFAULT_PROJECTION_3D, METRICS
+
+BACKBONE = "backbone"
+"""The results column naming each trial's search backbone (darts, pc_darts, pdarts)."""
 
 __all__ = [
+    "BACKBONE",
     "FIGURE_NAMES",
     "HEATMAPS",
     "SECTIONS",
     "FigureName",
     "SweepFigures",
+    "fronts_by_backbone",
     "sweep_figure",
     "sweep_figures",
     "why_not",
@@ -38,6 +49,7 @@ FigureName = Literal[
     "heatmap_params",
     "heatmap_flops",
     "heatmap_rank",
+    "fronts_by_backbone",
 ]
 FIGURE_NAMES: tuple[FigureName, ...] = get_args(FigureName)
 """The figures of a sweep, in the order of the page."""
@@ -56,6 +68,7 @@ SECTIONS: dict[str, tuple[FigureName, ...]] = {
     "projection_3d": ("projection_3d",),
     "parallel": ("parallel",),
     "heatmaps": tuple(HEATMAPS),
+    "backbones": ("fronts_by_backbone",),
 }
 """The sections of a sweep's figures, on the page and in the report, each with its figures."""
 
@@ -71,9 +84,9 @@ def _axes(
     name: FigureName, projection_2d: Sequence[str], projection_3d: Sequence[str]
 ) -> tuple[str, ...]:
     """The columns a projection plots, checked; () for the other figures."""
-    if name not in ("projection_2d", "projection_3d"):
+    if name not in ("projection_2d", "projection_3d", "fronts_by_backbone"):
         return ()
-    axes, size = (projection_2d, 2) if name == "projection_2d" else (projection_3d, 3)
+    axes, size = (projection_3d, 3) if name == "projection_3d" else (projection_2d, 2)
     if len(axes) != size or len(set(axes)) != size:
         raise ConfigError(f"{name}: expected {size} distinct column names, got {list(axes)}")
     return tuple(axes)
@@ -91,8 +104,44 @@ def why_not(
         value = HEATMAPS[name][0]
         missing = None if value in columns else f"Skipped: the results have no {value} column."
         return grid_note(ranked.table) or missing
-    absent = [a for a in _axes(name, projection_2d, projection_3d) if a not in columns]
-    return f"Skipped: the results have no {', '.join(absent)} column." if absent else None
+    axes = _axes(name, projection_2d, projection_3d)
+    absent = [a for a in axes if a not in columns]
+    if absent:
+        return f"Skipped: the results have no {', '.join(absent)} column."
+    if name == "fronts_by_backbone":
+        return _why_not_by_backbone(ranked, axes)
+    return None
+
+
+def _why_not_by_backbone(ranked: RankedTable, axes: Sequence[str]) -> str | None:
+    backbones = _backbones(ranked)
+    if not backbones:
+        return "Skipped: no finished trial names its backbone."
+    if len(backbones) == 1:
+        return f"All trials searched on one backbone ({backbones[0]}): no fronts to compare."
+    others = [a for a in axes if a not in METRICS]
+    if others:
+        return (
+            f"Skipped: fronts by backbone are drawn over two metrics of the 2-D projection; "
+            f"{' and '.join(others)} {'is' if len(others) == 1 else 'are'} no metric."
+        )
+    return None
+
+
+def _backbones(ranked: RankedTable) -> list[str]:
+    """The backbones of the table's trials, sorted; [] without a backbone column."""
+    if BACKBONE not in ranked.table.columns:
+        return []
+    return sorted({str(b) for b in ranked.table[BACKBONE].dropna()})
+
+
+def fronts_by_backbone(ranked: RankedTable, x: str, y: str) -> go.Figure:
+    """The front of each backbone's trials over ``x`` and ``y`` (the 2-D projection's axes),
+    one colour per backbone, as in the comparison of two sweeps (Table IV's question: which
+    backbone reaches which part of the front)."""
+    table = ranked.table
+    groups = [(b, table[table[BACKBONE].astype(str) == b]) for b in _backbones(ranked)]
+    return compare_fronts(compare_info(groups, x, y))
 
 
 def sweep_figure(
@@ -111,6 +160,8 @@ def sweep_figure(
     if name in HEATMAPS:
         return grid_heatmap(table, *HEATMAPS[name])
     x, y, *z = _axes(name, projection_2d, projection_3d)
+    if name == "fronts_by_backbone":
+        return fronts_by_backbone(ranked, x, y)
     return projection(table, x, y, z[0] if z else None, ranked.front)
 
 

@@ -51,7 +51,7 @@ __all__ = [
 FRONT_RANK = "front_rank"
 """The column :func:`rank_table` adds for the nondomination rank (NaN for rows without one)."""
 
-_HOVER_COLUMNS = ("trial_id", "L", "F", "seed")
+_HOVER_COLUMNS = ("trial_id", "backbone", "L", "F", "seed")
 Aggregate = Literal["mean", "min", "max"]
 BoolArray = npt.NDArray[np.bool_]
 IntArray = npt.NDArray[np.int64]

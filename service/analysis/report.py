@@ -44,6 +44,7 @@ SECTION_TITLES: dict[str, str] = {
     "projection_3d": "Projection: test_error, params_m, pgd_acc",
     "parallel": "Parallel coordinates",
     "heatmaps": "L×F grid heatmaps",
+    "backbones": "Fronts by backbone",
     "cells": "Cells of the front genotypes",
 }
 """The title of each section of the page, by section id (the projections' titles name their

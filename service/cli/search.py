@@ -11,9 +11,9 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from search_core.config import PRESETS, preset
+from search_core.config import PRESETS, SearchConfig, preset
 from search_core.eval_config import (
     EVAL_PRESETS,
     PROXY_EPOCHS,
@@ -32,6 +32,9 @@ from service.cli.common import (
     interrupted,
     load_eval_config,
 )
+
+if TYPE_CHECKING:
+    from search_core.search import SearchResult
 
 __all__ = ["add_count", "add_evaluate", "add_search"]
 
@@ -61,31 +64,20 @@ def add_search(commands: Commands) -> None:
     parser.set_defaults(handler=_search)
 
 
-def _search(args: argparse.Namespace) -> int:
-    preset_name, values = config_layers(
-        args.preset, args.config, args.settings or [], list(PRESETS)
-    )
-    config = preset(preset_name, values)
-    # The evaluation's settings are checked before the search spends any time.
-    eval_config: EvalConfig | None = None
-    if args.evaluate == "retrain":
-        eval_config = retrain_config(config, preset_name)
-    elif args.evaluate == "proxy":
-        eval_config = proxy_config(config)
-    # torch loads only once the input is known to be good: bad input answers at once.
-    from search_core.search import CHECKPOINT, METRICS, load_checkpoint, run_search
+def _eval_config(evaluate: str | None, config: SearchConfig, preset_name: str) -> EvalConfig | None:
+    """The evaluation's config after a search, or None without ``--evaluate``."""
+    if evaluate == "retrain":
+        # A search preset without an evaluation preset of its name (``authors``) retrains
+        # as the paper does, as a sweep's evaluation does.
+        return retrain_config(config, preset_name if preset_name in EVAL_PRESETS else "paper")
+    if evaluate == "proxy":
+        return proxy_config(config)
+    return None
 
-    out: Path = args.out
-    check_out(out)
-    try:
-        with SearchProgress(config.epochs) as progress:
-            result = run_search(
-                config, out, resume=args.resume, reporter=progress.report, progress=progress
-            )
-    except KeyboardInterrupt:
-        return interrupted(out / CHECKPOINT)
+
+def _print_search(result: SearchResult, metrics_name: str) -> None:
     print(f"results in {result.out_dir}:")
-    for name in ("genotype.json", "genotype.py", METRICS):
+    for name in ("genotype.json", "genotype.py", metrics_name):
         print(f"  {result.out_dir / name}")
     if not result.records:  # resumed from a finished search whose metrics.jsonl is gone
         print(f"genotype {result.genotype.genotype_hash()}")
@@ -95,6 +87,28 @@ def _search(args: argparse.Namespace) -> int:
             f"genotype {last['genotype_hash']}  params_m {last['params_m']:.6f}  "
             f"flops_m {last['flops_m']:.6f}"
         )
+
+
+def _search(args: argparse.Namespace) -> int:
+    preset_name, values = config_layers(
+        args.preset, args.config, args.settings or [], list(PRESETS)
+    )
+    config = preset(preset_name, values)
+    # The evaluation's settings are checked before the search spends any time.
+    eval_config = _eval_config(args.evaluate, config, preset_name)
+    # torch loads only once the input is known to be good: bad input answers at once.
+    from search_core.search import CHECKPOINT, METRICS, load_checkpoint, run_search
+
+    out: Path = args.out
+    check_out(out)
+    try:
+        with SearchProgress(config.total_epochs) as progress:
+            result = run_search(
+                config, out, resume=args.resume, reporter=progress.report, progress=progress
+            )
+    except KeyboardInterrupt:
+        return interrupted(out / CHECKPOINT)
+    _print_search(result, METRICS)
     if eval_config is None:
         return 0
     from search_core import evaluate

@@ -193,10 +193,10 @@ def _sweep_status(args: argparse.Namespace) -> int:
         state = read_sweep_state(target)
         spec = spec_of(target)
         trials = trial_states(target)
-        total = search_epochs(spec)
         done = sum(1 for t in trials if t.get("status") == "done")
         print(f"sweep {state['sweep_id']}: {state['status']}, {done}/{state['trials']} trials done")
         for trial in trials:
+            total = search_epochs(spec, trial["point"])
             print(f"  {trial['trial_key']}: {trial['status']}, epochs {trial['epochs']}/{total}")
         return 0
     if target.exists() or "/" in args.target:

@@ -18,9 +18,9 @@ import pandas as pd  # type: ignore[import-untyped, unused-ignore]
 from service.analysis.export import export_front
 from service.analysis.pareto import front_of
 from service.analysis.report import write_report
-from service.errors import SweepStateError, UnknownSweepError
+from service.errors import ConfigError, SweepStateError, UnknownSweepError
 from service.files import replace_atomically
-from service.orchestration.points import sweep_objectives, trial_count
+from service.orchestration.points import search_config_for, sweep_objectives, trial_count
 from service.orchestration.rundir import (
     EXPORT_DIR,
     REPORT_FILE,
@@ -32,7 +32,7 @@ from service.orchestration.rundir import (
     sweep_progress,
     trial_states,
 )
-from service.orchestration.spec import parse_sweep
+from service.orchestration.spec import SweepSpec, parse_sweep
 from service.results.store import ResultStore
 from service.results.table import results_frame, trial_row
 
@@ -58,15 +58,29 @@ def results_table(run_dir: Path) -> pd.DataFrame:
     """The results table of the run directory, read from its trial directories."""
     run_dir = Path(run_dir).resolve()
     state = read_sweep_state(run_dir)
+    spec = parse_sweep(state["spec"], source=str(run_dir / SWEEP_FILE))
     rows = []
     for info in trial_states(run_dir):
         status = "done" if info.get("status") == "done" else "failed"
         rows.append(
             trial_row(
-                state["sweep_id"], info["trial_key"], info["point"], Path(info["dir"]), status
+                state["sweep_id"],
+                info["trial_key"],
+                info["point"],
+                Path(info["dir"]),
+                status,
+                backbone=_configured_backbone(spec, info["point"]),
             )
         )
     return results_frame(rows)
+
+
+def _configured_backbone(spec: SweepSpec, point: Mapping[str, object]) -> str | None:
+    """The backbone a trial's search config names, for a trial that never wrote its own."""
+    try:
+        return search_config_for(spec, point).backbone
+    except ConfigError:
+        return None
 
 
 def _store_rows(state: dict[str, object], frame: pd.DataFrame, progress: Mapping[str, int]) -> None:

@@ -155,12 +155,14 @@ def base_overrides(spec: SweepSpec) -> dict[str, Any]:
     return {**spec.search.overrides, **{k: v for k, v in data.items() if v is not None}}
 
 
-def search_epochs(spec: SweepSpec) -> int:
-    """The number of search epochs of each trial (of the first grid point's config)."""
-    point = {key: values[0] for key, values in spec.grid.items()}
+def search_epochs(spec: SweepSpec, point: Mapping[str, Any] | None = None) -> int:
+    """The number of search epochs of the trial at ``point``, every stage included; without a
+    point, the most over the grid's points (their backbones may run different numbers)."""
+    bounds: dict[str, Any] = {}
     if spec.strategy.kind == "optuna":
-        point.update({key: getattr(spec.strategy, key).low for key in BOUND_KEYS})
-    return search_config_for(spec, point).epochs
+        bounds = {key: getattr(spec.strategy, key).low for key in BOUND_KEYS}
+    points = grid_points(spec) if point is None else [point]
+    return max(search_config_for(spec, {**bounds, **p}).total_epochs for p in points)
 
 
 def sweep_objectives(spec: SweepSpec) -> dict[str, Direction]:

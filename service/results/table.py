@@ -1,7 +1,10 @@
 """The results table: one row per trial, read from the trial's directory (docs/ARCHITECTURE.md).
 
 A row holds the contract columns `RESULT_COLUMNS`, in that order, then every swept value under
-its config key (``L``, ``F``, ``seed``, backbone, ablation flags), sorted by key. The search
+its config key (``L``, ``F``, ``seed``, ablation flags), sorted by key. ``backbone`` is a
+contract column although it is a config key too: every row names the backbone its search ran
+on, read from the search's ``config.json`` whether the sweep varied it or not (a
+``config.json`` from before backbones existed is a DARTS search). The search
 objectives are those of the last epoch in ``metrics.jsonl``; the five front metrics come from
 the evaluation's ``metrics.json``. A trial without an evaluation has ``evaluation == "none"``,
 ``params_m``/``flops_m`` of its last searched genotype (exact sizes, not estimates) and NaN for
@@ -32,6 +35,7 @@ from service.errors import ConfigError, GenotypeError, TrialResultError
 from service.objectives import FRONT_METRICS, SEARCH_OBJECTIVES
 
 __all__ = [
+    "CONFIG_COLUMNS",
     "EVALUATIONS",
     "FLOAT_COLUMNS",
     "FRONT_METRICS",
@@ -57,6 +61,7 @@ RESULT_COLUMNS: tuple[str, ...] = (
     "sweep_id",
     "trial_id",
     "status",
+    "backbone",
     *OBJECTIVE_COLUMNS,
     "mgda_weights",
     *FRONT_METRICS,
@@ -82,6 +87,14 @@ FLOAT_COLUMNS: tuple[str, ...] = (
 
 TEXT_COLUMNS: tuple[str, ...] = tuple(c for c in RESULT_COLUMNS if c not in FLOAT_COLUMNS)
 """Contract columns held as text (pandas ``str``; missing is NaN)."""
+
+CONFIG_COLUMNS: tuple[str, ...] = ("backbone",)
+"""Contract columns that are search config keys: a sweep may vary them, and the row takes
+their value from the trial's ``config.json``."""
+
+LEGACY_BACKBONE = "darts"
+"""The backbone of a search whose ``config.json`` has no ``backbone``: written before the
+other backbones existed, it searched DARTS's supernet."""
 
 _VERSION_PACKAGES = ("torch", "torchvision", "e2rnas-sweeps", "ray")
 
@@ -210,18 +223,25 @@ def _evaluation_columns(
 
 
 def trial_row(
-    sweep_id: str, trial_id: str, swept: Mapping[str, Any], trial_dir: Path, status: str
+    sweep_id: str,
+    trial_id: str,
+    swept: Mapping[str, Any],
+    trial_dir: Path,
+    status: str,
+    backbone: str | None = None,
 ) -> dict[str, Any]:
     """The results row of one trial, read from ``trial_dir``.
 
     ``swept`` holds the trial's swept values by config key; a key that is also a contract
-    column is refused. A directory without search metrics gives status ``"failed"``; corrupt
-    files raise `TrialResultError` (see the module docstring).
+    column is refused, but for `CONFIG_COLUMNS`, whose value the row reads from the trial's
+    ``config.json`` (a trial that never wrote one takes the swept value, else ``backbone``,
+    the one its sweep configured). A directory without search metrics gives status
+    ``"failed"``; corrupt files raise `TrialResultError` (see the module docstring).
     """
     for name, value in (("sweep_id", sweep_id), ("trial_id", trial_id), ("status", status)):
         if not isinstance(value, str) or not value:
             raise ConfigError(f"{name}: expected a non-empty string, got {value!r}")
-    clash = sorted(set(swept) & set(RESULT_COLUMNS))
+    clash = sorted(set(swept) & set(RESULT_COLUMNS) - set(CONFIG_COLUMNS))
     if clash:
         raise ConfigError(
             f"swept: keys {clash} are contract columns of the results table; "
@@ -232,9 +252,17 @@ def trial_row(
     evaluation = _read_object(trial_dir / EVAL_METRICS)
     config = _read_object(trial_dir / SEARCH_CONFIG)
     row = _empty_row(sweep_id, trial_id, status if records else "failed")
-    row.update(swept)
-    if config is not None and isinstance(config.get("device"), str):
-        row["device"] = config["device"]
+    row.update({key: value for key, value in swept.items() if key not in CONFIG_COLUMNS})
+    row["backbone"] = swept.get("backbone", backbone)
+    if config is not None:
+        if isinstance(config.get("device"), str):
+            row["device"] = config["device"]
+        found = config.get("backbone", LEGACY_BACKBONE)
+        if not isinstance(found, str):
+            raise TrialResultError(
+                f"{trial_dir / SEARCH_CONFIG}: backbone: expected a string, got {found!r}"
+            )
+        row["backbone"] = found
     if not records:
         return row
 

@@ -71,3 +71,99 @@ def test_round_trip_through_a_dict() -> None:
     c = preset("cpu-tiny", {"seed": 3})
     assert from_mapping(c.to_dict()) == c
     assert isinstance(c, SearchConfig)
+
+
+# -- backbones --------------------------------------------------------------------------------
+
+
+def test_each_backbone_brings_its_papers_schedule() -> None:
+    """PC-DARTS section 4.2 and P-DARTS section 4.1 (and their train_search.py defaults)."""
+    pc = preset("paper", {"backbone": "pc_darts"})
+    assert (pc.pc_k, pc.batch_size, pc.lr, pc.lr_min, pc.arch_lr) == (4, 256, 0.1, 0.0, 6e-4)
+    assert (pc.arch_warmup_epochs, pc.epochs, pc.layers, pc.init_channels) == (15, 50, 8, 16)
+    assert pc.order == "second"  # the E2RNAS paper's eq. 9 on every backbone
+    pd = preset("paper", {"backbone": "pdarts"})
+    assert pd.pdarts_stage_layers == (5, 11, 17) and pd.layers == 17
+    assert pd.pdarts_stage_ops == (8, 5, 3) and pd.pdarts_stage_dropout == (0.0, 0.4, 0.7)
+    assert (pd.epochs, pd.total_epochs, pd.arch_warmup_epochs) == (25, 75, 10)
+    assert (pd.batch_size, pd.lr, pd.lr_min, pd.arch_lr, pd.arch_grad_clip) == (
+        96,
+        0.025,
+        0.0,
+        6e-4,
+        5.0,
+    )
+    assert pd.pdarts_skip_limit == 2
+    cifar100 = preset("paper", {"backbone": "pdarts", "dataset": "cifar100"})
+    assert cifar100.pdarts_stage_dropout == (0.1, 0.2, 0.3)
+    assert preset("paper") == preset("paper", {"backbone": "darts"})
+
+
+def test_the_authors_variants_are_first_order_and_pc_darts_keeps_darts_schedule() -> None:
+    pc = preset("authors", {"backbone": "pc_darts"})
+    assert (pc.order, pc.batch_size, pc.lr, pc.lr_min, pc.arch_lr, pc.arch_warmup_epochs) == (
+        "first",
+        64,
+        0.025,
+        0.001,
+        3e-4,
+        0,
+    )
+    pd = preset("authors", {"backbone": "pdarts"})
+    assert pd.order == "first"
+    assert pd.replace(order="second") == preset("paper", {"backbone": "pdarts"})
+    assert preset("authors") == preset("paper")
+
+
+def test_overrides_win_over_the_backbones_schedule() -> None:
+    c = preset("paper", {"backbone": "pc_darts", "batch_size": 32, "arch_warmup_epochs": 0})
+    assert (c.batch_size, c.arch_warmup_epochs, c.lr) == (32, 0, 0.1)
+    stages = preset(
+        "cpu-tiny",
+        {
+            "backbone": "pdarts",
+            "pdarts_stage_layers": "3, 5",
+            "layers": 5,
+            "pdarts_stage_ops": [8, 4],
+            "pdarts_stage_dropout": "0.1,0.3",
+        },
+    )
+    assert stages.pdarts_stage_layers == (3, 5) and stages.total_epochs == 4
+    assert from_mapping(stages.to_dict()) == stages
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"backbone": "pc-darts"}, "backbone: got 'pc-darts'; expected one of darts, pc_darts"),
+        ({"backbone": "pc_darts", "pc_k": 3}, "pc_k: got 3; expected a divisor of init_channels"),
+        ({"backbone": "pc_darts", "init_channels": 6}, "pc_k: got 4; expected a divisor"),
+        ({"backbone": "pdarts", "layers": 8}, "pdarts_stage_layers: got (5, 11, 17); expected its"),
+        (
+            {"backbone": "pdarts", "pdarts_stage_ops": "8,5"},
+            "pdarts_stage_ops: got (8, 5); expected",
+        ),
+        ({"backbone": "pdarts", "pdarts_stage_ops": "8,6,2"}, "pdarts_stage_ops: got (8, 6, 2)"),
+        ({"backbone": "pdarts", "pdarts_stage_ops": "7,5,3"}, "pdarts_stage_ops: got (7, 5, 3)"),
+        ({"backbone": "pdarts", "pdarts_stage_layers": "11,5,17"}, "pdarts_stage_layers: got"),
+        ({"backbone": "pdarts", "pdarts_stage_layers": "2,11,17"}, "at least 3 cells"),
+        ({"backbone": "pdarts", "pdarts_stage_dropout": "0,0.4,1"}, "pdarts_stage_dropout: got"),
+        ({"backbone": "pdarts", "pdarts_stage_dropout": "0,x,1"}, "pdarts_stage_dropout[1]: got"),
+        ({"backbone": "pdarts", "arch_warmup_epochs": 25}, "arch_warmup_epochs: got 25"),
+        ({"arch_warmup_epochs": -1}, "arch_warmup_epochs: got -1"),
+        ({"pdarts_skip_limit": -1}, "pdarts_skip_limit: got -1"),
+        ({"arch_grad_clip": -1}, "arch_grad_clip: got -1.0"),
+    ],
+)
+def test_bad_backbone_settings_are_refused_naming_the_key(
+    changes: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ConfigError) as error:
+        preset("paper", changes)
+    assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def test_a_key_of_another_backbone_is_not_checked() -> None:
+    """pc_k must divide the channels of a PC-DARTS search only; P-DARTS's stages likewise."""
+    assert preset("paper", {"pc_k": 3, "init_channels": 16}).pc_k == 3
+    assert preset("paper", {"pdarts_stage_layers": "4"}).layers == 8

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 
 import pytest
@@ -16,7 +17,9 @@ from search_core.cost import (
     op_cost,
 )
 from search_core.genotypes import BUNDLED, PRIMITIVES, Genotype, derive_genotype
+from search_core.layout import edge_inputs
 from search_core.model_eval import EvalNetwork, count_flops_m, count_params_m
+from search_core.model_search import SearchNetwork
 from search_core.ops import build_op
 
 
@@ -168,3 +171,92 @@ def test_derived_estimate_gradient_matches_finite_differences() -> None:
         shift[e, o] = h
         numeric = (estimate(alpha + shift) - estimate(alpha - shift)) / (2 * h)
         assert float(grad[e, o]) == pytest.approx(float(numeric), rel=1e-5, abs=1e-12)
+
+
+# -- the other backbones: their op weights at a genotype's one-hot architecture --------------
+
+
+def kept_rows(genotype: Genotype) -> tuple[dict[int, str], dict[int, str]]:
+    """Row (edge) → op of the kept edges of each cell."""
+    rows = {edge: e for e, edge in enumerate(edge_inputs(genotype.steps))}
+    return tuple(  # type: ignore[return-value]
+        {rows[(k // 2, j)]: name for k, (name, j) in enumerate(cell)}
+        for cell in (genotype.normal, genotype.reduce)
+    )
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("derived", [False, True])
+def test_pc_darts_cost_at_one_hot_alpha_and_beta_equals_the_counted_network(
+    seed: int, derived: bool
+) -> None:
+    """α one-hot on the kept ops, β equal on a node's two kept edges and −∞ on the others:
+    the β-weighted estimate (factor 2·softmax(β)) is the built network's size, and the
+    supernet derives the genotype back."""
+    genotype = random_genotype(random.Random(seed))
+    tables = build_cost_tables(6, 8, 5, 8, 1)
+    net = SearchNetwork(5, 3, 8, 8, 1, partial_k=4, edge_normalization=True)
+    with torch.no_grad():
+        for alpha, beta, kept in zip(
+            net.alphas()[:2], net.alphas()[2:], kept_rows(genotype), strict=True
+        ):
+            alpha.zero_()
+            beta.fill_(-math.inf)
+            for e, name in kept.items():
+                alpha[e] = -math.inf
+                alpha[e, PRIMITIVES.index(name)] = 0.0
+                beta[e] = 0.0
+    assert net.genotype().canonical() == genotype.canonical()
+    params, flops = tables.expected(*net.cost_weights(derived=derived))
+    counted = EvalNetwork(genotype, 5, 6, 8, 8, 1)
+    assert float(params) == pytest.approx(count_params_m(counted), rel=1e-6)
+    assert float(flops) == pytest.approx(count_flops_m(counted, 8, 1), rel=1e-6)
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("derived", [False, True])
+def test_pdarts_cost_at_one_hot_alpha_over_pruned_ops_equals_the_counted_network(
+    seed: int, derived: bool
+) -> None:
+    """Masks of a last stage (3 ops per edge: the genotype's op where it keeps the edge,
+    ``none`` where it does not), α one-hot inside them: the estimate over the surviving ops
+    is the built network's size, and the supernet derives the genotype back."""
+    rng = random.Random(seed)
+    genotype = random_genotype(rng)
+    tables = build_cost_tables(6, 8, 5, 8, 1)
+    masks = []
+    for kept in kept_rows(genotype):
+        mask = torch.zeros(14, len(PRIMITIVES), dtype=torch.bool)
+        for e in range(14):
+            chosen = PRIMITIVES.index(kept.get(e, "none"))
+            others = [o for o in range(len(PRIMITIVES)) if o != chosen]
+            mask[e, [chosen, *rng.sample(others, 2)]] = True
+        masks.append(mask)
+    net = SearchNetwork(5, 3, 4, 8, 1, op_masks=(masks[0], masks[1]))
+    with torch.no_grad():
+        for alpha, kept in zip(net.alphas(), kept_rows(genotype), strict=True):
+            alpha.fill_(-math.inf)
+            for e in range(14):
+                alpha[e, PRIMITIVES.index(kept.get(e, "none"))] = 0.0
+    assert net.genotype().canonical() == genotype.canonical()
+    params, flops = tables.expected(*net.cost_weights(derived=derived))
+    counted = EvalNetwork(genotype, 5, 6, 8, 8, 1)
+    assert float(params) == pytest.approx(count_params_m(counted), rel=1e-6)
+    assert float(flops) == pytest.approx(count_flops_m(counted, 8, 1), rel=1e-6)
+
+
+def test_pc_darts_cost_weighs_each_edge_by_twice_its_normalised_beta() -> None:
+    """Entry by entry: softmax(α)_e,o · 2 exp(β_e) / Σ_{e' into the node} exp(β_e')."""
+    torch.manual_seed(3)
+    net = SearchNetwork(5, 3, 8, 8, 1, partial_k=2, edge_normalization=True).double()
+    with torch.no_grad():
+        for p in net.alphas():
+            p.copy_(torch.randn_like(p))
+    got, _ = net.cost_weights()
+    alpha, beta = net.alpha_normal.tolist(), net.beta_normal.tolist()
+    for e, (node, _) in enumerate(edge_inputs(4)):
+        siblings = [f for f, (n, _) in enumerate(edge_inputs(4)) if n == node]
+        edge = 2 * math.exp(beta[e]) / sum(math.exp(beta[f]) for f in siblings)
+        total = sum(math.exp(a) for a in alpha[e])
+        for o in range(len(PRIMITIVES)):
+            assert float(got[e, o]) == pytest.approx(math.exp(alpha[e][o]) / total * edge)

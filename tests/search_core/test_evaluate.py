@@ -315,3 +315,16 @@ def test_proxy_measures_the_derived_network_at_search_size(tmp_path: Path) -> No
     assert not metrics["inherits_supernet_weights"]
     assert 0 <= metrics["pgd_acc"] <= metrics["clean_acc"]
     assert json.loads((tmp_path / METRICS_FILE).read_text()) == metrics
+
+
+def test_a_pc_darts_proxy_starts_from_scratch(tmp_path: Path) -> None:
+    """The PC-DARTS supernet's ops saw 1/K of the channels: its weights are not inherited."""
+    from search_core.model_search import SearchNetwork
+
+    search = preset("cpu-tiny", {"backbone": "pc_darts"})
+    supernet = SearchNetwork(
+        5, search.layers, search.init_channels, 8, 1, partial_k=4, edge_normalization=True
+    )
+    metrics = run_proxy(DARTS_V2, search, tmp_path, epochs=1, supernet_state=supernet.state_dict())
+    assert not metrics["inherits_supernet_weights"]
+    assert metrics["settings"]["init_channels"] == search.init_channels == 8

@@ -103,16 +103,20 @@ def _projection_axes(
     """The projections' columns for one figure: ``given`` (query ``x``, ``y``, ``z``) where
     set, else the sweep's ``report:`` choice; only a projection takes them."""
     default_2d, default_3d = spec.report.projection_2d, spec.report.projection_3d
-    params = {"projection_2d": ("x", "y"), "projection_3d": ("x", "y", "z")}.get(name, ())
+    params = {
+        "projection_2d": ("x", "y"),
+        "fronts_by_backbone": ("x", "y"),
+        "projection_3d": ("x", "y", "z"),
+    }.get(name, ())
     for param, value in given.items():
         if value is not None and param not in params:
             raise ConfigError(
-                f"{param}: {name} takes no {param} axis; only projection_2d (x, y) and "
-                "projection_3d (x, y, z) do"
+                f"{param}: {name} takes no {param} axis; only projection_2d and "
+                "fronts_by_backbone (x, y) and projection_3d (x, y, z) do"
             )
     if not params:
         return default_2d, default_3d
-    default = default_2d if name == "projection_2d" else default_3d
+    default = default_3d if name == "projection_3d" else default_2d
     axes = tuple(given[param] or column for param, column in zip(params, default, strict=True))
     choices = plottable_columns(spec)
     for i, (param, column) in enumerate(zip(params, axes, strict=True)):
@@ -125,7 +129,7 @@ def _projection_axes(
                 f"{param}: {column!r} is already the {params[axes.index(column)]} axis; "
                 f"choose {len(params)} different columns"
             )
-    return (axes, default_3d) if name == "projection_2d" else (default_2d, axes)
+    return (default_2d, axes) if name == "projection_3d" else (axes, default_3d)
 
 
 @router.get("/{name}", response_model=FigurePublic, responses=PROBLEMS)
@@ -141,7 +145,8 @@ def one_figure(
     """One figure of the sweep page (see ``GET /api/sweeps/{sweep_id}/figures``).
 
     ``x``, ``y`` and, for ``projection_3d``, ``z`` choose a projection's columns, each by
-    default the sweep's ``report:`` choice; the other figures take no axes. 409 when the
+    default the sweep's ``report:`` choice (``fronts_by_backbone`` takes the 2-D projection's
+    ``x`` and ``y``); the other figures take no axes. 409 when the
     finished trials cannot give the figure yet.
     """
     spec = sweep_spec(manager, sweep_id)

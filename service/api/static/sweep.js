@@ -42,14 +42,20 @@
         .then(renderHeader).catch((e) => showError(error, e));
     });
     $("table-filter").addEventListener("input", drawTable);
-    // A new axis redraws that projection alone; the next refresh keeps the chosen axes.
+    // A new axis redraws the figures over those axes alone (the fronts by backbone follow the
+    // 2-D projection's); the next refresh keeps the chosen axes.
+    const SHARING = { projection_2d: ["projection_2d", "fronts_by_backbone"],
+      projection_3d: ["projection_3d"] };
     PROJECTIONS.forEach((name) => selectsOf(name).forEach((select) => {
       select.addEventListener("change", () => {
         const axes = axesOf(name).split(",").map((column, i) => ["xyz"[i], column]);
-        const div = document.querySelector(`[data-figure="${name}"]`);
-        api(`${apiSweep(id)}/figures/${name}?${new URLSearchParams(axes)}`)
-          .then((figure) => plot(div, figure, onClick))
-          .catch((e) => showError(error, e));
+        SHARING[name].forEach((figureName) => {
+          const div = document.querySelector(`[data-figure="${figureName}"]`);
+          if (!div || (figureName !== name && div.classList.contains("hidden"))) return;
+          api(`${apiSweep(id)}/figures/${figureName}?${new URLSearchParams(axes)}`)
+            .then((figure) => plot(div, figure, onClick))
+            .catch((e) => showError(error, e));
+        });
       });
     }));
 

@@ -22,11 +22,20 @@ from service.analysis.figures import (
     projection,
     scatter_matrix,
 )
-from service.analysis.gallery import FIGURE_NAMES, SECTIONS, sweep_figure, sweep_figures, why_not
+from service.analysis.gallery import (
+    FIGURE_NAMES,
+    SECTIONS,
+    fronts_by_backbone,
+    sweep_figure,
+    sweep_figures,
+    why_not,
+)
 from service.analysis.plotdata import FRONT_RANK, compare_info, rank_table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from synthetic_front import FRONT, METRICS, sweep_frame
+from synthetic_front import FRONT, METRICS, brute_force_front, sweep_frame
+
+BACKBONES = ["darts", "pc_darts", "pdarts"] * 3
 
 _NODE_NAMES = ("c_{k-2}", "c_{k-1}", "0", "1", "2", "3", "c_{k}")
 
@@ -136,20 +145,52 @@ def test_compare_fronts_draws_each_sweep_and_its_staircase() -> None:
     assert fig.layout.yaxis.title.text == "params_m (min)"
 
 
+def test_fronts_by_backbone_draw_each_backbones_own_front() -> None:
+    """Each backbone's front trace holds exactly the rows of that backbone that no other row
+    of the same backbone dominates (brute force over the two plotted metrics)."""
+    df = sweep_frame().assign(trial_id=[f"{i:04d}" for i in range(9)], backbone=BACKBONES)
+    fig = fronts_by_backbone(rank_table(df), "pgd_acc", "params_m")
+    assert [t.name for t in fig.data] == [
+        f"{b} {part}" for b in ("darts", "pc_darts", "pdarts") for part in ("(all trials)", "front")
+    ]
+    for k, backbone in enumerate(("darts", "pc_darts", "pdarts")):
+        rows = df[df["backbone"] == backbone].reset_index(drop=True)
+        minimised = np.column_stack([-rows["pgd_acc"], rows["params_m"]]).astype(np.float64)
+        expected = {rows["trial_id"][i] for i in brute_force_front(minimised)}
+        every, front = fig.data[2 * k], fig.data[2 * k + 1]
+        assert {c[0] for c in every.customdata} == set(rows["trial_id"])
+        assert {c[0] for c in front.customdata} == expected
+    assert len({t.marker.color for t in fig.data[1::2]}) == 3
+
+
+def test_fronts_by_backbone_need_two_backbones_and_two_metrics() -> None:
+    one = rank_table(sweep_frame().assign(backbone="pc_darts"))
+    assert why_not(one, "fronts_by_backbone") == (
+        "All trials searched on one backbone (pc_darts): no fronts to compare."
+    )
+    three = rank_table(sweep_frame().assign(backbone=BACKBONES))
+    assert why_not(three, "fronts_by_backbone") is None
+    assert why_not(three, "fronts_by_backbone", ("L", "test_error")) == (
+        "Skipped: fronts by backbone are drawn over two metrics of the 2-D projection; "
+        "L is no metric."
+    )
+
+
 # -- the figures of a sweep ----------------------------------------------------------------
 
 
 def test_sweep_figures_draws_every_figure_of_the_ranked_table() -> None:
-    ranked = rank_table(sweep_frame())
-    drawn = sweep_figures(ranked, ("L", "flops_m"), ("seed", "F", "ood_aupr"))
+    ranked = rank_table(sweep_frame().assign(backbone=BACKBONES))
+    drawn = sweep_figures(ranked, ("flops_m", "test_error"), ("seed", "F", "ood_aupr"))
     assert tuple(drawn.figures) == FIGURE_NAMES and drawn.notes == {}
     assert [name for names in SECTIONS.values() for name in names] == list(FIGURE_NAMES)
     for name, fig in drawn.figures.items():
-        alone = sweep_figure(ranked, name, ("L", "flops_m"), ("seed", "F", "ood_aupr"))
+        alone = sweep_figure(ranked, name, ("flops_m", "test_error"), ("seed", "F", "ood_aupr"))
         assert as_json(fig) == as_json(alone), name
-    assert as_json(drawn.figures["scatter_matrix"]) == as_json(scatter_matrix(sweep_frame()))
+    table = sweep_frame().assign(backbone=BACKBONES)
+    assert as_json(drawn.figures["scatter_matrix"]) == as_json(scatter_matrix(table))
     assert as_json(drawn.figures["projection_2d"]) == as_json(
-        projection(sweep_frame(), "L", "flops_m")
+        projection(table, "flops_m", "test_error")
     )
     assert drawn.figures["heatmap_rank"].data[0].colorbar.title.text == FRONT_RANK
 
@@ -161,6 +202,7 @@ def test_sweep_figures_notes_what_the_table_cannot_give() -> None:
     assert drawn.notes == {
         "projection_2d": "Skipped: the results have no latency_ms column.",
         "heatmaps": "Heatmaps skipped: the results have no L or F column.",
+        "backbones": "Skipped: the results have no latency_ms column.",
     }
     assert why_not(ranked, "heatmap_flops") == drawn.notes["heatmaps"]
     no_flops = rank_table(sweep_frame().drop(columns="flops_m"), ["test_error"])
@@ -171,12 +213,17 @@ def test_sweep_figures_of_no_finished_trial_yet() -> None:
     """A running sweep's page before its first trial finishes: empty figures, no heatmaps."""
     drawn = sweep_figures(rank_table(sweep_frame().iloc[:0]))
     assert set(drawn.figures) == {"scatter_matrix", "projection_2d", "projection_3d", "parallel"}
-    assert drawn.notes == {"heatmaps": "Heatmaps skipped: no trial has both L and F."}
+    assert drawn.notes == {
+        "heatmaps": "Heatmaps skipped: no trial has both L and F.",
+        "backbones": "Skipped: no finished trial names its backbone.",
+    }
     assert all(len(trace.x) == 0 for trace in drawn.figures["projection_2d"].data)
 
 
 def test_sweep_figures_of_unevaluated_trials() -> None:
-    df = sweep_frame().assign(test_error=math.nan, pgd_acc=math.nan, ood_aupr=math.nan)
+    df = sweep_frame().assign(
+        test_error=math.nan, pgd_acc=math.nan, ood_aupr=math.nan, backbone=BACKBONES
+    )
     drawn = sweep_figures(rank_table(df))
     assert tuple(drawn.figures) == FIGURE_NAMES
     assert not np.any(rank_table(df).front)

@@ -30,7 +30,7 @@ from search_core.errors import ConfigError
 from search_core.genotypes import BUNDLED, Genotype, derive_genotype
 from service import cli
 from service.analysis.figures import compare_fronts, projection, scatter_matrix
-from service.analysis.gallery import FIGURE_NAMES, sweep_figure
+from service.analysis.gallery import FIGURE_NAMES, sweep_figure, why_not
 from service.analysis.plotdata import compare_info, rank_table
 from service.api import create_app
 from service.api.settings import ServiceSettings, load_settings
@@ -143,6 +143,8 @@ def _row(index: int, genotype: Genotype | None, status: str, **metrics: float) -
         sweep_id=SWEEP_ID,
         trial_id=f"F={0.3 * (index % 3 + 1):.1f}_L={0.01 * (index + 1):.2f}_seed=0",
         status=status,
+        # The synthetic sweep spans the three backbones, so that its fronts by backbone draw.
+        backbone=("darts", "pc_darts", "pdarts")[index % 3],
         evaluation="none",
         versions=package_versions(),
         L=round(0.01 * (index + 1), 2),
@@ -737,8 +739,19 @@ def test_api_figures_take_axes_and_objectives(client: TestClient, finished: pd.D
     assert body["objectives"] == {"test_error": "min", "params_m": "min"}
     assert (body["projection_2d"], body["projection_3d"]) == (["seed", "F"], ["L", "F", "val_loss"])
     axes = ("seed", "F"), ("L", "F", "val_loss")
-    for name in FIGURE_NAMES:
+    for name in (n for n in FIGURE_NAMES if n != "fronts_by_backbone"):
         assert body["figures"][name] == _json(sweep_figure(ranked, name, *axes)), name
+    # The fronts by backbone follow the 2-D projection's axes, which must then be metrics.
+    assert "fronts_by_backbone" not in body["figures"]
+    assert body["notes"] == {"backbones": why_not(ranked, "fronts_by_backbone", *axes)}
+    assert body["notes"]["backbones"].endswith("seed and F are no metric.")
+    by_backbone = client.get(
+        f"/api/sweeps/{SWEEP_ID}/figures/fronts_by_backbone", params={"x": "pgd_acc"}
+    )
+    assert by_backbone.status_code == 200, by_backbone.text
+    expected_by_backbone = sweep_figure(ranked, "fronts_by_backbone", ("pgd_acc", "params_m"))
+    assert by_backbone.json() == _json(expected_by_backbone)
+    assert len(by_backbone.json()["data"]) == 6  # every trial and the front, per backbone
     three = client.get(
         f"/api/sweeps/{SWEEP_ID}/figures/projection_3d",
         params={"x": "L", "z": "val_loss", "objectives": "test_error,params_m"},
@@ -780,7 +793,10 @@ def test_figures_of_a_sweep_without_finished_trials(client: TestClient) -> None:
     body = client.get("/api/sweeps/waiting-1/figures").json()
     assert set(body["figures"]) == {"scatter_matrix", "projection_2d", "projection_3d", "parallel"}
     # Without a trial, the results table has no swept columns at all.
-    assert body["notes"] == {"heatmaps": "Heatmaps skipped: the results have no L or F column."}
+    assert body["notes"] == {
+        "heatmaps": "Heatmaps skipped: the results have no L or F column.",
+        "backbones": "Skipped: no finished trial names its backbone.",
+    }
     assert body["axes"] == ["test_error", "params_m", "pgd_acc"]  # the chosen ones only
     heatmap = client.get("/api/sweeps/waiting-1/figures/heatmap_rank")
     assert heatmap.status_code == 409

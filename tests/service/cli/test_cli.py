@@ -214,6 +214,9 @@ def test_count_rejects_a_bad_genotype_file(
         ((*TINY, "--set", "L2.5"), ("--set", "L2.5", "KEY=VALUE")),
         ((*TINY, "--config", "bad.yaml"), ("--config", "bad.yaml", "line 2")),
         ((*TINY, "--config", "absent.yaml"), ("--config", "absent.yaml", "No such file")),
+        ((*TINY, "--set", "backbone=pcdarts"), ("backbone:", "pcdarts", "pc_darts")),
+        ((*TINY, "--set", "backbone=pc_darts", "--set", "pc_k=3"), ("pc_k:", "3", "divisor")),
+        ((*TINY, "--set", "backbone=pdarts", "--set", "layers=4"), ("pdarts_stage_layers:",)),
     ],
     ids=[
         "L-negative",
@@ -223,6 +226,9 @@ def test_count_rejects_a_bad_genotype_file(
         "set-without-equals",
         "config-malformed-yaml",
         "config-missing",
+        "backbone-unknown",
+        "K-not-dividing-the-channels",
+        "stages-not-fitting-the-cells",
     ],
 )
 def test_search_rejects_bad_input_before_creating_anything(

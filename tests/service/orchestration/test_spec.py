@@ -21,7 +21,7 @@ from service.orchestration.points import (
 from service.orchestration.spec import SweepSpec, load_sweep, parse_sweep
 
 SWEEPS = Path(__file__).resolve().parents[3] / "sweeps"
-EXAMPLES = ("quickstart", "cifar10_paper", "cifar100_paper", "optuna_nsga2")
+EXAMPLES = ("quickstart", "cifar10_paper", "cifar100_paper", "optuna_nsga2", "backbones")
 
 BASE = """\
 name: t
@@ -64,6 +64,19 @@ def test_example_settings() -> None:
     nsga2 = load_sweep(SWEEPS / "optuna_nsga2.yaml")
     assert nsga2.strategy.kind == "optuna" and nsga2.strategy.sampler == "nsga2"
     assert trial_count(nsga2) == nsga2.strategy.num_samples
+
+
+def test_backbones_sweep_switches_each_backbones_schedule() -> None:
+    """A grid over the backbone brings each one's own cpu-tiny schedule, under the file's
+    overrides; every row of the grid is a valid config."""
+    spec = load_sweep(SWEEPS / "backbones.yaml")
+    assert spec.search.preset == "cpu-tiny" and spec.dataset == "digits"
+    configs = {p["backbone"]: search_config_for(spec, p) for p in grid_points(spec)}
+    assert set(configs) == {"darts", "pc_darts", "pdarts"}
+    assert configs["pc_darts"].pc_k == 4 and configs["pc_darts"].arch_warmup_epochs == 1
+    assert configs["pdarts"].pdarts_stage_layers == (3, 4, 5)
+    assert configs["pdarts"].total_epochs == 6 and configs["darts"].total_epochs == 5
+    assert len(set(spec.grid["L"])) >= 2
 
 
 def test_grid_points_are_the_cartesian_product_in_file_order() -> None:
@@ -152,6 +165,21 @@ BAD = {
     "bad override": (
         BASE.replace("{preset: cpu-tiny}", "{preset: cpu-tiny, overrides: {epochs: 0}}"),
         "search.overrides.epochs: got 0",
+    ),
+    "unknown backbone in the grid": (
+        BASE.replace("]}", "], backbone: [darts, pc-darts]}"),
+        "grid.backbone[1]: got 'pc-darts'; expected one of darts, pc_darts, pdarts",
+    ),
+    "K that does not divide the channels": (
+        BASE.replace("]}", "], backbone: [pc_darts], pc_k: [3]}"),
+        "'backbone': 'pc_darts', 'pc_k': 3}: pc_k: got 3; expected a divisor of init_channels (8)",
+    ),
+    "a stage layout that does not fit the cells": (
+        BASE.replace("{preset: cpu-tiny}", "{preset: cpu-tiny, overrides: {layers: 4}}").replace(
+            "]}", "], backbone: [darts, pdarts]}"
+        ),
+        "grid.backbone[1]: pdarts_stage_layers: got (3, 4, 5); expected its last stage at "
+        "layers=4 cells",
     ),
     "grid over max_trials": (BASE + "max_trials: 5\n", "max_trials: the sweep has 6 trials"),
     "optuna over max_trials": (OPTUNA + "max_trials: 3\n", "max_trials: the sweep has 4 trials"),

@@ -27,12 +27,12 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine, create_engine, event, func, inspect, select, text
+from sqlalchemy import Engine, create_engine, event, func, inspect, select, text, update
 from sqlalchemy.engine import make_url
 
 from service.errors import StoreError
 from service.results.migrations import POSTGRES_LOCK_KEY, head_revision, migration_config
-from service.results.store import ResultStore, default_url, metadata
+from service.results.store import ResultStore, default_url, metadata, trials_table
 from service.results.table import FLOAT_COLUMNS, RESULT_COLUMNS, results_frame
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -100,7 +100,7 @@ def test_a_new_database_is_built_by_the_revisions_and_equals_the_tables(
 ) -> None:
     assert revision_of(store.engine) is None
     store.create_schema()
-    assert revision_of(store.engine) == head_revision() == "0002"
+    assert revision_of(store.engine) == head_revision() == "0003"
     assert schema_differences(store.engine) == []
 
 
@@ -289,7 +289,14 @@ def legacy_frame(kind: str, rerun: dict[str, Any] | None = None) -> pd.DataFrame
             values = rerun
         row: dict[str, Any] = dict.fromkeys(RESULT_COLUMNS)
         row.update(dict.fromkeys(FLOAT_COLUMNS, math.nan))
-        row.update(sweep_id=LEGACY_SWEEPS[kind]["sweep_id"], evaluation="none", versions=VERSIONS)
+        # Every trial stored before revision 0003 searched DARTS; the one whose swept values
+        # named it has it in the column now, and no longer among its swept values.
+        row.update(
+            sweep_id=LEGACY_SWEEPS[kind]["sweep_id"],
+            evaluation="none",
+            versions=VERSIONS,
+            backbone="darts",
+        )
         row.update(values)
         rows.append(row)
     return results_frame(rows)
@@ -325,6 +332,43 @@ def test_a_database_an_old_version_wrote_is_upgraded_with_every_value(url: str, 
         reopened.trials_frame("new-sweep"), legacy_frame(kind).assign(sweep_id="new-sweep")
     )
     reopened.close()
+
+
+def swept_of(engine: Engine, trial_id: str) -> dict[str, Any]:
+    with engine.connect() as connection:
+        found = connection.execute(
+            select(trials_table.c.swept).where(trials_table.c.trial_id == trial_id)
+        ).scalar_one()
+    assert isinstance(found, dict)
+    return found
+
+
+def test_revision_0003_moves_a_swept_backbone_into_its_column_and_back(url: str) -> None:
+    """Rows stored at 0002 are DARTS searches, unless their swept values name a backbone;
+    a downgrade puts the backbones other than DARTS back among the swept values."""
+    load_dump(url, "web-service")
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        command.stamp(migration_config(connection), "0002")
+        connection.execute(
+            update(trials_table)
+            .where(trials_table.c.trial_id == "0001")
+            .values(swept={"F": 100.0, "L": 2.5, "backbone": "pc_darts", "seed": 0})
+        )
+    with engine.begin() as connection:
+        command.upgrade(migration_config(connection), "0003")
+    with engine.connect() as connection:
+        stored = dict(
+            connection.execute(select(trials_table.c.trial_id, trials_table.c.backbone)).all()
+        )
+    assert stored == {"0000": "darts", "0001": "pc_darts", "0002": "darts"}
+    assert swept_of(engine, "0001") == {"F": 100.0, "L": 2.5, "seed": 0}
+    assert "backbone" not in swept_of(engine, "0002")
+    with engine.begin() as connection:
+        command.downgrade(migration_config(connection), "0002")
+    assert swept_of(engine, "0001")["backbone"] == "pc_darts"
+    assert "backbone" not in swept_of(engine, "0000")
+    engine.dispose()
 
 
 # -- processes that start together ------------------------------------------------------------

@@ -213,3 +213,32 @@ def test_package_versions_is_json_of_installed_packages() -> None:
     versions = json.loads(package_versions())
     assert versions["e2rnas-sweeps"] == "0.1.0"
     assert all(isinstance(v, str) for v in versions.values())
+
+
+def test_every_row_names_its_backbone_swept_or_not(tmp_path: Path) -> None:
+    """From config.json, whatever the sweep varied; a config.json from before backbones is a
+    DARTS search; a trial that never wrote one takes the swept or configured backbone."""
+    write_trial(tmp_path / "old", [BUNDLED["darts_v2"]])
+    assert trial_row("sw1", "old", {"L": 1.0}, tmp_path / "old", "done")["backbone"] == "darts"
+
+    write_trial(tmp_path / "pc", [BUNDLED["pc_darts"]])
+    config = tmp_path / "pc" / "config.json"
+    config.write_text(json.dumps({"device": "cpu", "backbone": "pc_darts"}))
+    swept = {"L": 1.0, "backbone": "pc_darts"}
+    row = trial_row("sw1", "pc", swept, tmp_path / "pc", "done", backbone="pc_darts")
+    assert row["backbone"] == "pc_darts"
+    frame = results_frame([row])
+    assert list(frame.columns) == [*RESULT_COLUMNS, "L"]  # a contract column, not a swept one
+
+    (tmp_path / "never").mkdir()
+    unstarted = trial_row("sw1", "never", {"L": 1.0}, tmp_path / "never", "done", "pdarts")
+    assert (unstarted["status"], unstarted["backbone"]) == ("failed", "pdarts")
+    swept_only = trial_row("sw1", "never", {"backbone": "pdarts"}, tmp_path / "never", "done")
+    assert swept_only["backbone"] == "pdarts"
+
+
+def test_a_backbone_that_is_not_text_is_a_corrupt_config(tmp_path: Path) -> None:
+    write_trial(tmp_path / "t", [BUNDLED["darts_v2"]])
+    (tmp_path / "t" / "config.json").write_text(json.dumps({"backbone": 3}))
+    with pytest.raises(TrialResultError, match=r"config\.json: backbone: expected a string"):
+        trial_row("sw1", "t", {}, tmp_path / "t", "done")

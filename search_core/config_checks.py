@@ -1,0 +1,136 @@
+"""The range checks of a search config: each bad value is one ConfigError naming the key, the
+value and what was expected (`search_core.config` runs them on every config it builds).
+
+Beyond the paper's settings (section IV-B-2) they check the backbones' (Table IV): PC-DARTS's K
+must divide the channels of every cell, and P-DARTS's stage layout must fit: one entry per
+stage in each list, depths of at least 3 cells that never shrink and end at ``layers``,
+candidate ops that start from all of ``PRIMITIVES`` and shrink to at least 3 (a non-``none``
+op must remain to stand in for a skip-connect the final limit removes).
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import TYPE_CHECKING
+
+from search_core.errors import ConfigError
+
+if TYPE_CHECKING:
+    from search_core.config import SearchConfig
+
+OBJECTIVES = ("val", "ood", "adv", "nop", "flops")
+BACKBONES = ("darts", "pc_darts", "pdarts")
+N_PRIMITIVES = 8  # len(search_core.genotypes.PRIMITIVES), without importing torch here
+CHOICES: dict[str, tuple[str, ...]] = {
+    "backbone": BACKBONES,
+    "order": ("first", "second"),
+    "hessian": ("exact", "finite_difference"),
+    "weighting": ("mgda", "equal"),
+    "mgda_normalization": ("l2", "loss", "none"),
+    "cost_estimate": ("expected", "derived"),
+    "cost_normalization": ("none", "start"),
+}
+
+
+def validate(c: SearchConfig) -> None:
+    """Raise ConfigError, naming the key, for the first setting of ``c`` out of range."""
+
+    def need(ok: bool, key: str, expected: str) -> None:
+        if not ok:
+            raise ConfigError(f"{key}: got {getattr(c, key)!r}; expected {expected}")
+
+    need(c.L >= 0, "L", "a lower bound >= 0 on parameters, in millions (e.g. L=2.5)")
+    need(c.F >= 0, "F", "a lower bound >= 0 on FLOPs (multiply-adds), in millions (e.g. F=400)")
+    for key in ("layers", "eval_layers"):
+        need(getattr(c, key) >= 3, key, "at least 3 cells (reductions sit at 1/3 and 2/3)")
+    for key in ("init_channels", "eval_init_channels"):
+        need(getattr(c, key) >= 2 and getattr(c, key) % 2 == 0, key, "an even number >= 2")
+    need(c.nodes >= 1, "nodes", "at least 1 intermediate node")
+    need(c.stem_multiplier >= 1, "stem_multiplier", "an integer >= 1")
+    need(c.epochs >= 1, "epochs", "at least 1")
+    need(c.batch_size >= 2, "batch_size", "at least 2 (batch norm needs two samples)")
+    need(c.steps_per_epoch >= 0, "steps_per_epoch", "0 (a full pass) or a positive count")
+    need(0.0 < c.train_portion < 1.0, "train_portion", "a fraction strictly between 0 and 1")
+    for key in ("lr", "arch_lr"):
+        need(getattr(c, key) > 0, key, "a positive learning rate")
+    need(0 <= c.lr_min <= c.lr, "lr_min", f"between 0 and lr ({c.lr})")
+    for key in ("momentum", "arch_beta1", "arch_beta2"):
+        need(0 <= getattr(c, key) < 1, key, "a value in [0, 1)")
+    for key in ("weight_decay", "arch_weight_decay", "grad_clip", "epsilon", "fw_tol"):
+        need(getattr(c, key) >= 0, key, "a value >= 0")
+    need(c.fd_epsilon > 0, "fd_epsilon", "a positive step")
+    need(c.threads >= 0, "threads", "0 (torch's default) or a positive count")
+    need(c.fw_max_iter >= 1, "fw_max_iter", "at least 1 iteration")
+    need(c.ood_loss_scale >= 0, "ood_loss_scale", "a value >= 0")
+    for key, choices in CHOICES.items():
+        need(getattr(c, key) in choices, key, "one of " + ", ".join(choices))
+    unknown = [o for o in c.objectives if o not in OBJECTIVES]
+    need(
+        not unknown and len(c.objectives) > 0,
+        "objectives",
+        "a non-empty subset of " + ", ".join(OBJECTIVES),
+    )
+    need(len(set(c.objectives)) == len(c.objectives), "objectives", "no repeated objective")
+    need(
+        c.device == "cpu" or c.device.startswith(("cuda", "mps")),
+        "device",
+        "cpu, cuda, cuda:N or mps",
+    )
+    need(c.arch_grad_clip >= 0, "arch_grad_clip", "a value >= 0 (0: unclipped)")
+    need(
+        0 <= c.arch_warmup_epochs < c.epochs,
+        "arch_warmup_epochs",
+        f"0 or more epochs, fewer than epochs ({c.epochs}) so that α moves",
+    )
+    need(c.pc_k >= 1, "pc_k", "an integer >= 1 (PC-DARTS's K; 1 keeps every channel)")
+    if c.backbone == "pc_darts":
+        need(
+            c.init_channels % c.pc_k == 0,
+            "pc_k",
+            f"a divisor of init_channels ({c.init_channels}), so that 1/K of every cell's "
+            "channels go through the mixed ops (reduction cells have 2x and 4x as many)",
+        )
+    need(c.pdarts_skip_limit >= 0, "pdarts_skip_limit", "an integer >= 0")
+    if c.backbone == "pdarts":
+        _validate_stages(c)
+
+
+def _validate_stages(c: SearchConfig) -> None:
+    """P-DARTS's stage layout: one entry per stage in each list, depths that grow to `layers`,
+    candidate ops that start from all of them and shrink, keeping a non-``none`` op and a
+    replacement for a skip-connect the final limit removes."""
+    depths, ops, dropout = c.pdarts_stage_layers, c.pdarts_stage_ops, c.pdarts_stage_dropout
+
+    def need(ok: bool, key: str, expected: str) -> None:
+        if not ok:
+            raise ConfigError(f"{key}: got {getattr(c, key)!r}; expected {expected}")
+
+    need(len(depths) >= 1, "pdarts_stage_layers", "the cells of at least one stage")
+    for key, values in (("pdarts_stage_ops", ops), ("pdarts_stage_dropout", dropout)):
+        need(
+            len(values) == len(depths),
+            key,
+            f"one entry per stage of pdarts_stage_layers ({len(depths)} stages)",
+        )
+    need(
+        all(d >= 3 for d in depths) and all(a <= b for a, b in itertools.pairwise(depths)),
+        "pdarts_stage_layers",
+        "stages of at least 3 cells each (reductions sit at 1/3 and 2/3), never shallower "
+        "than the stage before",
+    )
+    need(
+        depths[-1] == c.layers,
+        "pdarts_stage_layers",
+        f"its last stage at layers={c.layers} cells, the depth the search ends at (set both)",
+    )
+    need(
+        ops[0] == N_PRIMITIVES and all(a > b for a, b in itertools.pairwise(ops)) and ops[-1] >= 3,
+        "pdarts_stage_ops",
+        f"{N_PRIMITIVES} ops in the first stage, fewer in each stage after, and at least 3 "
+        "in the last (a non-none op must stand in for a skip-connect the limit removes)",
+    )
+    need(
+        all(0 <= p < 1 for p in dropout),
+        "pdarts_stage_dropout",
+        "dropout rates in [0, 1)",
+    )
