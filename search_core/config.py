@@ -3,14 +3,18 @@
 Defaults are the paper's search settings (section IV-B-2, the ``paper`` preset); ``cpu-tiny``
 shrinks everything for the embedded digits dataset so a search runs in about a minute on two
 CPU cores. Unknown keys, wrong types and out-of-range values raise :class:`ConfigError` naming
-the key, the value and what was expected.
+the key, the value (cut to an excerpt) and what was expected. Every count and size has an upper
+bound too (:data:`INT_LIMITS`, :data:`MAX_CHANNELS`, :data:`BOUND_LIMITS`), the datasets are
+checked by name and the device by form, so a value that cannot run fails here, not in a trial.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol, TypeVar, get_type_hints
@@ -25,6 +29,27 @@ class _Dataclass(Protocol):
 ConfigT = TypeVar("ConfigT", bound=_Dataclass)
 
 OBJECTIVES = ("val", "ood", "adv", "nop", "flops")
+DATASET_NAMES: tuple[str, ...] = ("digits", "digits-ood", "cifar10", "cifar100", "svhn")
+IMAGEFOLDER_PREFIX = "imagefolder:"
+DEVICE_PATTERN = re.compile(r"cpu|mps|cuda(?::[0-9]{1,3})?")
+MAX_SEED = 2**32 - 1  # numpy's and torch's seeds are 32-bit
+BOUND_LIMITS: dict[str, float] = {"L": 1e4, "F": 1e5}
+"""Largest lower bounds, in M params and M multiply-adds: far above any network the search
+space builds, low enough that the cost losses stay finite."""
+INT_LIMITS: dict[str, tuple[int, int, str]] = {
+    # key: (smallest, largest, what it counts); the upper ends keep a typo from running for ever.
+    "epochs": (1, 10_000, "epochs"),
+    "layers": (3, 100, "cells (reductions sit at 1/3 and 2/3)"),
+    "eval_layers": (3, 100, "cells (reductions sit at 1/3 and 2/3)"),
+    "nodes": (1, 16, "intermediate nodes"),
+    "stem_multiplier": (1, 16, "times init_channels"),
+    "batch_size": (2, 65_536, "samples (batch norm needs two)"),
+    "steps_per_epoch": (0, 1_000_000, "steps (0: a full pass)"),
+    "fw_max_iter": (1, 1_000_000, "iterations"),
+    "threads": (0, 1024, "CPU threads (0: torch's default)"),
+    "seed": (0, MAX_SEED, "(a 32-bit seed)"),
+}
+MAX_CHANNELS = 1024
 CHOICES: dict[str, tuple[str, ...]] = {
     "order": ("first", "second"),
     "hessian": ("exact", "finite_difference"),
@@ -135,6 +160,12 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
+def shown(value: Any, limit: int = 80) -> str:
+    """``repr(value)`` cut to ``limit`` characters, for messages that echo input."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 5]}...{text[-2:]}"
+
+
 def _coerce(key: str, value: Any, kind: Any) -> Any:
     expected = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
     if value is None:
@@ -144,39 +175,45 @@ def _coerce(key: str, value: Any, kind: Any) -> Any:
             return value
         if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
             return value.lower() in ("true", "1", "yes")
-        raise ConfigError(f"{key}: got {value!r}; expected true or false")
+        raise ConfigError(f"{key}: got {shown(value)}; expected true or false")
     if kind is int:
         if isinstance(value, bool):
-            raise ConfigError(f"{key}: got {value!r}; expected an integer")
+            raise ConfigError(f"{key}: got {shown(value)}; expected an integer")
         if isinstance(value, int):
             return value
         if isinstance(value, float) and value.is_integer():
             return int(value)
-        if isinstance(value, str):
+        if isinstance(value, str) and len(value) <= 40:
             try:
                 return int(value)
             except ValueError:
                 pass
-        raise ConfigError(f"{key}: got {value!r}; expected an integer")
+        raise ConfigError(f"{key}: got {shown(value)}; expected an integer")
     if kind is float:
         if isinstance(value, bool):
-            raise ConfigError(f"{key}: got {value!r}; expected a number")
+            raise ConfigError(f"{key}: got {shown(value)}; expected a number")
         try:
             number = float(value)
-        except (TypeError, ValueError):
-            raise ConfigError(f"{key}: got {value!r}; expected a number") from None
+        except (TypeError, ValueError, OverflowError):
+            raise ConfigError(f"{key}: got {shown(value)}; expected a number") from None
         if not math.isfinite(number):
-            raise ConfigError(f"{key}: got {value!r}; expected a finite number")
+            raise ConfigError(f"{key}: got {shown(value)}; expected a finite number")
         return number
     if kind is str:
         if not isinstance(value, str):
-            raise ConfigError(f"{key}: got {value!r}; expected a string")
+            raise ConfigError(f"{key}: got {shown(value)}; expected a string")
         return value
     # tuple[str, ...]: a list, or a comma-separated string
     items = value.split(",") if isinstance(value, str) else value
     if not isinstance(items, list | tuple) or not all(isinstance(i, str) for i in items):
-        raise ConfigError(f"{key}: got {value!r}; expected a list of names")
+        raise ConfigError(f"{key}: got {shown(value)}; expected a list of names")
     return tuple(i.strip() for i in items)
+
+
+@functools.cache
+def _field_types(cls: type) -> dict[str, Any]:
+    # Resolving the string annotations costs more than building the config: once per class.
+    return get_type_hints(cls)
 
 
 def checked_replace(base: ConfigT, values: Mapping[str, Any]) -> ConfigT:
@@ -186,7 +223,7 @@ def checked_replace(base: ConfigT, values: Mapping[str, Any]) -> ConfigT:
     coerced to its field's type (strings from the command line included), and the dataclass's
     own ``__post_init__`` then checks the ranges.
     """
-    types = get_type_hints(type(base))
+    types = _field_types(type(base))
     changes: dict[str, Any] = {}
     for key, value in values.items():
         if key not in types:
@@ -213,19 +250,20 @@ def preset(name: str, overrides: Mapping[str, Any] | None = None) -> SearchConfi
 def _validate(c: SearchConfig) -> None:
     def need(ok: bool, key: str, expected: str) -> None:
         if not ok:
-            raise ConfigError(f"{key}: got {getattr(c, key)!r}; expected {expected}")
+            raise ConfigError(f"{key}: got {shown(getattr(c, key))}; expected {expected}")
 
-    need(c.L >= 0, "L", "a lower bound >= 0 on parameters, in millions (e.g. L=2.5)")
-    need(c.F >= 0, "F", "a lower bound >= 0 on FLOPs (multiply-adds), in millions (e.g. F=400)")
-    for key in ("layers", "eval_layers"):
-        need(getattr(c, key) >= 3, key, "at least 3 cells (reductions sit at 1/3 and 2/3)")
+    need(0 <= c.L <= BOUND_LIMITS["L"], "L", _bound_expected("L", "parameters", "L=2.5"))
+    need(0 <= c.F <= BOUND_LIMITS["F"], "F", _bound_expected("F", "FLOPs (multiply-adds)", "F=400"))
+    _validate_data(c)
+    for key, (low, high, unit) in INT_LIMITS.items():
+        need(low <= getattr(c, key) <= high, key, f"{low} to {high} {unit}")
     for key in ("init_channels", "eval_init_channels"):
-        need(getattr(c, key) >= 2 and getattr(c, key) % 2 == 0, key, "an even number >= 2")
-    need(c.nodes >= 1, "nodes", "at least 1 intermediate node")
-    need(c.stem_multiplier >= 1, "stem_multiplier", "an integer >= 1")
-    need(c.epochs >= 1, "epochs", "at least 1")
-    need(c.batch_size >= 2, "batch_size", "at least 2 (batch norm needs two samples)")
-    need(c.steps_per_epoch >= 0, "steps_per_epoch", "0 (a full pass) or a positive count")
+        value = getattr(c, key)
+        need(
+            2 <= value <= MAX_CHANNELS and value % 2 == 0,
+            key,
+            f"an even number 2 to {MAX_CHANNELS}",
+        )
     need(0.0 < c.train_portion < 1.0, "train_portion", "a fraction strictly between 0 and 1")
     for key in ("lr", "arch_lr"):
         need(getattr(c, key) > 0, key, "a positive learning rate")
@@ -235,8 +273,6 @@ def _validate(c: SearchConfig) -> None:
     for key in ("weight_decay", "arch_weight_decay", "grad_clip", "epsilon", "fw_tol"):
         need(getattr(c, key) >= 0, key, "a value >= 0")
     need(c.fd_epsilon > 0, "fd_epsilon", "a positive step")
-    need(c.threads >= 0, "threads", "0 (torch's default) or a positive count")
-    need(c.fw_max_iter >= 1, "fw_max_iter", "at least 1 iteration")
     need(c.ood_loss_scale >= 0, "ood_loss_scale", "a value >= 0")
     for key, choices in CHOICES.items():
         need(getattr(c, key) in choices, key, "one of " + ", ".join(choices))
@@ -247,8 +283,27 @@ def _validate(c: SearchConfig) -> None:
         "a non-empty subset of " + ", ".join(OBJECTIVES),
     )
     need(len(set(c.objectives)) == len(c.objectives), "objectives", "no repeated objective")
-    need(
-        c.device == "cpu" or c.device.startswith(("cuda", "mps")),
-        "device",
-        "cpu, cuda, cuda:N or mps",
-    )
+    need(DEVICE_PATTERN.fullmatch(c.device) is not None, "device", "cpu, cuda, cuda:N or mps")
+
+
+def _bound_expected(key: str, what: str, example: str) -> str:
+    return f"a lower bound on {what} in millions, 0 to {BOUND_LIMITS[key]:g} (e.g. {example})"
+
+
+def _validate_data(c: SearchConfig) -> None:
+    for key in ("dataset", "ood_dataset"):
+        name = getattr(c, key)
+        folder = name.removeprefix(IMAGEFOLDER_PREFIX)
+        if name in DATASET_NAMES or (name.startswith(IMAGEFOLDER_PREFIX) and folder.strip()):
+            continue
+        near = difflib.get_close_matches(name, DATASET_NAMES, n=1)
+        hint = f" (did you mean {near[0]!r}?)" if near else ""
+        raise ConfigError(
+            f"{key}: got {shown(name)}; expected one of {', '.join(DATASET_NAMES)} or "
+            f"{IMAGEFOLDER_PREFIX}<dir>{hint}"
+        )
+    if c.ood_dataset == c.dataset:
+        raise ConfigError(
+            f"ood_dataset: got {shown(c.ood_dataset)}, the in-distribution set itself; expected "
+            "a set with other classes (e.g. svhn for cifar10, digits-ood for digits)"
+        )
