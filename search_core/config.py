@@ -287,7 +287,9 @@ def _validate(c: SearchConfig) -> None:
 
 
 def _bound_expected(key: str, what: str, example: str) -> str:
-    return f"a lower bound on {what} in millions, 0 to {BOUND_LIMITS[key]:g} (e.g. {example})"
+    return (
+        f"a lower bound >= 0 and <= {BOUND_LIMITS[key]:g} on {what}, in millions (e.g. {example})"
+    )
 
 
 def _validate_data(c: SearchConfig) -> None:

@@ -67,9 +67,9 @@ def test_string_overrides_are_coerced() -> None:
         ({"batch_size": 10**9}, "batch_size"),
         (
             {"L": 1e308},
-            r"L: got 1e\+308; expected a lower bound on parameters in millions, 0 to 10000",
+            r"L: got 1e\+308; expected a lower bound >= 0 and <= 10000 on parameters",
         ),
-        ({"F": "1e308"}, r"F: got 1e\+308; expected a lower bound on FLOPs"),
+        ({"F": "1e308"}, r"F: got 1e\+308; expected a lower bound >= 0 and <= 100000 on FLOPs"),
         ({"L": "1e999"}, "L: got '1e999'; expected a finite number"),
         ({"seed": "9" * 10_000}, r"seed: got '9999.*\.\.\.9'; expected an integer"),
     ],
