@@ -3,7 +3,9 @@
 Defaults are the paper's search settings (section IV-B-2, the ``paper`` preset); ``cpu-tiny``
 shrinks everything for the embedded digits dataset so a search runs in about a minute on two
 CPU cores. Unknown keys, wrong types and out-of-range values raise :class:`ConfigError` naming
-the key, the value and what was expected.
+the key, the value (cut to an excerpt) and what was expected. Every count and size has an upper
+bound too (:data:`INT_LIMITS`, :data:`MAX_CHANNELS`, :data:`BOUND_LIMITS`), the datasets are
+checked by name and the device by form, so a value that cannot run fails here, not in a trial.
 
 The backbone (``darts``, ``pc_darts``, ``pdarts``; Table IV) is a key like any other. E2RNAS
 runs on PC-DARTS and P-DARTS "following their experimental settings" (IV-D-1), so a preset
@@ -19,14 +21,22 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol, TypeVar, get_args, get_type_hints
 
 from search_core.config_checks import BACKBONES as BACKBONES
+from search_core.config_checks import BOUND_LIMITS as BOUND_LIMITS
 from search_core.config_checks import CHOICES as CHOICES
+from search_core.config_checks import DATASET_NAMES as DATASET_NAMES
+from search_core.config_checks import IMAGEFOLDER_PREFIX as IMAGEFOLDER_PREFIX
+from search_core.config_checks import INT_LIMITS as INT_LIMITS
+from search_core.config_checks import MAX_CHANNELS as MAX_CHANNELS
+from search_core.config_checks import MAX_SEED as MAX_SEED
 from search_core.config_checks import OBJECTIVES as OBJECTIVES
+from search_core.config_checks import shown as shown
 from search_core.config_checks import validate
 from search_core.errors import ConfigError
 
@@ -262,48 +272,54 @@ def _coerce(key: str, value: Any, kind: Any) -> Any:
             return value
         if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
             return value.lower() in ("true", "1", "yes")
-        raise ConfigError(f"{key}: got {value!r}; expected true or false")
+        raise ConfigError(f"{key}: got {shown(value)}; expected true or false")
     if kind is int:
         if isinstance(value, bool):
-            raise ConfigError(f"{key}: got {value!r}; expected an integer")
+            raise ConfigError(f"{key}: got {shown(value)}; expected an integer")
         if isinstance(value, int):
             return value
         if isinstance(value, float) and value.is_integer():
             return int(value)
-        if isinstance(value, str):
+        if isinstance(value, str) and len(value) <= 40:
             try:
                 return int(value)
             except ValueError:
                 pass
-        raise ConfigError(f"{key}: got {value!r}; expected an integer")
+        raise ConfigError(f"{key}: got {shown(value)}; expected an integer")
     if kind is float:
         if isinstance(value, bool):
-            raise ConfigError(f"{key}: got {value!r}; expected a number")
+            raise ConfigError(f"{key}: got {shown(value)}; expected a number")
         try:
             number = float(value)
-        except (TypeError, ValueError):
-            raise ConfigError(f"{key}: got {value!r}; expected a number") from None
+        except (TypeError, ValueError, OverflowError):
+            raise ConfigError(f"{key}: got {shown(value)}; expected a number") from None
         if not math.isfinite(number):
-            raise ConfigError(f"{key}: got {value!r}; expected a finite number")
+            raise ConfigError(f"{key}: got {shown(value)}; expected a finite number")
         return number
     if kind is str:
         if not isinstance(value, str):
-            raise ConfigError(f"{key}: got {value!r}; expected a string")
+            raise ConfigError(f"{key}: got {shown(value)}; expected a string")
         return value
     # tuple[X, ...]: a list, or a comma-separated string
     item_kind = get_args(kind)[0]
     items = value.split(",") if isinstance(value, str) else value
     if item_kind is str:
         if not isinstance(items, list | tuple) or not all(isinstance(i, str) for i in items):
-            raise ConfigError(f"{key}: got {value!r}; expected a list of names")
+            raise ConfigError(f"{key}: got {shown(value)}; expected a list of names")
         return tuple(i.strip() for i in items)
     if not isinstance(items, list | tuple):
         plural = "integers" if item_kind is int else "numbers"
-        raise ConfigError(f"{key}: got {value!r}; expected a list of {plural}")
+        raise ConfigError(f"{key}: got {shown(value)}; expected a list of {plural}")
     return tuple(
         _coerce(f"{key}[{i}]", i_value.strip() if isinstance(i_value, str) else i_value, item_kind)
         for i, i_value in enumerate(items)
     )
+
+
+@functools.cache
+def _field_types(cls: type) -> dict[str, Any]:
+    # Resolving the string annotations costs more than building the config: once per class.
+    return get_type_hints(cls)
 
 
 def checked_replace(base: ConfigT, values: Mapping[str, Any]) -> ConfigT:
@@ -313,7 +329,7 @@ def checked_replace(base: ConfigT, values: Mapping[str, Any]) -> ConfigT:
     coerced to its field's type (strings from the command line included), and the dataclass's
     own ``__post_init__`` then checks the ranges.
     """
-    types = get_type_hints(type(base))
+    types = _field_types(type(base))
     changes: dict[str, Any] = {}
     for key, value in values.items():
         if key not in types:
@@ -338,9 +354,17 @@ def preset(name: str, overrides: Mapping[str, Any] | None = None) -> SearchConfi
     base = PRESETS[name]
     backbone = str(overrides.get("backbone", base.get("backbone", SearchConfig.backbone)))
     dataset = str(overrides.get("dataset", base.get("dataset", SearchConfig.dataset)))
-    layers = {
-        **base,
-        **BACKBONE_PRESETS.get(name, {}).get(backbone, {}),
-        **DATASET_PRESETS.get((backbone, dataset), {}),
-    }
-    return from_mapping(overrides, base=from_mapping(layers))
+    return from_mapping(overrides, base=_layered(name, backbone, dataset))
+
+
+@functools.lru_cache(maxsize=64)
+def _layered(name: str, backbone: str, dataset: str) -> SearchConfig:
+    """The preset under its backbone's and dataset's settings: built once per triple, since a
+    sweep's checks build a config per grid value and per point over few distinct triples."""
+    return from_mapping(
+        {
+            **PRESETS[name],
+            **BACKBONE_PRESETS.get(name, {}).get(backbone, {}),
+            **DATASET_PRESETS.get((backbone, dataset), {}),
+        }
+    )

@@ -1,5 +1,7 @@
 """The range checks of a search config: each bad value is one ConfigError naming the key, the
-value and what was expected (`search_core.config` runs them on every config it builds).
+value (cut to an excerpt) and what was expected (`search_core.config` runs them on every
+config it builds). Counts and sizes have upper bounds, datasets are checked by name and the
+device by form, so that a value that cannot run fails here rather than in a trial.
 
 Beyond the paper's settings (section IV-B-2) they check the backbones' (Table IV): PC-DARTS's K
 must divide the channels of every cell, and P-DARTS's stage layout must fit: one entry per
@@ -10,8 +12,10 @@ op must remain to stand in for a skip-connect the final limit removes).
 
 from __future__ import annotations
 
+import difflib
 import itertools
-from typing import TYPE_CHECKING
+import re
+from typing import TYPE_CHECKING, Any
 
 from search_core.errors import ConfigError
 
@@ -21,6 +25,27 @@ if TYPE_CHECKING:
 OBJECTIVES = ("val", "ood", "adv", "nop", "flops")
 BACKBONES = ("darts", "pc_darts", "pdarts")
 N_PRIMITIVES = 8  # len(search_core.genotypes.PRIMITIVES), without importing torch here
+DATASET_NAMES: tuple[str, ...] = ("digits", "digits-ood", "cifar10", "cifar100", "svhn")
+IMAGEFOLDER_PREFIX = "imagefolder:"
+DEVICE_PATTERN = re.compile(r"cpu|mps|cuda(?::[0-9]{1,3})?")
+MAX_SEED = 2**32 - 1  # numpy's and torch's seeds are 32-bit
+BOUND_LIMITS: dict[str, float] = {"L": 1e4, "F": 1e5}
+"""Largest lower bounds, in M params and M multiply-adds: far above any network the search
+space builds, low enough that the cost losses stay finite."""
+INT_LIMITS: dict[str, tuple[int, int, str]] = {
+    # key: (smallest, largest, what it counts); the upper ends keep a typo from running for ever.
+    "epochs": (1, 10_000, "epochs"),
+    "layers": (3, 100, "cells (reductions sit at 1/3 and 2/3)"),
+    "eval_layers": (3, 100, "cells (reductions sit at 1/3 and 2/3)"),
+    "nodes": (1, 16, "intermediate nodes"),
+    "stem_multiplier": (1, 16, "times init_channels"),
+    "batch_size": (2, 65_536, "samples (batch norm needs two)"),
+    "steps_per_epoch": (0, 1_000_000, "steps (0: a full pass)"),
+    "fw_max_iter": (1, 1_000_000, "iterations"),
+    "threads": (0, 1024, "CPU threads (0: torch's default)"),
+    "seed": (0, MAX_SEED, "(a 32-bit seed)"),
+}
+MAX_CHANNELS = 1024
 CHOICES: dict[str, tuple[str, ...]] = {
     "backbone": BACKBONES,
     "order": ("first", "second"),
@@ -37,19 +62,20 @@ def validate(c: SearchConfig) -> None:
 
     def need(ok: bool, key: str, expected: str) -> None:
         if not ok:
-            raise ConfigError(f"{key}: got {getattr(c, key)!r}; expected {expected}")
+            raise ConfigError(f"{key}: got {shown(getattr(c, key))}; expected {expected}")
 
-    need(c.L >= 0, "L", "a lower bound >= 0 on parameters, in millions (e.g. L=2.5)")
-    need(c.F >= 0, "F", "a lower bound >= 0 on FLOPs (multiply-adds), in millions (e.g. F=400)")
-    for key in ("layers", "eval_layers"):
-        need(getattr(c, key) >= 3, key, "at least 3 cells (reductions sit at 1/3 and 2/3)")
+    need(0 <= c.L <= BOUND_LIMITS["L"], "L", _bound_expected("L", "parameters", "L=2.5"))
+    need(0 <= c.F <= BOUND_LIMITS["F"], "F", _bound_expected("F", "FLOPs (multiply-adds)", "F=400"))
+    _validate_data(c)
+    for key, (low, high, unit) in INT_LIMITS.items():
+        need(low <= getattr(c, key) <= high, key, f"{low} to {high} {unit}")
     for key in ("init_channels", "eval_init_channels"):
-        need(getattr(c, key) >= 2 and getattr(c, key) % 2 == 0, key, "an even number >= 2")
-    need(c.nodes >= 1, "nodes", "at least 1 intermediate node")
-    need(c.stem_multiplier >= 1, "stem_multiplier", "an integer >= 1")
-    need(c.epochs >= 1, "epochs", "at least 1")
-    need(c.batch_size >= 2, "batch_size", "at least 2 (batch norm needs two samples)")
-    need(c.steps_per_epoch >= 0, "steps_per_epoch", "0 (a full pass) or a positive count")
+        value = getattr(c, key)
+        need(
+            2 <= value <= MAX_CHANNELS and value % 2 == 0,
+            key,
+            f"an even number 2 to {MAX_CHANNELS}",
+        )
     need(0.0 < c.train_portion < 1.0, "train_portion", "a fraction strictly between 0 and 1")
     for key in ("lr", "arch_lr"):
         need(getattr(c, key) > 0, key, "a positive learning rate")
@@ -59,8 +85,6 @@ def validate(c: SearchConfig) -> None:
     for key in ("weight_decay", "arch_weight_decay", "grad_clip", "epsilon", "fw_tol"):
         need(getattr(c, key) >= 0, key, "a value >= 0")
     need(c.fd_epsilon > 0, "fd_epsilon", "a positive step")
-    need(c.threads >= 0, "threads", "0 (torch's default) or a positive count")
-    need(c.fw_max_iter >= 1, "fw_max_iter", "at least 1 iteration")
     need(c.ood_loss_scale >= 0, "ood_loss_scale", "a value >= 0")
     for key, choices in CHOICES.items():
         need(getattr(c, key) in choices, key, "one of " + ", ".join(choices))
@@ -71,11 +95,7 @@ def validate(c: SearchConfig) -> None:
         "a non-empty subset of " + ", ".join(OBJECTIVES),
     )
     need(len(set(c.objectives)) == len(c.objectives), "objectives", "no repeated objective")
-    need(
-        c.device == "cpu" or c.device.startswith(("cuda", "mps")),
-        "device",
-        "cpu, cuda, cuda:N or mps",
-    )
+    need(DEVICE_PATTERN.fullmatch(c.device) is not None, "device", "cpu, cuda, cuda:N or mps")
     need(c.arch_grad_clip >= 0, "arch_grad_clip", "a value >= 0 (0: unclipped)")
     need(
         0 <= c.arch_warmup_epochs < c.epochs,
@@ -95,6 +115,37 @@ def validate(c: SearchConfig) -> None:
         _validate_stages(c)
 
 
+def shown(value: Any, limit: int = 80) -> str:
+    """``repr(value)`` cut to ``limit`` characters, for messages that echo input."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 5]}...{text[-2:]}"
+
+
+def _bound_expected(key: str, what: str, example: str) -> str:
+    return (
+        f"a lower bound >= 0 and <= {BOUND_LIMITS[key]:g} on {what}, in millions (e.g. {example})"
+    )
+
+
+def _validate_data(c: SearchConfig) -> None:
+    for key in ("dataset", "ood_dataset"):
+        name = getattr(c, key)
+        folder = name.removeprefix(IMAGEFOLDER_PREFIX)
+        if name in DATASET_NAMES or (name.startswith(IMAGEFOLDER_PREFIX) and folder.strip()):
+            continue
+        near = difflib.get_close_matches(name, DATASET_NAMES, n=1)
+        hint = f" (did you mean {near[0]!r}?)" if near else ""
+        raise ConfigError(
+            f"{key}: got {shown(name)}; expected one of {', '.join(DATASET_NAMES)} or "
+            f"{IMAGEFOLDER_PREFIX}<dir>{hint}"
+        )
+    if c.ood_dataset == c.dataset:
+        raise ConfigError(
+            f"ood_dataset: got {shown(c.ood_dataset)}, the in-distribution set itself; expected "
+            "a set with other classes (e.g. svhn for cifar10, digits-ood for digits)"
+        )
+
+
 def _validate_stages(c: SearchConfig) -> None:
     """P-DARTS's stage layout: one entry per stage in each list, depths that grow to `layers`,
     candidate ops that start from all of them and shrink, keeping a non-``none`` op and a
@@ -103,7 +154,7 @@ def _validate_stages(c: SearchConfig) -> None:
 
     def need(ok: bool, key: str, expected: str) -> None:
         if not ok:
-            raise ConfigError(f"{key}: got {getattr(c, key)!r}; expected {expected}")
+            raise ConfigError(f"{key}: got {shown(getattr(c, key))}; expected {expected}")
 
     need(len(depths) >= 1, "pdarts_stage_layers", "the cells of at least one stage")
     for key, values in (("pdarts_stage_ops", ops), ("pdarts_stage_dropout", dropout)):

@@ -29,10 +29,10 @@ from torchvision import datasets, transforms
 from torchvision.datasets import utils as tv_utils
 from torchvision.transforms import functional as tv_functional
 
+from search_core.config import DATASET_NAMES, IMAGEFOLDER_PREFIX
 from search_core.errors import ConfigError, DatasetError
 
-DATASET_NAMES: tuple[str, ...] = ("digits", "digits-ood", "cifar10", "cifar100", "svhn")
-IMAGEFOLDER_PREFIX = "imagefolder:"
+__all__ = ["DATASET_NAMES", "IMAGEFOLDER_PREFIX", "ImageSet", "load_image_set", "split_halves"]
 SPLITS: tuple[str, ...] = ("train", "test")
 
 # The split of scikit-learn's digits is part of the dataset's definition, not of a search:

@@ -30,6 +30,11 @@ def reduction_indices(layers: int) -> tuple[int, ...]:
     return (layers // 3, 2 * layers // 3)
 
 
+MIN_INPUT_SIZE = 4
+"""The smallest image a network of two reduction cells halves twice (4 -> 2 -> 1); below it a
+reduction halves nothing and the counted size describes no real network."""
+
+
 def reduced(size: int) -> int:
     """Spatial size after a stride-2 op with 'same' padding."""
     return (size + 1) // 2

@@ -1,13 +1,21 @@
-"""Writing output files whole: a reader sees the old file or the new one, never a part."""
+"""Writing output files whole: a reader sees the old file or the new one, never a part; and a
+set of files as one directory, swapped in whole (:func:`replace_directory`)."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
+
+
+def _shared_mode(path: Path, mode: int) -> None:
+    umask = os.umask(0)
+    os.umask(umask)
+    path.chmod(mode & ~umask)
 
 
 def replace_atomically(path: Path, write: Callable[[Path], object]) -> None:
@@ -22,9 +30,7 @@ def replace_atomically(path: Path, write: Callable[[Path], object]) -> None:
         tmp = Path(handle.name)
     try:
         write(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        tmp.chmod(0o666 & ~umask)
+        _shared_mode(tmp, 0o666)
         tmp.replace(path)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -40,3 +46,27 @@ def write_text_atomically(path: Path, text: str) -> None:
 def write_json_atomically(path: Path, data: Mapping[str, Any]) -> None:
     """Write ``data`` as indented JSON with sorted keys to ``path`` whole."""
     write_text_atomically(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def replace_directory(path: Path, write: Callable[[Path], object]) -> None:
+    """Call ``write`` on a new temporary directory beside ``path``, then swap it in for
+    ``path`` by renames: the old directory is renamed away, the new one to ``path``, the old
+    one deleted. A reader sees the whole old set, no directory for an instant, or the whole
+    new set, never a mix of the two. Whatever ``path`` held goes: callers check that it held
+    only their own files.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    new = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.new-"))
+    try:
+        write(new)
+        _shared_mode(new, 0o777)
+        if not path.exists():
+            new.rename(path)
+            return
+        old = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.old-"))
+        path.rename(old / path.name)
+        new.rename(path)
+    except BaseException:
+        shutil.rmtree(new, ignore_errors=True)
+        raise
+    shutil.rmtree(old, ignore_errors=True)

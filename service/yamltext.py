@@ -24,9 +24,9 @@ __all__ = ["MAX_DEPTH", "MAX_NODES", "excerpt", "load_yaml", "read_yaml", "yaml_
 MAX_NODES = 10_000  # a sweep file has tens; the largest grid the service allows, a few thousand
 MAX_DEPTH = 32  # a sweep file nests four levels deep
 _FLOAT_12 = re.compile(
-    r"""^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?$
-    |^[-+]?\.(?:inf|Inf|INF)$
-    |^\.(?:nan|NaN|NAN)$""",
+    r"""^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?\Z
+    |^[-+]?\.(?:inf|Inf|INF)\Z
+    |^\.(?:nan|NaN|NAN)\Z""",
     re.VERBOSE,
 )
 

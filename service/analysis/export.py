@@ -12,8 +12,10 @@ The formats are contracts (docs/ARCHITECTURE.md, "Units and names").
   original DARTS training code;
 - ``front.csv`` and ``front.parquet``: the front's rows with the columns of the results table.
 
-Each file is written to a temporary file in the same directory and renamed over its target,
-so a reader sees either the old or the whole new file.
+The four files are one set: they are written into a temporary directory beside ``out_dir``,
+which is then swapped in for it by renames (:func:`service.files.replace_directory`), so a
+reader never sees a new ``genotypes.json`` beside an old ``front.csv``. ``out_dir`` must hold
+nothing but export files, since the swap replaces the whole directory.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import pandas as pd  # type: ignore[import-untyped, unused-ignore]
 
 from search_core.genotypes import Genotype
 from service.errors import ConfigError, GenotypeError
-from service.files import replace_atomically
+from service.files import replace_directory
 from service.objectives import FRONT_METRICS
 from service.results.table import RESULT_COLUMNS, plain_value
 
@@ -123,12 +125,22 @@ def export_front(front: pd.DataFrame, out_dir: Path) -> dict[str, Path]:
         raise ConfigError(f"front: missing contract columns {missing}")
     genotypes = _front_genotypes(front)  # checked before anything is created
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    names = (GENOTYPES_JSON, GENOTYPES_PY, FRONT_CSV, FRONT_PARQUET)
+    if out.is_dir():
+        others = sorted(p.name for p in out.iterdir() if p.name not in names)
+        if others:
+            raise ConfigError(
+                f"{out}: holds files other than the export's (e.g. {others[0]!r}), which "
+                "replacing the export would delete; export into an empty or new directory"
+            )
     json_text = json.dumps([entry for _, entry in genotypes], indent=2, allow_nan=False) + "\n"
     py_text = _genotypes_py(genotypes)
-    paths = {name: out / name for name in (GENOTYPES_JSON, GENOTYPES_PY, FRONT_CSV, FRONT_PARQUET)}
-    replace_atomically(paths[GENOTYPES_JSON], lambda p: p.write_text(json_text, encoding="utf-8"))
-    replace_atomically(paths[GENOTYPES_PY], lambda p: p.write_text(py_text, encoding="utf-8"))
-    replace_atomically(paths[FRONT_CSV], lambda p: front.to_csv(p, index=False))
-    replace_atomically(paths[FRONT_PARQUET], lambda p: front.to_parquet(p, index=False))
-    return paths
+
+    def write(folder: Path) -> None:
+        (folder / GENOTYPES_JSON).write_text(json_text, encoding="utf-8")
+        (folder / GENOTYPES_PY).write_text(py_text, encoding="utf-8")
+        front.to_csv(folder / FRONT_CSV, index=False)
+        front.to_parquet(folder / FRONT_PARQUET, index=False)
+
+    replace_directory(out, write)
+    return {name: out / name for name in names}

@@ -21,11 +21,11 @@ from typing import Any
 import yaml
 
 from service.api.settings import ServiceSettings
-from service.errors import ConfigError, E2RNASError, JobError, SweepConflictError
+from service.errors import E2RNASError, JobError, SweepConflictError
 from service.logs import sweep_context
 from service.orchestration.collect import results_table
 from service.orchestration.jobs import RayJobs
-from service.orchestration.points import trial_count
+from service.orchestration.points import check_local_gpu, trial_count
 from service.orchestration.rundir import SWEEP_FILE, read_sweep_state, sweep_id_for, sweep_progress
 from service.orchestration.spec import SweepSpec, parse_sweep
 from service.results.store import ResultStore
@@ -78,13 +78,10 @@ class SweepManager:
 
     def validate(self, data: str | Mapping[str, Any]) -> SweepSpec:
         """The sweep as the CLI checks it, plus the service's cap on trials."""
-        spec = parse_sweep(data, source="body")
-        trials = trial_count(spec)
-        if trials > self.settings.max_trials:
-            raise ConfigError(
-                f"grid: {trials} trials exceed this service's cap of {self.settings.max_trials} "
-                "(E2RNAS_MAX_TRIALS); split the sweep or ask the operator to raise the cap"
-            )
+        # The cap is checked on the trial count, before any of the sweep's configs is built.
+        spec = parse_sweep(data, source="body", service_cap=self.settings.max_trials)
+        if self.settings.ray_address is None:  # a cluster checks its GPUs when it places trials
+            check_local_gpu(spec)
         return spec
 
     def create(self, data: str | Mapping[str, Any]) -> str:

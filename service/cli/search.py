@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from search_core.config import PRESETS, SearchConfig, preset
+from search_core.config import INT_LIMITS, MAX_CHANNELS, PRESETS, SearchConfig, preset
 from search_core.eval_config import (
     EVAL_PRESETS,
     PROXY_EPOCHS,
@@ -22,6 +22,7 @@ from search_core.eval_config import (
     proxy_config,
     retrain_config,
 )
+from search_core.layout import MIN_INPUT_SIZE
 from service.cli.common import (
     CommandLineError,
     Commands,
@@ -237,7 +238,7 @@ def add_count(commands: Commands) -> None:
         type=int,
         default=32,
         metavar="N",
-        help="image height and width (default: 32)",
+        help=f"image height and width, at least {MIN_INPUT_SIZE} (default: 32)",
     )
     parser.add_argument(
         "--in-channels", type=int, default=3, metavar="N", help="image channels (default: 3)"
@@ -245,18 +246,30 @@ def add_count(commands: Commands) -> None:
     parser.set_defaults(handler=_count)
 
 
-def _count(args: argparse.Namespace) -> int:
-    for flag, value in (
-        ("--classes", args.classes),
-        ("--input-size", args.input_size),
-        ("--in-channels", args.in_channels),
+def _check_count_args(args: argparse.Namespace) -> None:
+    low_layers, high_layers, _ = INT_LIMITS["eval_layers"]
+    for flag, value, low, high in (
+        ("--classes", args.classes, 1, 100_000),
+        ("--layers", args.layers, low_layers, high_layers),
+        ("--input-size", args.input_size, MIN_INPUT_SIZE, 1024),
+        ("--in-channels", args.in_channels, 1, 64),
     ):
-        if value < 1:
-            raise CommandLineError(f"{flag}: got {value}; expected an integer >= 1")
-    if args.init_channels < 2 or args.init_channels % 2:
+        if not low <= value <= high:
+            why = (
+                " (the network's two reduction cells halve the image twice: 4 -> 2 -> 1)"
+                if flag == "--input-size" and value < low
+                else ""
+            )
+            raise CommandLineError(f"{flag}: got {value}; expected {low} to {high}{why}")
+    if not 2 <= args.init_channels <= MAX_CHANNELS or args.init_channels % 2:
         raise CommandLineError(
-            f"--init-channels: got {args.init_channels}; expected an even number >= 2"
+            f"--init-channels: got {args.init_channels}; expected an even number 2 to "
+            f"{MAX_CHANNELS}"
         )
+
+
+def _count(args: argparse.Namespace) -> int:
+    _check_count_args(args)
     from search_core.genotypes import load_genotype
     from search_core.model_eval import EvalNetwork, count_flops_m, count_params_m
 

@@ -18,7 +18,7 @@ from service.cli.common import PROG, CommandLineError, Commands, check_out
 from service.errors import EXIT_INTERRUPTED, EXIT_OS_ERROR
 from service.orchestration import jobs
 from service.orchestration.addresses import GCS_PORT, check_address
-from service.orchestration.points import search_epochs
+from service.orchestration.points import check_local_gpu, search_epochs
 from service.orchestration.rundir import (
     EXPORT_DIR,
     REPORT_FILE,
@@ -95,8 +95,8 @@ def _add_status_and_submit(actions: Commands) -> None:
         help="submit a sweep file to a Ray cluster as a Ray Job",
         description=(
             "Check the sweep FILE, then submit 'e2rnas sweep run FILE' to the jobs server at "
-            "--address, with the file's directory as the job's working directory; prints "
-            "the job id."
+            "--address, with a temporary directory holding only the file as the job's "
+            "working directory; prints the job id."
         ),
     )
     submit.add_argument("file", type=Path, metavar="FILE", help="the sweep's YAML file")
@@ -151,6 +151,8 @@ def _sweep_run(args: argparse.Namespace) -> int:
     address = args.address or spec.ray.address
     if address and address != "auto":
         check_address(address, GCS_PORT)
+    if not address and not os.environ.get("RAY_ADDRESS"):
+        check_local_gpu(spec)  # a cluster (or a Ray Job's) checks its GPUs when placing trials
     from service.orchestration.tuner import run_sweep  # Ray loads once the input is good
 
     run_sweep(spec, run_dir, address=address)

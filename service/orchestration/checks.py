@@ -8,11 +8,10 @@ the report's axes must be plottable columns. Each failure is one
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from search_core.config import PRESETS, SearchConfig, preset
+from search_core.config import BOUND_LIMITS, PRESETS, SearchConfig, preset
 from search_core.eval_config import EVAL_PRESETS, eval_preset
 from service.errors import ConfigError
 from service.orchestration.points import (
@@ -30,7 +29,7 @@ from service.yamltext import excerpt
 if TYPE_CHECKING:
     from service.orchestration.spec import SweepSpec
 
-__all__ = ["check_spec"]
+__all__ = ["check_spec", "check_trial_count"]
 
 
 def _relative(message: str, key: str) -> str:
@@ -39,8 +38,15 @@ def _relative(message: str, key: str) -> str:
     return message[len(prefix) :] if message.startswith(prefix) else message
 
 
-def check_spec(spec: SweepSpec) -> None:
-    """Raise ConfigError, naming the field, for the first problem of ``spec``."""
+def check_spec(spec: SweepSpec, service_cap: int | None = None) -> None:
+    """Raise ConfigError, naming the field, for the first problem of ``spec``.
+
+    The cheap checks come first: the trial count (a product of list lengths) against the
+    file's ``max_trials`` and ``service_cap``, then each grid list's values and repeats in
+    linear time; search configs are built last, one per distinct grid value and one per
+    point, so their number is bounded by the caps.
+    """
+    check_trial_count(spec, service_cap)
     search_preset = spec.search.preset
     if search_preset not in PRESETS:
         raise ConfigError(
@@ -51,13 +57,13 @@ def check_spec(spec: SweepSpec) -> None:
         if getattr(spec, key) is not None and key in spec.search.overrides:
             raise ConfigError(
                 f"search.overrides.{key}: also set at the top level ({key}: "
-                f"{getattr(spec, key)}); set it in one place"
+                f"{excerpt(getattr(spec, key))}); set it in one place"
             )
     for key, value in spec.search.overrides.items():
         _check_value(f"search.overrides.{key}", search_preset, {}, key, value)
-    for key in ("dataset", "ood_dataset"):
-        if getattr(spec, key) is not None:
-            _check_value(key, search_preset, {}, key, getattr(spec, key))
+    top = {key: getattr(spec, key) for key in ("dataset", "ood_dataset")}
+    # Checked as a pair: the core's message names the top-level key itself.
+    preset(search_preset, {key: value for key, value in top.items() if value is not None})
     base = base_overrides(spec)
     try:
         preset(search_preset, base)
@@ -66,7 +72,19 @@ def check_spec(spec: SweepSpec) -> None:
 
     _check_evaluation(spec)
     _check_grid(spec, base)
+    for point in grid_points(spec):
+        try:
+            search_config_for(spec, point)
+        except ConfigError as error:
+            raise ConfigError(f"grid: the point {excerpt(point)}: {error}") from None
+    choices = plottable_columns(spec)
+    check_axes(spec.report.projection_2d, 2, "report.projection_2d", choices)
+    check_axes(spec.report.projection_3d, 3, "report.projection_3d", choices)
 
+
+def check_trial_count(spec: SweepSpec, service_cap: int | None = None) -> None:
+    """The sweep's trial count, counted without expanding the grid, within its own
+    ``max_trials`` and a service's ``service_cap``."""
     count = trial_count(spec)
     if count > spec.max_trials:
         per_point = (
@@ -78,19 +96,20 @@ def check_spec(spec: SweepSpec) -> None:
             f"max_trials: the sweep has {count} trials{per_point}, over max_trials = "
             f"{spec.max_trials}; shrink the grid or raise max_trials"
         )
-    for point in grid_points(spec):
-        try:
-            search_config_for(spec, point)
-        except ConfigError as error:
-            raise ConfigError(f"grid: the point {point}: {error}") from None
-    choices = plottable_columns(spec)
-    check_axes(spec.report.projection_2d, 2, "report.projection_2d", choices)
-    check_axes(spec.report.projection_3d, 3, "report.projection_3d", choices)
+    if service_cap is not None and count > service_cap:
+        raise ConfigError(
+            f"grid: {count} trials exceed this service's cap of {service_cap} "
+            "(E2RNAS_MAX_TRIALS); split the sweep or ask the operator to raise the cap"
+        )
 
 
-def _check_value(path: str, name: str, base: Mapping[str, Any], key: str, value: Any) -> None:
+def _check_value(
+    path: str, preset_name: str, base: Mapping[str, Any], key: str, value: Any
+) -> None:
+    """``key: value`` over the preset and the ``base`` overrides, built as a trial's config is
+    (a ``backbone`` brings its own schedule), its error relative to ``path``."""
     try:
-        preset(name, {**base, key: value})
+        preset(preset_name, {**base, key: value})
     except ConfigError as error:
         raise ConfigError(f"{path}: {_relative(str(error), key)}") from None
 
@@ -135,20 +154,33 @@ def _check_grid(spec: SweepSpec, base: Mapping[str, Any]) -> None:
         if not values:
             raise ConfigError(f"{path}: expected at least one value, got []")
         for i, value in enumerate(values):
-            if not isinstance(value, bool | int | float | str):
-                raise ConfigError(
-                    f"{path}[{i}]: expected a number, string or boolean, got {excerpt(value)}"
-                )
-            if key in BOUND_KEYS and (
-                isinstance(value, bool)
-                or not isinstance(value, int | float)
-                or not math.isfinite(value)
-                or value < 0
-            ):
-                raise ConfigError(f"{path}[{i}]: expected a bound >= 0, got {excerpt(value)}")
+            _check_scalar(path, i, key, value)
+        _check_distinct(path, values)
+        for i, value in enumerate(values):
             _check_value(f"{path}[{i}]", spec.search.preset, base, key, value)
-        repeated = [v for i, v in enumerate(values) if v in values[:i]]
-        if repeated:
-            raise ConfigError(
-                f"{path}: repeated value {excerpt(repeated[0])}; list each value once"
-            )
+
+
+def _check_scalar(path: str, i: int, key: str, value: Any) -> None:
+    if not isinstance(value, bool | int | float | str):
+        raise ConfigError(
+            f"{path}[{i}]: expected a number, string or boolean, got {excerpt(value)}"
+        )
+    if key not in BOUND_KEYS:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+        raise ConfigError(f"{path}[{i}]: expected a bound >= 0, got {excerpt(value)}")
+    if not value <= BOUND_LIMITS[key]:  # inf too
+        raise ConfigError(
+            f"{path}[{i}]: expected a bound <= {BOUND_LIMITS[key]:g} (millions), got "
+            f"{excerpt(value)}"
+        )
+
+
+def _check_distinct(path: str, values: list[Any]) -> None:
+    """Each value once, in linear time: scalars are hashable, and equal numbers (1, 1.0 and
+    True) hash alike, so a set finds what pairwise comparison would."""
+    seen: set[Any] = set()
+    for i, value in enumerate(values):
+        if value in seen:
+            raise ConfigError(f"{path}[{i}]: repeated value {excerpt(value)}; list each value once")
+        seen.add(value)

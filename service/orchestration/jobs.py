@@ -178,9 +178,11 @@ class RayJobs:
         """Start ``sweep run sweep_file --out run_dir``, or ``sweep resume run_dir`` when
         ``sweep_file`` is None; returns the job id (``submission_id`` when given).
 
-        ``upload`` sends the sweep file's directory as the job's working directory, for a
-        cluster that does not share this machine's files. The job runs this interpreter's
-        path, which a cluster built from the project's image has too (docker/).
+        ``upload`` sends the sweep file, alone, as the job's working directory, for a cluster
+        that does not share this machine's files: it is copied into a temporary directory,
+        so nothing else of its folder leaves the machine (a sweep file references no other
+        file; its paths are on the cluster). The job runs this interpreter's path, which a
+        cluster built from the project's image has too (docker/).
         """
         run_dir = run_dir.resolve()
         command = [sys.executable, "-m", "service.cli", "sweep"]
@@ -189,12 +191,20 @@ class RayJobs:
             env["RAY_AUTH_MODE"] = os.environ["RAY_AUTH_MODE"]
         runtime_env: dict[str, Any] = {"env_vars": env}
         if sweep_file is None:
-            command += ["resume", str(run_dir)]
-        elif upload:
-            runtime_env["working_dir"] = str(sweep_file.resolve().parent)
-            command += ["run", sweep_file.name, "--out", str(run_dir)]
-        else:
+            return self._submit_job([*command, "resume", str(run_dir)], runtime_env, submission_id)
+        if not upload:
             command += ["run", str(sweep_file.resolve()), "--out", str(run_dir)]
+            return self._submit_job(command, runtime_env, submission_id)
+        # The client packs and uploads the working directory within submit_job.
+        with tempfile.TemporaryDirectory(prefix="e2rnas-submit-") as work:
+            shutil.copyfile(sweep_file, Path(work) / sweep_file.name)
+            runtime_env["working_dir"] = work
+            command += ["run", sweep_file.name, "--out", str(run_dir)]
+            return self._submit_job(command, runtime_env, submission_id)
+
+    def _submit_job(
+        self, command: list[str], runtime_env: dict[str, Any], submission_id: str | None
+    ) -> str:
         # A fresh head answers HTTP before its node agent takes jobs; that refusal passes.
         deadline = time.monotonic() + 120.0
         while True:
@@ -262,7 +272,7 @@ class RayJobs:
 
 def submit_sweep(sweep_file: Path, address: str, run_dir: Path) -> str:
     """``e2rnas sweep submit``: run ``sweep_file`` as a Ray Job on the cluster whose job server
-    is ``address`` (``http://HOST:8265``), its directory uploaded as the job's working
+    is ``address`` (``http://HOST:8265``), the file alone uploaded as the job's working
     directory and ``run_dir`` (absolute) where the results go; returns the job id."""
     check_address(address, JOBS_PORT)
     return RayJobs(address).submit(Path(run_dir), Path(sweep_file), upload=True)

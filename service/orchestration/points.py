@@ -33,6 +33,7 @@ __all__ = [
     "PLOTTABLE",
     "base_overrides",
     "check_axes",
+    "check_local_gpu",
     "eval_config_for",
     "evaluation_preset",
     "grid_points",
@@ -112,6 +113,25 @@ def trial_resources(spec: SweepSpec, cuda_available: bool | None = None) -> dict
             cuda_available = bool(torch.cuda.is_available())
         gpu = 1.0 if cuda_available else 0.0
     return {"cpu": spec.resources.cpu, "gpu": gpu}
+
+
+def check_local_gpu(spec: SweepSpec, cuda_available: bool | None = None) -> None:
+    """For a sweep on an embedded local Ray: ConfigError when it asks for GPUs this machine
+    does not have (every trial would wait or fail). A cluster checks its own GPUs when Ray
+    places the trials, so a sweep with a Ray address is not checked here."""
+    gpu = spec.resources.gpu
+    if not gpu:
+        return
+    if cuda_available is None:
+        import torch
+
+        cuda_available = bool(torch.cuda.is_available())
+    if not cuda_available:
+        raise ConfigError(
+            f"resources.gpu: {gpu:g} GPU per trial, but this machine has no CUDA GPU for the "
+            "embedded local Ray; set resources.gpu: 0, or run on a cluster with GPUs "
+            "(ray.address; Ray checks the cluster's GPUs when it places the trials)"
+        )
 
 
 def plottable_columns(spec: SweepSpec) -> tuple[str, ...]:

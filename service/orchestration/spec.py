@@ -27,14 +27,24 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
+from search_core.config import BOUND_LIMITS
 from service.errors import ConfigError
 from service.objectives import DEFAULT_PROJECTION_2D, DEFAULT_PROJECTION_3D, FRONT_METRICS
 from service.yamltext import excerpt, load_yaml
 
 __all__ = [
     "BOUND_KEYS",
+    "MAX_TRIALS",
     "EvaluationSection",
     "Range",
     "ReportSection",
@@ -52,7 +62,13 @@ __all__ = [
 BOUND_KEYS = ("L", "F")
 STORAGE_SCHEMES = ("file", "s3", "gs", "gcs", "hdfs", "viewfs", "abfs", "abfss")
 """URI schemes of the pyarrow filesystems a sweep may store its Tune state on."""
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")  # whole names: fullmatch
+DATABASE_URL_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:\+[A-Za-z0-9_]+)?://\S*")
+MAX_TRIALS = 10_000
+"""The most trials one sweep file may ask for (``max_trials``); a service caps lower."""
+MIN_CPU = 0.01  # Ray rounds resources to 1e-4; a smaller share is no share at all
+MAX_CPU = 1024.0
+MAX_GPU = 64.0
 
 
 class _Model(BaseModel):
@@ -93,7 +109,7 @@ class StrategySection(_Model):
 
     kind: Literal["grid", "optuna"] = "grid"
     sampler: Literal["tpe", "nsga2"] | None = None  # optuna only; default tpe
-    num_samples: int | None = Field(default=None, ge=1)  # optuna only: trials per grid point
+    num_samples: int | None = Field(default=None, ge=1, le=MAX_TRIALS)  # optuna: per grid point
     L: Range | None = None  # optuna only, M params
     F: Range | None = None  # optuna only, M multiply-adds
     objectives: tuple[str, ...] | None = None  # optuna only; default all five front metrics
@@ -125,6 +141,13 @@ class StrategySection(_Model):
             needed = [key for key in ("num_samples", "L", "F") if getattr(self, key) is None]
             if needed:
                 raise ValueError(f"kind optuna needs {', '.join(needed)}")
+            for key in BOUND_KEYS:
+                high = getattr(self, key).high
+                if high > BOUND_LIMITS[key]:
+                    raise ValueError(
+                        f"{key}.high: got {high:g}; expected at most {BOUND_LIMITS[key]:g} "
+                        f"(the largest lower bound {key} takes)"
+                    )
         return self
 
 
@@ -138,8 +161,23 @@ class ResourcesSection(_Model):
     @classmethod
     def _whole_above_one(cls, value: float | None) -> float | None:
         # Ray packs fractions of one GPU, but cannot split a trial over 1.5 GPUs.
-        if value is not None and value > 1 and not value.is_integer():
-            raise ValueError(f"expected a fraction up to 1 or a whole number, got {value:g}")
+        if value is None or value == 0:
+            return value
+        if value < MIN_CPU or value > MAX_GPU or (value > 1 and not value.is_integer()):
+            raise ValueError(
+                f"expected 0, a fraction {MIN_CPU:g} to 1 or a whole number up to {MAX_GPU:g} "
+                f"of GPUs per trial, got {value:g}"
+            )
+        return value
+
+    @field_validator("cpu")
+    @classmethod
+    def _ray_share(cls, value: float) -> float:
+        if not MIN_CPU <= value <= MAX_CPU:
+            raise ValueError(
+                f"expected {MIN_CPU:g} to {MAX_CPU:g} CPUs per trial (Ray rounds shares to "
+                f"0.0001), got {value:g}"
+            )
         return value
 
 
@@ -168,6 +206,17 @@ class StorageSection(_Model):
             check_storage_uri(value)
         return value
 
+    @field_validator("database_url")
+    @classmethod
+    def _url_form(cls, value: str | None) -> str | None:
+        # The form only: the database layer alone talks to databases (reachability at run time).
+        if value is not None and not DATABASE_URL_PATTERN.fullmatch(value):
+            raise ValueError(
+                f"expected a database URL DIALECT[+DRIVER]://..., e.g. sqlite:////abs/results.db "
+                f"or postgresql+psycopg://user@host/db, got {excerpt(value)}"
+            )
+        return value
+
 
 class ReportSection(_Model):
     """The columns of the report's 2-D and 3-D projections (checked against the sweep's
@@ -188,7 +237,7 @@ class SweepSpec(_Model):
     grid: dict[str, list[Any]] = Field(default_factory=dict)
     strategy: StrategySection = Field(default_factory=StrategySection)
     resources: ResourcesSection = Field(default_factory=ResourcesSection)
-    max_trials: int = Field(default=100, ge=1)
+    max_trials: int = Field(default=100, ge=1, le=MAX_TRIALS)
     ray: RaySection = Field(default_factory=RaySection)
     storage: StorageSection = Field(default_factory=StorageSection)
     report: ReportSection = Field(default_factory=ReportSection)
@@ -196,7 +245,7 @@ class SweepSpec(_Model):
     @field_validator("name")
     @classmethod
     def _safe_name(cls, value: str) -> str:
-        if not NAME_PATTERN.match(value):
+        if not NAME_PATTERN.fullmatch(value):
             raise ValueError(
                 "expected 1 to 64 letters, digits, '_', '-' or '.', starting with a letter "
                 f"or digit, got {excerpt(value)}"
@@ -204,12 +253,13 @@ class SweepSpec(_Model):
         return value
 
     @model_validator(mode="after")
-    def _check(self) -> SweepSpec:
+    def _check(self, info: ValidationInfo) -> SweepSpec:
         from service.orchestration.checks import check_spec
 
         # Raised as ValueError with the full dotted path; load_sweep reports it as is.
+        service_cap = (info.context or {}).get("service_cap")
         try:
-            check_spec(self)
+            check_spec(self, service_cap)
         except ConfigError as error:
             raise ValueError(str(error)) from None
         return self
@@ -219,7 +269,7 @@ class SweepSpec(_Model):
 
 
 def load_sweep(path: str | Path) -> SweepSpec:
-    """The sweep in the YAML file ``path``, checked."""
+    """The sweep in the YAML file ``path``, checked (its own ``max_trials`` the only cap)."""
     try:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
@@ -227,8 +277,14 @@ def load_sweep(path: str | Path) -> SweepSpec:
     return parse_sweep(text, source=str(path))
 
 
-def parse_sweep(data: str | Mapping[str, Any], source: str = "<sweep>") -> SweepSpec:
-    """A sweep from YAML text or an already parsed mapping; ``source`` names it in errors."""
+def parse_sweep(
+    data: str | Mapping[str, Any], source: str = "<sweep>", service_cap: int | None = None
+) -> SweepSpec:
+    """A sweep from YAML text or an already parsed mapping; ``source`` names it in errors.
+
+    ``service_cap`` is a service's own cap on trials; it is checked with the file's
+    ``max_trials`` before any search config is built.
+    """
     if isinstance(data, str):
         data = load_yaml(data, source)
     if not isinstance(data, Mapping):
@@ -237,7 +293,7 @@ def parse_sweep(data: str | Mapping[str, Any], source: str = "<sweep>") -> Sweep
             f"got {type(data).__name__}"
         )
     try:
-        return SweepSpec.model_validate(data)
+        return SweepSpec.model_validate(data, context={"service_cap": service_cap})
     except ValidationError as error:
         raise ConfigError(f"{source}: {_one_line(error)}") from None
 

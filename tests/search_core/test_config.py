@@ -50,6 +50,28 @@ def test_string_overrides_are_coerced() -> None:
         ({"train_portion": 1.5}, "train_portion"),
         ({"ood_in_lower": "maybe"}, "ood_in_lower"),
         ({"init_channels": 5}, "init_channels"),
+        # Values that used to pass and only failed inside a trial (issue 10, item 8).
+        ({"dataset": "cifar11"}, "dataset: got 'cifar11'.*did you mean 'cifar10'"),
+        ({"ood_dataset": "cifar10"}, "ood_dataset: got 'cifar10', the in-distribution set"),
+        ({"device": "cudaXYZ"}, r"device: got 'cudaXYZ'; expected cpu, cuda, cuda:N or mps"),
+        ({"device": "cuda:0\n"}, "device"),
+        ({"seed": 2**70}, r"seed: got 1180591620717411303424; expected 0 to 4294967295"),
+        ({"seed": -1}, "seed: got -1"),
+        (
+            {"init_channels": 1_000_000},
+            "init_channels: got 1000000; expected an even number 2 to 1024",
+        ),
+        ({"eval_init_channels": 2048}, "eval_init_channels"),
+        ({"epochs": 1e20}, "epochs: got 100000000000000000000; expected 1 to 10000 epochs"),
+        ({"layers": 10_000}, "layers: got 10000; expected 3 to 100"),
+        ({"batch_size": 10**9}, "batch_size"),
+        (
+            {"L": 1e308},
+            r"L: got 1e\+308; expected a lower bound >= 0 and <= 10000 on parameters",
+        ),
+        ({"F": "1e308"}, r"F: got 1e\+308; expected a lower bound >= 0 and <= 100000 on FLOPs"),
+        ({"L": "1e999"}, "L: got '1e999'; expected a finite number"),
+        ({"seed": "9" * 10_000}, r"seed: got '9999.*\.\.\.9'; expected an integer"),
     ],
 )
 def test_bad_values_name_the_field(changes: dict[str, object], field: str) -> None:
@@ -167,3 +189,19 @@ def test_a_key_of_another_backbone_is_not_checked() -> None:
     """pc_k must divide the channels of a PC-DARTS search only; P-DARTS's stages likewise."""
     assert preset("paper", {"pc_k": 3, "init_channels": 16}).pc_k == 3
     assert preset("paper", {"pdarts_stage_layers": "4"}).layers == 8
+
+
+def test_the_limits_themselves_are_allowed() -> None:
+    c = from_mapping(
+        {"seed": 2**32 - 1, "epochs": 10_000, "init_channels": 1024, "L": 1e4, "F": 1e5}
+    )
+    assert (c.seed, c.epochs, c.init_channels, c.L, c.F) == (2**32 - 1, 10_000, 1024, 1e4, 1e5)
+    for device in ("cpu", "cuda", "cuda:3", "mps"):
+        assert from_mapping({"device": device}).device == device
+    assert from_mapping({"dataset": "imagefolder:pets"}).dataset == "imagefolder:pets"
+
+
+def test_error_messages_echo_an_excerpt_of_long_values() -> None:
+    with pytest.raises(ConfigError) as error:
+        from_mapping({"dataset": "x" * 10_000})
+    assert len(str(error.value)) < 300

@@ -105,6 +105,12 @@ async def _sweep_body(request: Request, limit: int) -> str | dict[str, Any]:
         raise HTTPException(
             status.HTTP_400_BAD_REQUEST, f"body: malformed JSON ({error})"
         ) from None
+    except RecursionError:
+        raise HTTPException(
+            status.HTTP_400_BAD_REQUEST,
+            "body: malformed JSON (nested deeper than Python can follow); a sweep file nests "
+            "four levels deep",
+        ) from None
     if not isinstance(data, dict):
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT,

@@ -191,3 +191,49 @@ def test_bad_fronts_are_refused_before_anything_is_written(tmp_path: Path) -> No
     with pytest.raises(ConfigError, match="does not match its genotype"):
         export_front(wrong, tmp_path / "b")
     assert not (tmp_path / "b").exists()
+
+
+def test_the_four_files_are_swapped_in_as_one_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "export"
+    export_front(front_of(["darts_v1", "darts_v2"]), out)
+    old = {p.name: p.read_bytes() for p in out.iterdir()}
+    seen: list[dict[str, bytes]] = []
+    to_parquet = pd.DataFrame.to_parquet
+
+    def watching(frame: pd.DataFrame, path: Path, **kwargs: Any) -> None:
+        # The last file of the new set is being written: readers still see the whole old set.
+        seen.append({p.name: p.read_bytes() for p in out.iterdir()})
+        to_parquet(frame, path, **kwargs)
+
+    monkeypatch.setattr(pd.DataFrame, "to_parquet", watching)
+    paths = export_front(front_of(["pdarts"]), out)
+    assert seen == [old]
+    assert len(json.loads(paths[GENOTYPES_JSON].read_text())) == 1
+    assert len(pd.read_csv(paths[FRONT_CSV])) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["export"]  # no temporary left
+
+
+def test_a_failed_export_leaves_the_old_set_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "export"
+    export_front(front_of(["darts_v1", "darts_v2"]), out)
+    old = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    def full_disk(frame: pd.DataFrame, path: Path, **kwargs: Any) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(pd.DataFrame, "to_parquet", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        export_front(front_of(["pdarts"]), out)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == old
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["export"]
+
+
+def test_an_export_into_a_folder_with_other_files_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(ConfigError, match=r"holds files other than the export.s.*.notes\.txt."):
+        export_front(front_of(["darts_v2"]), tmp_path)
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]

@@ -11,6 +11,7 @@ import pytest
 from search_core.config import preset
 from search_core.errors import ConfigError
 from service.orchestration.points import (
+    check_local_gpu,
     eval_config_for,
     grid_points,
     plottable_columns,
@@ -229,6 +230,34 @@ BAD = {
         BASE + "report: {projection_2d: [L, F, seed]}\n",
         "report.projection_2d: expected 2 column names, got 3",
     ),
+    # Issue 10, items 8 and 9: values that used to pass and only failed inside trials.
+    "name with a newline": (BASE.replace("name: t", 'name: "nl\\n"'), "name: expected 1 to 64"),
+    "unknown dataset": (BASE + "dataset: cifar11\n", "dataset: got 'cifar11'"),
+    "OoD set equal to the in-distribution set": (
+        BASE + "dataset: digits\nood_dataset: digits\n",
+        "ood_dataset: got 'digits', the in-distribution set itself",
+    ),
+    "bad device in the grid": (
+        BASE.replace("]}", "], device: [cudaXYZ]}"),
+        "grid.device[0]: got 'cudaXYZ'; expected cpu, cuda, cuda:N or mps",
+    ),
+    "seed over 32 bits": (
+        BASE.replace("]}", "], seed: [1180591620717411303424]}"),
+        "grid.seed[0]: got 1180591620717411303424; expected 0 to 4294967295",
+    ),
+    "huge bound": (BASE.replace("[0.03, 0.05]", "[1e308]"), "grid.L[0]: expected a bound <= 10000"),
+    "database URL": (
+        BASE + "storage: {database_url: 'not a url'}\n",
+        "storage.database_url: expected a database URL DIALECT[+DRIVER]://..., e.g. "
+        "sqlite:////abs/results.db or postgresql+psycopg://user@host/db, got 'not a url'",
+    ),
+    "a billionth of a CPU": (BASE + "resources: {cpu: 1e-9}\n", "resources.cpu: expected 0.01 to"),
+    "a billionth of a GPU": (BASE + "resources: {gpu: 1e-9}\n", "resources.gpu: expected 0, a"),
+    "max_trials over the limit": (BASE + "max_trials: 1000000\n", "max_trials: Input should be"),
+    "optuna range over the limit": (
+        OPTUNA.replace("{low: 0.3, high: 1.5}", "{low: 0.3, high: 1e9}"),
+        "strategy: F.high: got 1e+09; expected at most 100000",
+    ),
     "repeated projection column": (
         BASE + "report: {projection_3d: [L, F, L]}\n",
         "report.projection_3d[2]: 'L' is repeated",
@@ -270,3 +299,80 @@ def test_storage_uri_and_report_section() -> None:
     assert chosen.report.projection_2d == ("L", "lr")
     assert chosen.report.projection_3d == ("F", "search_seconds", "ood_aupr")
     assert "lr" in plottable_columns(chosen) and "lr" not in plottable_columns(spec)
+
+
+# -- work before the caps (issue 10, item 3) --------------------------------------------------
+
+
+@pytest.fixture
+def configs_built(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How many SearchConfig objects are built (each runs the core's checks once)."""
+    import search_core.config
+
+    built = [0]
+    check = search_core.config.validate
+
+    def counting(config: search_core.config.SearchConfig) -> None:
+        built[0] += 1
+        check(config)
+
+    monkeypatch.setattr(search_core.config, "validate", counting)
+    return built
+
+
+def _values(count: int, step: float) -> str:
+    return ", ".join(f"{step * (i + 1):g}" for i in range(count))
+
+
+def test_a_large_grid_is_refused_on_its_count_before_any_config(configs_built: list[int]) -> None:
+    cube = (
+        f"name: cube\nsearch: {{preset: cpu-tiny}}\ngrid:\n  L: [{_values(30, 0.01)}]\n"
+        f"  F: [{_values(30, 0.1)}]\n  seed: [{', '.join(map(str, range(30)))}]\n"
+    )
+    assert len(cube) < 600
+    with pytest.raises(ConfigError, match="max_trials: the sweep has 27000 trials"):
+        parse_sweep(cube, "t")
+    square = cube.split("  seed:")[0] + "max_trials: 1000\n"
+    with pytest.raises(ConfigError, match="grid: 900 trials exceed this service's cap of 50"):
+        parse_sweep(square, "t", service_cap=50)
+    assert configs_built[0] == 0
+
+
+def _seed_sweep(count: int, repeat: bool) -> str:
+    seeds = [10_000_000 + i for i in range(count)]
+    if repeat:
+        seeds[-1] = seeds[0]
+    return (
+        "name: seeds\nsearch: {preset: cpu-tiny}\nmax_trials: 10000\n"
+        f"grid: {{L: [0.05], F: [0.5], seed: [{', '.join(map(str, seeds))}]}}\n"
+    )
+
+
+def test_a_long_grid_list_is_checked_in_linear_work(configs_built: list[int]) -> None:
+    text = _seed_sweep(8500, repeat=False)
+    assert len(text) > 85_000
+    with pytest.raises(ConfigError, match="max_trials: the sweep has 8500 trials"):
+        parse_sweep(text.replace("max_trials: 10000", "max_trials: 100"), "t")
+    assert configs_built[0] == 0
+    with pytest.raises(ConfigError, match=r"grid\.seed\[8499\]: repeated value 10000000; list"):
+        parse_sweep(_seed_sweep(8500, repeat=True), "t")
+    assert configs_built[0] < 10  # the preset and the base; no grid value or point
+    configs_built[0] = 0
+    spec = parse_sweep(text, "t")
+    assert trial_count(spec) == 8500
+    # One config per distinct grid value, one per point, and a few for the preset and base.
+    assert configs_built[0] <= 2 * 8500 + 10
+
+
+def test_equal_numbers_are_repeats() -> None:
+    with pytest.raises(ConfigError, match=r"grid\.L\[1\]: repeated value 1\.0"):
+        parse_sweep(BASE.replace("[0.03, 0.05]", "[1, 1.0]"), "t")
+
+
+def test_gpus_of_an_embedded_local_ray_are_checked() -> None:
+    spec = parse_sweep(BASE + "resources: {gpu: 0.5}\n", "t")
+    with pytest.raises(ConfigError, match=r"resources\.gpu: 0\.5 GPU per trial, but this machine"):
+        check_local_gpu(spec, cuda_available=False)
+    check_local_gpu(spec, cuda_available=True)
+    check_local_gpu(parse_sweep(BASE + "resources: {gpu: 0}\n", "t"), cuda_available=False)
+    check_local_gpu(parse_sweep(BASE, "t"), cuda_available=False)  # unset: 1 only with CUDA
