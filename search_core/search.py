@@ -12,12 +12,15 @@ atomically, so a killed run never leaves a half-written file.
 
 from __future__ import annotations
 
+import io
 import json
+import os
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import IO, Any, Protocol
 
 import torch
 
@@ -51,11 +54,39 @@ class SearchResult:
     out_dir: Path
 
 
+def _replace_whole(path: Path, write: Callable[[IO[bytes]], object]) -> None:
+    """Call ``write`` on a temporary file of this writer alone beside ``path``, then rename it
+    over ``path``, so that ``path`` holds either the old or the whole new content.
+
+    The temporary file is removed when anything fails, and an OSError (a full disk) names
+    ``path``. The file gets the permissions a plain ``open`` would give it.
+    """
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = Path(name)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+        umask = os.umask(0)
+        os.umask(umask)
+        tmp.chmod(0o666 & ~umask)
+        tmp.replace(path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 def save_atomic(state: dict[str, Any], path: Path) -> None:
-    """``torch.save`` so that ``path`` holds either the old or the whole new checkpoint."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(state, tmp)
-    tmp.replace(path)
+    """``torch.save`` so that ``path`` holds either the old or the whole new checkpoint.
+
+    torch serialises into memory and the bytes are written here, so a full disk is the
+    OSError it is: torch's own writer reports a failed write as a RuntimeError that hides it.
+    """
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    _replace_whole(path, lambda handle: handle.write(buffer.getbuffer()))
 
 
 def generator_states(
@@ -87,10 +118,8 @@ def restore_generators(
 
 
 def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` so that ``path`` holds either the old or the whole new content."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+    """Write ``text`` (UTF-8) so that ``path`` holds either the old or the whole new content."""
+    _replace_whole(path, lambda handle: handle.write(text.encode("utf-8")))
 
 
 class DeviceData:
