@@ -112,10 +112,10 @@ def _class_names(path: Path, key: str) -> list[str]:
 class _SafeCIFAR:
     """What both safe classes share: filling torchvision's attributes from safe reads."""
 
-    base_folder: str
-    train_list: list[list[str]]
-    test_list: list[list[str]]
-    meta: dict[str, Any]
+    base_folder: ClassVar[str]
+    train_list: ClassVar[list[list[str]]]
+    test_list: ClassVar[list[list[str]]]
+    meta: ClassVar[dict[str, Any]]
 
     def _fill(self, root: str, train: bool) -> None:
         folder = Path(root, self.base_folder)

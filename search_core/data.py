@@ -30,10 +30,10 @@ from torchvision.datasets import utils as tv_utils
 from torchvision.transforms import functional as tv_functional
 
 from search_core.cifar import BatchError, SafeCIFAR10, SafeCIFAR100
+from search_core.datapaths import IMAGEFOLDER_PREFIX, dataset_path
 from search_core.errors import ConfigError, DatasetError
 
 DATASET_NAMES: tuple[str, ...] = ("digits", "digits-ood", "cifar10", "cifar100", "svhn")
-IMAGEFOLDER_PREFIX = "imagefolder:"
 SPLITS: tuple[str, ...] = ("train", "test")
 
 # The split of scikit-learn's digits is part of the dataset's definition, not of a search:
@@ -374,7 +374,8 @@ def _load_digits(name: str, split: str, image_size: int | None) -> ImageSet:
 
 
 def _load_imagefolder(name: str, split: str, root: Path, image_size: int | None) -> ImageSet:
-    directory = root / Path(name.removeprefix(IMAGEFOLDER_PREFIX)).expanduser()
+    directory = dataset_path(name, root)
+    assert directory is not None  # load_image_set sends only imagefolder: names here
     size = _IMAGEFOLDER_DEFAULT_SIZE if image_size is None else image_size
     train_images, train_labels, classes = _read_folder(name, directory, "train", size)
     mean, std = _channel_stats(train_images)
