@@ -27,10 +27,12 @@ from service.cli.common import (
     Commands,
     SearchProgress,
     add_settings_arguments,
+    check_env_roots,
     check_out,
     config_layers,
     interrupted,
     load_eval_config,
+    removed_on_failure,
 )
 
 __all__ = ["add_count", "add_evaluate", "add_search"]
@@ -72,13 +74,14 @@ def _search(args: argparse.Namespace) -> int:
         eval_config = retrain_config(config, preset_name)
     elif args.evaluate == "proxy":
         eval_config = proxy_config(config)
+    check_env_roots([config] if eval_config is None else [config, eval_config])
     # torch loads only once the input is known to be good: bad input answers at once.
     from search_core.search import CHECKPOINT, METRICS, load_checkpoint, run_search
 
     out: Path = args.out
     check_out(out)
     try:
-        with SearchProgress(config.epochs) as progress:
+        with removed_on_failure(out, keeps=CHECKPOINT), SearchProgress(config.epochs) as progress:
             result = run_search(
                 config, out, resume=args.resume, reporter=progress.report, progress=progress
             )
@@ -153,6 +156,7 @@ def add_evaluate(commands: Commands) -> None:
 
 def _evaluate(args: argparse.Namespace) -> int:
     config = load_eval_config(args.preset, args.config, args.settings or [])
+    check_env_roots([config])
     out: Path = args.out
     check_out(out)
     # torch loads only once the settings are known to be good, and the rest of the
