@@ -1,33 +1,64 @@
 """Checkpoint files of searches and evaluations: written whole, read safely, RNGs included.
 
-A checkpoint is a dict of states written with ``torch.save`` to a temporary file that then
-replaces the old one, so a kill leaves either the old or the whole new file; it is read with
-``weights_only=True`` (tensors and plain containers, never code). Every random generator a run
+A checkpoint is a dict of states serialised with ``torch.save`` into a temporary file of its
+writer alone that then replaces the old one (removed on failure), so a kill leaves either the
+old or the whole new file; it is read with ``weights_only=True`` (tensors and plain
+containers, never code). Every random generator a run
 draws from is saved in it, so a resumed run draws what an uninterrupted one would.
 """
 
 from __future__ import annotations
 
+import io
+import os
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import torch
 
 from search_core.errors import CheckpointError
 
 
+def _replace_whole(path: Path, write: Callable[[IO[bytes]], object]) -> None:
+    """Call ``write`` on a temporary file of this writer alone beside ``path``, then rename it
+    over ``path``, so that ``path`` holds either the old or the whole new content.
+
+    The temporary file is removed when anything fails, and an OSError (a full disk) names
+    ``path``. The file gets the permissions a plain ``open`` would give it.
+    """
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = Path(name)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+        umask = os.umask(0)
+        os.umask(umask)
+        tmp.chmod(0o666 & ~umask)
+        tmp.replace(path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 def save_atomic(state: dict[str, Any], path: Path) -> None:
-    """``torch.save`` so that ``path`` holds either the old or the whole new checkpoint."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(state, tmp)
-    tmp.replace(path)
+    """``torch.save`` so that ``path`` holds either the old or the whole new checkpoint.
+
+    torch serialises into memory and the bytes are written here, so a full disk is the
+    OSError it is: torch's own writer reports a failed write as a RuntimeError that hides it.
+    """
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    _replace_whole(path, lambda handle: handle.write(buffer.getbuffer()))
 
 
 def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` so that ``path`` holds either the old or the whole new content."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+    """Write ``text`` (UTF-8) so that ``path`` holds either the old or the whole new content."""
+    _replace_whole(path, lambda handle: handle.write(text.encode("utf-8")))
 
 
 def generator_states(

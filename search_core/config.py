@@ -31,13 +31,13 @@ from search_core.config_checks import BACKBONES as BACKBONES
 from search_core.config_checks import BOUND_LIMITS as BOUND_LIMITS
 from search_core.config_checks import CHOICES as CHOICES
 from search_core.config_checks import DATASET_NAMES as DATASET_NAMES
-from search_core.config_checks import IMAGEFOLDER_PREFIX as IMAGEFOLDER_PREFIX
 from search_core.config_checks import INT_LIMITS as INT_LIMITS
 from search_core.config_checks import MAX_CHANNELS as MAX_CHANNELS
 from search_core.config_checks import MAX_SEED as MAX_SEED
 from search_core.config_checks import OBJECTIVES as OBJECTIVES
 from search_core.config_checks import shown as shown
 from search_core.config_checks import validate
+from search_core.datapaths import IMAGEFOLDER_PREFIX as IMAGEFOLDER_PREFIX
 from search_core.errors import ConfigError
 
 

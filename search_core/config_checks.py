@@ -17,6 +17,7 @@ import itertools
 import re
 from typing import TYPE_CHECKING, Any
 
+from search_core.datapaths import IMAGEFOLDER_PREFIX
 from search_core.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -26,7 +27,6 @@ OBJECTIVES = ("val", "ood", "adv", "nop", "flops")
 BACKBONES = ("darts", "pc_darts", "pdarts")
 N_PRIMITIVES = 8  # len(search_core.genotypes.PRIMITIVES), without importing torch here
 DATASET_NAMES: tuple[str, ...] = ("digits", "digits-ood", "cifar10", "cifar100", "svhn")
-IMAGEFOLDER_PREFIX = "imagefolder:"
 DEVICE_PATTERN = re.compile(r"cpu|mps|cuda(?::[0-9]{1,3})?")
 MAX_SEED = 2**32 - 1  # numpy's and torch's seeds are 32-bit
 BOUND_LIMITS: dict[str, float] = {"L": 1e4, "F": 1e5}

@@ -9,7 +9,8 @@ weights θ, half for the architecture α.
 A split is loaded once into an :class:`ImageSet` whose uint8 images can move to the device
 whole; conversion, normalisation and augmentation then happen there
 (:mod:`search_core.augment`). CIFAR and SVHN files are parsed by torchvision's own dataset
-classes; only their md5 check of local files is replaced by an existence check, so files in
+classes, CIFAR's pickled batches through :mod:`search_core.cifar`, which runs nothing a file
+asks for; only their md5 check of local files is replaced by an existence check, so files in
 the official format but with other content (re-packed copies, test fixtures) load, while a
 download stays md5-checked by torchvision.
 """
@@ -17,11 +18,10 @@ download stays md5-checked by torchvision.
 from __future__ import annotations
 
 import math
-import pickle
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import torch
@@ -29,7 +29,9 @@ from torchvision import datasets, transforms
 from torchvision.datasets import utils as tv_utils
 from torchvision.transforms import functional as tv_functional
 
+from search_core.cifar import BatchError, SafeCIFAR10, SafeCIFAR100
 from search_core.config import DATASET_NAMES, IMAGEFOLDER_PREFIX
+from search_core.datapaths import dataset_path
 from search_core.errors import ConfigError, DatasetError
 
 __all__ = ["DATASET_NAMES", "IMAGEFOLDER_PREFIX", "ImageSet", "load_image_set", "split_halves"]
@@ -169,27 +171,6 @@ def _files_present(folder: Path, names: list[str]) -> bool:
     return all((folder / name).is_file() for name in names)
 
 
-class _LocalCIFAR10(datasets.CIFAR10):  # type: ignore[misc]  # torchvision ships no type hints
-    """torchvision's CIFAR-10 reader, checking that the split's files exist instead of md5s."""
-
-    # torchvision's check_integrity(path, md5=None) only checks that the file exists.
-    meta: ClassVar[dict[str, str | None]] = {**datasets.CIFAR10.meta, "md5": None}
-
-    def _check_integrity(self) -> bool:
-        listed = self.train_list if self.train else self.test_list
-        return _files_present(Path(self.root, self.base_folder), [n for n, _ in listed])
-
-
-class _LocalCIFAR100(datasets.CIFAR100):  # type: ignore[misc]  # torchvision ships no type hints
-    """torchvision's CIFAR-100 reader, checking that the split's files exist instead of md5s."""
-
-    meta: ClassVar[dict[str, str | None]] = {**datasets.CIFAR100.meta, "md5": None}
-
-    def _check_integrity(self) -> bool:
-        listed = self.train_list if self.train else self.test_list
-        return _files_present(Path(self.root, self.base_folder), [n for n, _ in listed])
-
-
 class _LocalSVHN(datasets.SVHN):  # type: ignore[misc]  # torchvision ships no type hints
     """torchvision's SVHN reader, checking that the split's .mat file exists instead of its md5."""
 
@@ -215,7 +196,7 @@ def _read_cifar(
     cls: type[Any],
 ) -> Callable[[Path, str], tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]]:
     def read(root: Path, split: str) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
-        dataset = cls(str(root), train=split == "train", download=False)
+        dataset = cls(str(root), train=split == "train")
         # torchvision keeps CIFAR as (N, H, W, C); ImageSet is (N, C, H, W).
         return dataset.data.transpose(0, 3, 1, 2), np.asarray(dataset.targets)
 
@@ -258,7 +239,7 @@ _TORCHVISION_SETS: dict[str, _TorchvisionSet] = {
         num_classes=10,
         mean=(0.4914, 0.4822, 0.4465),
         std=(0.2470, 0.2435, 0.2616),
-        read=_read_cifar(_LocalCIFAR10),
+        read=_read_cifar(SafeCIFAR10),
         download=_download_cifar(datasets.CIFAR10),
     ),
     "cifar100": _TorchvisionSet(
@@ -268,7 +249,7 @@ _TORCHVISION_SETS: dict[str, _TorchvisionSet] = {
         num_classes=100,
         mean=(0.5071, 0.4865, 0.4409),
         std=(0.2673, 0.2564, 0.2762),
-        read=_read_cifar(_LocalCIFAR100),
+        read=_read_cifar(SafeCIFAR100),
         download=_download_cifar(datasets.CIFAR100),
     ),
     "svhn": _TorchvisionSet(
@@ -308,8 +289,12 @@ def _load_torchvision(
             f"dataset {name!r}: reading {folder / needed[0]} needs a package that is not "
             f"installed ({exc}); install scipy (torchvision reads .mat files with it)"
         ) from exc
+    except BatchError as exc:
+        raise DatasetError(_unreadable_message(name, exc.path, exc.reason)) from None
     except Exception as exc:  # any parse failure of a file in the wrong format lands here
-        raise DatasetError(_unreadable_message(name, folder, needed, exc)) from exc
+        where = folder / needed[0] if len(needed) == 1 else folder
+        reason = f"{type(exc).__name__}: {exc}"
+        raise DatasetError(_unreadable_message(name, where, reason)) from exc
     if data.dtype != np.uint8 or data.ndim != 4:
         raise DatasetError(
             f"dataset {name!r}: files under {folder} hold {data.dtype} pixels of shape "
@@ -337,48 +322,11 @@ def _check_present(
         )
 
 
-def _unreadable_message(name: str, folder: Path, needed: tuple[str, ...], exc: Exception) -> str:
-    """Say which file broke torchvision's reader; CIFAR's pickles are tried one by one."""
-    where, reason = folder, f"{type(exc).__name__}: {exc}"
-    if len(needed) == 1:
-        where = folder / needed[0]
-    else:
-        culprit = _first_bad_pickle(folder, needed)
-        if culprit is not None:
-            where, reason = culprit
+def _unreadable_message(name: str, where: Path, reason: str) -> str:
     return (
         f"dataset {name!r}: cannot read {where} ({reason}); expected the official file "
         "format; delete the damaged files and copy or download them again"
     )
-
-
-def _first_bad_pickle(folder: Path, names: tuple[str, ...]) -> tuple[Path, str] | None:
-    """The first CIFAR file that does not unpickle to a dict with the keys torchvision reads.
-
-    All files but the last hold images (``data`` and ``labels`` or ``fine_labels``); the last
-    is the meta file (``label_names`` or ``fine_label_names``).
-    """
-    for position, file_name in enumerate(names):
-        path = folder / file_name
-        try:
-            with path.open("rb") as handle:
-                entry = pickle.load(handle, encoding="latin1")
-        except Exception as exc:  # whatever the unpickler raised, this is the damaged file
-            return path, f"{type(exc).__name__}: {exc}"
-        if position == len(names) - 1:
-            keys_ok = isinstance(entry, dict) and any(k.endswith("label_names") for k in entry)
-            wanted = "'label_names' or 'fine_label_names'"
-        else:
-            keys_ok = (
-                isinstance(entry, dict)
-                and "data" in entry
-                and ("labels" in entry or "fine_labels" in entry)
-            )
-            wanted = "'data' and 'labels' or 'fine_labels'"
-        if not keys_ok:
-            found = sorted(map(str, entry)) if isinstance(entry, dict) else type(entry).__name__
-            return path, f"expected a pickled dict with {wanted}, found {found}"
-    return None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -427,7 +375,8 @@ def _load_digits(name: str, split: str, image_size: int | None) -> ImageSet:
 
 
 def _load_imagefolder(name: str, split: str, root: Path, image_size: int | None) -> ImageSet:
-    directory = root / Path(name.removeprefix(IMAGEFOLDER_PREFIX)).expanduser()
+    directory = dataset_path(name, root)
+    assert directory is not None  # load_image_set sends only imagefolder: names here
     size = _IMAGEFOLDER_DEFAULT_SIZE if image_size is None else image_size
     train_images, train_labels, classes = _read_folder(name, directory, "train", size)
     mean, std = _channel_stats(train_images)

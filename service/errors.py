@@ -31,6 +31,7 @@ __all__ = [
     "JobError",
     "ObjectiveError",
     "RayAddressError",
+    "RunDirLockedError",
     "StorageError",
     "StoreError",
     "SweepConflictError",
@@ -101,10 +102,15 @@ class SweepConflictError(E2RNASError):
     """The request does not fit the sweep's state (e.g. cancelling a finished sweep)."""
 
 
+class RunDirLockedError(E2RNASError):
+    """Another driver (``sweep run``/``resume``) holds the run directory's lock."""
+
+
 ERRORS: tuple[tuple[type[E2RNASError], int, int], ...] = (
     # (exception, exit code of the command line, HTTP status of the API); the first match wins.
     (UnknownSweepError, EXIT_BAD_INPUT, 404),
     (SweepConflictError, EXIT_BAD_INPUT, 409),
+    (RunDirLockedError, EXIT_BAD_INPUT, 409),
     (SweepSyntaxError, EXIT_BAD_INPUT, 400),
     (ConfigError, EXIT_BAD_INPUT, 422),
     (GenotypeError, EXIT_BAD_INPUT, 422),

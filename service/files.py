@@ -22,7 +22,10 @@ def replace_atomically(path: Path, write: Callable[[Path], object]) -> None:
     """Call ``write`` on a temporary path beside ``path``, then rename it over ``path``.
 
     The file gets the permissions a plain ``open`` would give it (0666 less the umask), not
-    the owner-only mode of a temporary file, so reports and exports can be shared.
+    the owner-only mode of a temporary file, so reports and exports can be shared. The
+    temporary file's name is unique to this writer, so two processes writing the same file
+    never share one; it is removed when anything fails, and an OSError (a full disk) names
+    ``path``, not the temporary file.
     """
     with tempfile.NamedTemporaryFile(
         dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False
@@ -32,6 +35,9 @@ def replace_atomically(path: Path, write: Callable[[Path], object]) -> None:
         write(tmp)
         _shared_mode(tmp, 0o666)
         tmp.replace(path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -1,4 +1,5 @@
-"""Shared fixtures: a real, throwaway PostgreSQL server for the tests that need one.
+"""Shared fixtures: a real, throwaway PostgreSQL server for the tests that need one, and a
+real 1 MiB filesystem (``small_fs``, a tmpfs) for the tests of a full disk.
 
 ``postgres_url`` (session) starts a private server once per test session: ``initdb`` into a
 temporary directory, ``pg_ctl start`` listening only on 127.0.0.1 on a free port (and on a unix
@@ -32,6 +33,7 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -321,3 +323,52 @@ def postgres_db_url(postgres_url: str) -> Iterator[str]:
                 conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         finally:
             admin.dispose()
+
+
+# -- a real full disk ----------------------------------------------------------------------------
+
+SMALL_FS_BYTES = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class SmallFilesystem:
+    """A 1 MiB tmpfs mounted for one test: ``fill(free)`` leaves about ``free`` bytes."""
+
+    root: Path
+
+    def fill(self, free: int = 0) -> None:
+        """Write a filler file until the filesystem has at most ``free`` bytes left."""
+        filler = self.root / "filler"
+        with filler.open("ab") as handle:
+            while os.statvfs(self.root).f_bavail * os.statvfs(self.root).f_frsize > free:
+                try:
+                    handle.write(b"\0" * 4096)
+                    handle.flush()
+                except OSError:
+                    break
+
+    def temporary_files(self) -> list[Path]:
+        return [p for p in self.root.rglob("*") if p.name.endswith((".tmp", ".partial"))]
+
+
+@pytest.fixture
+def small_fs(tmp_path: Path) -> Iterator[SmallFilesystem]:
+    """A real filesystem of 1 MiB (tmpfs), so that a test can run out of space for real;
+    skipped where this process cannot mount one (not root, or no CAP_SYS_ADMIN)."""
+    root = tmp_path / "small-fs"
+    root.mkdir()
+    mount = shutil.which("mount") or "/bin/mount"
+    done = subprocess.run(
+        [mount, "-t", "tmpfs", "-o", f"size={SMALL_FS_BYTES}", "tmpfs", str(root)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a 1 MiB tmpfs here ({done.stderr.strip()}); needs root")
+    try:
+        yield SmallFilesystem(root)
+    finally:
+        umount = shutil.which("umount") or "/bin/umount"
+        if subprocess.run([umount, str(root)], capture_output=True, check=False).returncode:
+            subprocess.run([umount, "-l", str(root)], capture_output=True, check=False)

@@ -6,12 +6,16 @@ from the trial directories Tune's workers write (progress, finished trials' rows
 own collection writes the final rows and status when it ends. After a restart of the service
 the loop finds the unfinished sweeps in the database: a job Ray still runs is followed again,
 and a job Ray no longer knows (the embedded Ray stopped with the service) is resubmitted as
-``e2rnas sweep resume``, so finished trials are not run again.
+``e2rnas sweep resume``, so finished trials are not run again. It is not resubmitted while a
+driver still holds the run directory's lock (:mod:`service.orchestration.driverlock`): after a
+SIGKILL of the service, the embedded Ray it left is stopped when the new one starts
+(:class:`~service.orchestration.jobs.RayJobs`), and the resume waits until its driver is gone.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import uuid
 from collections.abc import Mapping
@@ -24,6 +28,8 @@ from service.api.settings import ServiceSettings
 from service.errors import E2RNASError, JobError, SweepConflictError
 from service.logs import sweep_context
 from service.orchestration.collect import results_table
+from service.orchestration.dataroots import ROOTS_VARIABLE, check_data_roots
+from service.orchestration.driverlock import lock_holder
 from service.orchestration.jobs import RayJobs
 from service.orchestration.points import check_local_gpu, trial_count
 from service.orchestration.rundir import SWEEP_FILE, read_sweep_state, sweep_id_for, sweep_progress
@@ -48,7 +54,14 @@ class SweepManager:
         self.storage.mkdir(parents=True, exist_ok=True)
         self.store = ResultStore(settings.resolved_database_url())
         self.store.create_schema()
-        self.jobs = jobs or RayJobs(settings.ray_address, settings.ray_num_cpus)
+        # A sweep's job checks its data paths again, against the same roots.
+        roots = {ROOTS_VARIABLE: os.pathsep.join(map(str, settings.data_roots))}
+        self.jobs = jobs or RayJobs(
+            settings.ray_address,
+            settings.ray_num_cpus,
+            state_dir=self.storage,
+            job_env=roots if settings.data_roots else None,
+        )
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -77,11 +90,13 @@ class SweepManager:
     # -- requests --------------------------------------------------------------------------
 
     def validate(self, data: str | Mapping[str, Any]) -> SweepSpec:
-        """The sweep as the CLI checks it, plus the service's cap on trials."""
+        """The sweep as the CLI checks it, plus the service's cap on trials and its data
+        roots (a data path outside them is refused, naming the field)."""
         # The cap is checked on the trial count, before any of the sweep's configs is built.
         spec = parse_sweep(data, source="body", service_cap=self.settings.max_trials)
         if self.settings.ray_address is None:  # a cluster checks its GPUs when it places trials
             check_local_gpu(spec)
+        check_data_roots(spec, self.settings.data_roots)
         return spec
 
     def create(self, data: str | Mapping[str, Any]) -> str:
@@ -170,8 +185,7 @@ class SweepManager:
             if job_state is None:
                 self._following.discard(sweep_id)
                 if not final:
-                    changes["job_id"] = self._resubmit(sweep_id, run_dir, row["job_id"])
-                    changes["status"] = "pending"
+                    changes.update(self._pick_up(sweep_id, run_dir, row["job_id"]))
             elif job_state in ("PENDING", "RUNNING"):
                 self._following.add(sweep_id)
                 if not final:
@@ -197,6 +211,19 @@ class SweepManager:
                 logger.info("status %s -> %s", row["status"], changes["status"])
             self.store.update_sweep(sweep_id, **changes)
             return self.store.get_sweep(sweep_id)
+
+    def _pick_up(self, sweep_id: str, run_dir: Path, old_job: str | None) -> dict[str, Any]:
+        """The changes for a sweep whose job Ray does not know: resubmitted, unless a driver
+        still holds its run directory (one a previous Ray of this service left running),
+        in which case it is followed through its files until that driver ends."""
+        holder = lock_holder(run_dir)
+        if holder is None:
+            return {"job_id": self._resubmit(sweep_id, run_dir, old_job), "status": "pending"}
+        self._ingest_finished(run_dir)
+        return {
+            "message": f"a driver ({holder}) still runs this sweep in {run_dir}; it is "
+            "resumed here once that driver ends"
+        }
 
     def _resubmit(self, sweep_id: str, run_dir: Path, old_job: str | None) -> str:
         suffix = (old_job or "").rsplit("-", 1)[-1]

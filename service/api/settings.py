@@ -1,7 +1,8 @@
 """The web service's settings: one pydantic-settings class, from flags and ``E2RNAS_*`` variables.
 
 Precedence: command-line flags, then environment variables (``E2RNAS_DATABASE_URL``,
-``E2RNAS_RAY_ADDRESS``, ``E2RNAS_STORAGE``, ``E2RNAS_API_TOKEN``, ...), then the defaults below.
+``E2RNAS_RAY_ADDRESS``, ``E2RNAS_STORAGE``, ``E2RNAS_API_TOKEN``, ``E2RNAS_DATA_ROOTS``, ...),
+then the defaults below.
 Nothing reads the environment at import time: `load_settings` does, when the service starts.
 """
 
@@ -9,12 +10,13 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import Field, SecretStr, ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from service.errors import ConfigError
+from service.orchestration.dataroots import parse_roots
 
 __all__ = ["ServiceSettings", "is_loopback", "load_settings"]
 
@@ -41,6 +43,19 @@ class ServiceSettings(BaseSettings):
     max_trials: int = Field(default=1000, ge=1)  # per sweep submitted through the service
     poll_seconds: float = Field(default=2.0, gt=0)  # how often running sweeps are refreshed
     ray_num_cpus: int | None = Field(default=None, ge=1)  # embedded Ray only; None: all cores
+    # The folders sweeps may read data from (data_root, imagefolder:); E2RNAS_DATA_ROOTS is
+    # a list separated by ':'. None by default: only the built-in digits sets run.
+    data_roots: Annotated[tuple[Path, ...], NoDecode] = ()
+
+    @field_validator("data_roots", mode="before")
+    @classmethod
+    def _split_roots(cls, value: Any) -> Any:
+        return parse_roots(value) if isinstance(value, str) else value
+
+    @field_validator("data_roots")
+    @classmethod
+    def _resolve_roots(cls, value: tuple[Path, ...]) -> tuple[Path, ...]:
+        return tuple(path.expanduser().resolve() for path in value)
 
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -10,8 +10,10 @@ their data before they create the output directory, so bad input leaves nothing 
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeAlias
@@ -22,6 +24,7 @@ from tqdm import tqdm
 from search_core.config import PRESETS, SearchConfig, preset
 from search_core.eval_config import EVAL_PRESETS, EvalConfig, eval_preset
 from service.errors import EXIT_INTERRUPTED, CommandLineError
+from service.orchestration.dataroots import check_config_paths, roots_from_env
 from service.yamltext import read_yaml, yaml_problem
 
 __all__ = [
@@ -32,6 +35,7 @@ __all__ = [
     "Handler",
     "SearchProgress",
     "add_settings_arguments",
+    "check_env_roots",
     "check_out",
     "config_layers",
     "interrupted",
@@ -40,6 +44,7 @@ __all__ = [
     "objectives_arg",
     "parse_setting",
     "read_config_file",
+    "removed_on_failure",
 ]
 
 PROG = "e2rnas"
@@ -134,9 +139,31 @@ def load_eval_config(
     return eval_preset(*config_layers(preset_name, config_file, settings, list(EVAL_PRESETS)))
 
 
+def check_env_roots(configs: Iterable[Any]) -> None:
+    """With ``E2RNAS_DATA_ROOTS`` set, refuse configs whose data lies outside those roots;
+    unset, the user's own command reads any path."""
+    roots = roots_from_env()
+    if roots is not None:
+        check_config_paths(configs, roots)
+
+
 def check_out(out: Path) -> None:
     if out.exists() and not out.is_dir():
         raise CommandLineError(f"--out {out}: is a file; expected a directory for the outputs")
+
+
+@contextmanager
+def removed_on_failure(directory: Path, keeps: str) -> Iterator[None]:
+    """Remove ``directory`` when the body fails (a full disk, bad data), if this command made
+    it and left no ``keeps`` file in it: a failed first start leaves nothing behind, while a
+    directory with something to resume, or one the user made, stays."""
+    made = not directory.exists()
+    try:
+        yield
+    except Exception:
+        if made and not (directory / keeps).exists():
+            shutil.rmtree(directory, ignore_errors=True)
+        raise
 
 
 def interrupted(checkpoint: Path) -> int:

@@ -28,10 +28,12 @@ from service.cli.common import (
     Commands,
     SearchProgress,
     add_settings_arguments,
+    check_env_roots,
     check_out,
     config_layers,
     interrupted,
     load_eval_config,
+    removed_on_failure,
 )
 
 if TYPE_CHECKING:
@@ -97,13 +99,17 @@ def _search(args: argparse.Namespace) -> int:
     config = preset(preset_name, values)
     # The evaluation's settings are checked before the search spends any time.
     eval_config = _eval_config(args.evaluate, config, preset_name)
+    check_env_roots([config] if eval_config is None else [config, eval_config])
     # torch loads only once the input is known to be good: bad input answers at once.
     from search_core.search import CHECKPOINT, METRICS, load_checkpoint, run_search
 
     out: Path = args.out
     check_out(out)
     try:
-        with SearchProgress(config.total_epochs) as progress:
+        with (
+            removed_on_failure(out, keeps=CHECKPOINT),
+            SearchProgress(config.total_epochs) as progress,
+        ):
             result = run_search(
                 config, out, resume=args.resume, reporter=progress.report, progress=progress
             )
@@ -168,6 +174,7 @@ def add_evaluate(commands: Commands) -> None:
 
 def _evaluate(args: argparse.Namespace) -> int:
     config = load_eval_config(args.preset, args.config, args.settings or [])
+    check_env_roots([config])
     out: Path = args.out
     check_out(out)
     # torch loads only once the settings are known to be good, and the rest of the

@@ -2,7 +2,8 @@
 
 ``run`` checks the whole file, then runs every trial on an embedded local Ray (or the file's
 ``ray.address``) and prints where the results, database, export and report are; ``resume``
-continues an interrupted sweep; ``status`` shows a run directory's trials or a submitted job's
+continues an interrupted sweep (both hold the run directory's driver lock, so a second driver on
+it is refused at once); ``status`` shows a run directory's trials or a submitted job's
 state; ``submit`` sends the sweep to a cluster's job server. Ray loads only once the input is
 known to be good.
 """
@@ -14,10 +15,12 @@ import os
 import sys
 from pathlib import Path
 
-from service.cli.common import PROG, CommandLineError, Commands, check_out
+from service.cli.common import PROG, CommandLineError, Commands, check_out, removed_on_failure
 from service.errors import EXIT_INTERRUPTED, EXIT_OS_ERROR
 from service.orchestration import jobs
 from service.orchestration.addresses import GCS_PORT, check_address
+from service.orchestration.dataroots import check_data_roots, roots_from_env
+from service.orchestration.driverlock import driver_lock
 from service.orchestration.points import check_local_gpu, search_epochs
 from service.orchestration.rundir import (
     EXPORT_DIR,
@@ -28,7 +31,7 @@ from service.orchestration.rundir import (
     spec_of,
     trial_states,
 )
-from service.orchestration.spec import is_uri, load_sweep
+from service.orchestration.spec import SweepSpec, is_uri, load_sweep
 
 __all__ = ["add_sweep", "run_dir_for"]
 
@@ -140,22 +143,31 @@ def _print_outputs(run_dir: Path) -> None:
         )
 
 
+def _check_env_roots(spec: SweepSpec) -> None:
+    roots = roots_from_env()
+    if roots is not None:  # set by the user or by the service that submitted this job
+        check_data_roots(spec, roots)
+
+
 def _sweep_run(args: argparse.Namespace) -> int:
     spec = load_sweep(args.file)
+    _check_env_roots(spec)
     run_dir = run_dir_for(args.out, spec.storage.path, spec.name)
-    if (run_dir / SWEEP_FILE).exists():
-        raise CommandLineError(
-            f"--out {run_dir}: already holds a sweep; continue it with "
-            f"'{PROG} sweep resume {run_dir}' or choose another --out"
-        )
     address = args.address or spec.ray.address
     if address and address != "auto":
         check_address(address, GCS_PORT)
     if not address and not os.environ.get("RAY_ADDRESS"):
         check_local_gpu(spec)  # a cluster (or a Ray Job's) checks its GPUs when placing trials
-    from service.orchestration.tuner import run_sweep  # Ray loads once the input is good
+    # The lock first: a second driver hears that one runs, not that a sweep.json exists.
+    with removed_on_failure(run_dir, keeps=SWEEP_FILE), driver_lock(run_dir):
+        if (run_dir / SWEEP_FILE).exists():
+            raise CommandLineError(
+                f"--out {run_dir}: already holds a sweep; continue it with "
+                f"'{PROG} sweep resume {run_dir}' or choose another --out"
+            )
+        from service.orchestration.tuner import run_sweep  # Ray loads once the input is good
 
-    run_sweep(spec, run_dir, address=address)
+        run_sweep(spec, run_dir, address=address)
     return _finish(run_dir)
 
 
@@ -180,12 +192,14 @@ def _finish(run_dir: Path) -> int:
 def _sweep_resume(args: argparse.Namespace) -> int:
     run_dir: Path = args.run_dir.resolve()
     spec = spec_of(run_dir)
+    _check_env_roots(spec)
     address = args.address or spec.ray.address
     if address and address != "auto":
         check_address(address, GCS_PORT)
-    from service.orchestration.tuner import run_sweep
+    with driver_lock(run_dir):
+        from service.orchestration.tuner import run_sweep
 
-    run_sweep(spec, run_dir, address=address, resume=True)
+        run_sweep(spec, run_dir, address=address, resume=True)
     return _finish(run_dir)
 
 
@@ -218,6 +232,7 @@ def _sweep_status(args: argparse.Namespace) -> int:
 
 def _sweep_submit(args: argparse.Namespace) -> int:
     spec = load_sweep(args.file)
+    _check_env_roots(spec)
     run_dir = run_dir_for(args.out, spec.storage.path, spec.name)
     job_id = jobs.submit_sweep(args.file, args.address, run_dir)
     print(job_id)

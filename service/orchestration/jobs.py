@@ -4,7 +4,10 @@ The Ray cluster the web service (and ``e2rnas sweep submit``) submits sweeps to,
 
 Either an embedded local Ray that the service starts on first use (with its job server on a
 free loopback port) and stops when it stops, or a running cluster's job server
-(``http://HEAD:8265``). Each sweep is one job whose entrypoint is ``e2rnas sweep run`` (or
+(``http://HEAD:8265``). The embedded head is recorded in the service's state dir
+(``ray-head.json``); a service killed with SIGKILL leaves its head running (it is in a session
+of its own), and the next service to start there stops it, with its jobs, before it starts its
+own. Each sweep is one job whose entrypoint is ``e2rnas sweep run`` (or
 ``sweep resume`` after the service restarted and the job was gone), so a sweep started from the
 web runs exactly the code the CLI runs.
 """
@@ -12,6 +15,7 @@ web runs exactly the code the CLI runs.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import shlex
@@ -26,11 +30,14 @@ from pathlib import Path
 from typing import Any
 
 from service.errors import JobError
+from service.files import write_json_atomically
 from service.orchestration.addresses import JOBS_PORT, check_address, free_port
 
 __all__ = ["TERMINAL_JOB_STATES", "JobError", "RayJobs", "job_status", "submit_sweep"]
 
 TERMINAL_JOB_STATES = ("SUCCEEDED", "FAILED", "STOPPED")
+HEAD_RECORD = "ray-head.json"  # in the service's state dir: the embedded head it runs
+TEMP_PREFIX = "e2rnas-ray-"
 
 logger = logging.getLogger(__name__)
 
@@ -43,9 +50,19 @@ def _state_name(status: Any) -> str:
 class RayJobs:
     """Submit, watch and stop sweep jobs on one Ray cluster."""
 
-    def __init__(self, address: str | None = None, num_cpus: int | None = None) -> None:
+    def __init__(
+        self,
+        address: str | None = None,
+        num_cpus: int | None = None,
+        state_dir: Path | None = None,
+        job_env: dict[str, str] | None = None,
+    ) -> None:
         self.given_address = address
         self.num_cpus = num_cpus
+        self.job_env = dict(job_env or {})  # more variables for every job's driver
+        # Where the embedded head is recorded (HEAD_RECORD), so that a service killed without
+        # its shutdown has that head stopped by the next one to start here.
+        self.state_dir = state_dir
         self._client: Any = None
         self._head: subprocess.Popen[bytes] | None = None
         self._temp_dir: Path | None = None
@@ -99,7 +116,8 @@ class RayJobs:
         shared defaults, a job's driver resolves the cluster by ``address="auto"`` and can
         join any other Ray on the machine, and a second Ray's agent cannot bind its port.
         """
-        self._temp_dir = Path(tempfile.mkdtemp(prefix="e2rnas-ray-", dir="/tmp"))
+        self._stop_recorded_head()
+        self._temp_dir = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX, dir="/tmp"))
         dashboard = free_port()
         ray_script = Path(sys.executable).with_name("ray")
         command = [
@@ -136,7 +154,42 @@ class RayJobs:
         logger.info(
             "started an embedded Ray head (pid %d, temp dir %s)", self._head.pid, self._temp_dir
         )
-        return f"http://127.0.0.1:{dashboard}"
+        address = f"http://127.0.0.1:{dashboard}"
+        if self.state_dir is not None:
+            record = {"pid": self._head.pid, "temp_dir": str(self._temp_dir), "address": address}
+            write_json_atomically(self.state_dir / HEAD_RECORD, record)
+        return address
+
+    def _stop_recorded_head(self) -> None:
+        """Stop the embedded head (and its jobs) that a previous run of the service recorded
+        in ``state_dir`` and left running: killed with SIGKILL, it had no shutdown, and the
+        head lives in a session of its own. Only a live ``ray start --head`` whose command
+        line names the recorded temp dir is stopped, so a reused pid is left alone."""
+        if self.state_dir is None:
+            return
+        record = self.state_dir / HEAD_RECORD
+        try:
+            data = json.loads(record.read_text(encoding="utf-8"))
+            pid, temp_dir, address = int(data["pid"]), str(data["temp_dir"]), str(data["address"])
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError, KeyError, TypeError):
+            record.unlink(missing_ok=True)  # not a record this module wrote whole
+            return
+        if _is_embedded_head(pid, temp_dir):
+            logger.warning(
+                "stopping the embedded Ray head a previous run of the service left (pid %d, %s)",
+                pid,
+                address,
+            )
+            from ray.job_submission import JobSubmissionClient  # type: ignore[import-untyped, unused-ignore]
+
+            with contextlib.suppress(ConnectionError, RuntimeError, ValueError):
+                self._stop_all(JobSubmissionClient(address))
+            _stop_group(pid)
+        if Path(temp_dir).name.startswith(TEMP_PREFIX):
+            shutil.rmtree(temp_dir, ignore_errors=True)
+        record.unlink(missing_ok=True)
 
     @staticmethod
     def _stop_all(client: Any, timeout: float = 30.0) -> None:
@@ -186,7 +239,7 @@ class RayJobs:
         """
         run_dir = run_dir.resolve()
         command = [sys.executable, "-m", "service.cli", "sweep"]
-        env = {"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+        env = {"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"), **self.job_env}
         if "RAY_AUTH_MODE" in os.environ:  # the job's driver joins the cluster as we do
             env["RAY_AUTH_MODE"] = os.environ["RAY_AUTH_MODE"]
         runtime_env: dict[str, Any] = {"env_vars": env}
@@ -265,9 +318,45 @@ class RayJobs:
                         continue
             if head is not None:
                 logger.info("stopped the embedded Ray head (pid %d)", head.pid)
+                if self.state_dir is not None:
+                    (self.state_dir / HEAD_RECORD).unlink(missing_ok=True)
             if self._temp_dir is not None:
                 shutil.rmtree(self._temp_dir, ignore_errors=True)
                 self._temp_dir = None
+
+
+def _is_embedded_head(pid: int, temp_dir: str) -> bool:
+    """Whether ``pid`` is a live ``ray start --head`` with ``temp_dir`` (read from /proc)."""
+    try:
+        words = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return b"--head" in words and temp_dir.encode() in words and _group_alive(pid)
+
+
+def _group_alive(pgid: int) -> bool:
+    """Whether any process of the group ``pgid`` is alive (zombies do not count)."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # ended while listed
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            return True
+    return False
+
+
+def _stop_group(pgid: int) -> None:
+    """SIGTERM the process group ``pgid`` (a head started by a previous service, not our
+    child), SIGKILL what is left after 30 s, and wait until none of it is alive."""
+    for sig, wait in ((signal.SIGTERM, 30.0), (signal.SIGKILL, 10.0)):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pgid, sig)
+        deadline = time.monotonic() + wait
+        while _group_alive(pgid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if not _group_alive(pgid):
+            return
 
 
 def submit_sweep(sweep_file: Path, address: str, run_dir: Path) -> str:

@@ -30,6 +30,7 @@ from service.logs import sweep_context
 from service.objectives import FRONT_METRICS
 from service.orchestration.addresses import GCS_PORT, check_address
 from service.orchestration.collect import collect
+from service.orchestration.driverlock import driver_lock
 from service.orchestration.points import sweep_objectives, trial_count, trial_resources
 from service.orchestration.rundir import (
     SWEEP_FILE,
@@ -292,11 +293,21 @@ def run_sweep(
     ``address`` (else the spec's ``ray.address``) is a Ray cluster to run on; without one an
     embedded local Ray starts with ``num_cpus`` (default: every core). ``resume`` restores the
     Tune experiment of an interrupted run (unfinished and errored trials run again, finished
-    ones do not).
+    ones do not). The run directory's driver lock is held throughout
+    (:mod:`service.orchestration.driverlock`): a second driver is refused at once.
     """
     run_dir = Path(run_dir).resolve()
     address = address or spec.ray.address
     _check_before_start(spec, run_dir, address)
+    # One driver per run directory, from before anything is written until the end.
+    with driver_lock(run_dir):
+        _drive(spec, run_dir, address, resume, num_cpus)
+    return run_dir
+
+
+def _drive(
+    spec: SweepSpec, run_dir: Path, address: str | None, resume: bool, num_cpus: int | None
+) -> None:
     state = _prepare(spec, run_dir, resume)
     remote = bool(state.get("storage_uri"))
     trainable = tune.with_resources(
@@ -331,4 +342,3 @@ def run_sweep(
                 Path.cwd()
             except FileNotFoundError:
                 os.chdir(run_dir)
-    return run_dir

@@ -10,9 +10,11 @@ keys into ``str``; so the keys written here are ``"data"``, not ``b"data"``, in 
 
 from __future__ import annotations
 
+import os
 import pickle
 from collections import Counter
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -20,7 +22,9 @@ import scipy.io
 import torch
 from PIL import Image
 from sklearn.datasets import load_digits
+from torchvision import datasets
 
+from search_core.cifar import BatchError, SafeCIFAR10, SafeCIFAR100, read_batch
 from search_core.data import DATASET_NAMES, ImageSet, load_image_set, split_halves
 from search_core.errors import ConfigError, DatasetError
 
@@ -237,6 +241,89 @@ def test_cifar_labels_out_of_range_are_rejected(tmp_path: Path) -> None:
     )
     with pytest.raises(DatasetError, match=r"'cifar10'.*0\.\.9"):
         load_image_set("cifar10", "test", root=tmp_path)
+
+
+class _RunsACommand:
+    """A pickle whose loading would run a shell command (what a hostile batch file does)."""
+
+    def __init__(self, command: str) -> None:
+        self.command = command
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return (os.system, (self.command,))
+
+
+@pytest.mark.parametrize("where", ["whole-file", "inside-data", "meta"])
+def test_a_batch_that_would_run_code_is_refused_and_nothing_runs(
+    tmp_path: Path, where: str
+) -> None:
+    write_cifar10(tmp_path)
+    folder = tmp_path / "cifar-10-batches-py"
+    marker = tmp_path / "ran"
+    evil = _RunsACommand(f"touch {marker}")
+    if where == "whole-file":
+        target, content = folder / "data_batch_2", evil
+    elif where == "inside-data":
+        target, content = folder / "data_batch_2", {"data": evil, "labels": [1]}
+    else:
+        target, content = folder / "batches.meta", {"label_names": [evil]}
+    _pickle(target, content)
+    with pytest.raises(DatasetError) as info:
+        load_image_set("cifar10", "train", root=tmp_path)
+    message = str(info.value)
+    assert "\n" not in message and "'cifar10'" in message and str(target) in message
+    assert f"refused to load {os.system.__module__}.system" in message
+    assert "nothing in the file was run" in message
+    assert not marker.exists()
+
+
+class _TorchvisionCIFAR10(datasets.CIFAR10):  # type: ignore[misc]
+    """torchvision's own reader (its pickle.load), only the md5 checks of the fixture skipped."""
+
+    # check_integrity(path, None) only checks that the file exists.
+    meta: ClassVar[dict[str, object]] = {**datasets.CIFAR10.meta, "md5": None}
+
+    def _check_integrity(self) -> bool:
+        return True
+
+
+class _TorchvisionCIFAR100(datasets.CIFAR100):  # type: ignore[misc]
+    meta: ClassVar[dict[str, object]] = {**datasets.CIFAR100.meta, "md5": None}
+
+    def _check_integrity(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("train", [True, False])
+def test_safe_cifar_reads_what_torchvisions_own_loader_reads(tmp_path: Path, train: bool) -> None:
+    write_cifar10(tmp_path)
+    write_cifar100(tmp_path)
+    pairs = ((SafeCIFAR10, _TorchvisionCIFAR10), (SafeCIFAR100, _TorchvisionCIFAR100))
+    for safe_class, reference_class in pairs:
+        safe = safe_class(str(tmp_path), train=train)
+        reference = reference_class(str(tmp_path), train=train, download=False)
+        assert isinstance(safe, reference_class.__mro__[1])  # a torchvision dataset object
+        assert safe.data.dtype == reference.data.dtype == np.uint8
+        assert np.array_equal(safe.data, reference.data)
+        assert safe.targets == reference.targets
+        assert safe.classes == reference.classes
+        assert safe.class_to_idx == reference.class_to_idx
+        assert len(safe) == len(reference)
+        image, label = safe[len(safe) - 1]
+        ref_image, ref_label = reference[len(reference) - 1]
+        assert label == ref_label and image.tobytes() == ref_image.tobytes()
+
+
+def test_the_batch_unpickler_builds_plain_data_and_arrays_only(tmp_path: Path) -> None:
+    path = tmp_path / "batch"
+    plain = {"a": [1, 2.5, "x", b"\x00\xff"], "b": np.arange(6, dtype=np.int64).reshape(2, 3)}
+    for protocol in (2, 4):
+        path.write_bytes(pickle.dumps(plain, protocol=protocol))
+        loaded = read_batch(path)
+        assert loaded["a"] == plain["a"] and np.array_equal(loaded["b"], plain["b"])
+    path.write_bytes(pickle.dumps(Counter("ab"), protocol=2))
+    with pytest.raises(BatchError, match=r"refused to load collections\.Counter"):
+        read_batch(path)
 
 
 # ---------------------------------------------------------------------------------------------
