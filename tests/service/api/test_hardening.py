@@ -119,9 +119,11 @@ def test_a_database_password_never_leaves_the_service(
         created = http.post("/api/sweeps", content=SWEEP, headers=YAML)
         assert created.status_code == 201, created.text
         sweep_id = created.json()["id"]
+        # The job's collection writes "done" while Ray still runs the job; a refresh that read
+        # the row just before can set "running" once more, until the job ends.
         _wait(
             "the sweep to finish",
-            lambda: http.get(f"/api/sweeps/{sweep_id}").json()["status"] in ("done", "failed"),
+            lambda: http.get(f"/api/sweeps/{sweep_id}").json()["status"] == "done",
             timeout=420,
         )
         answers = [
@@ -139,7 +141,6 @@ def test_a_database_password_never_leaves_the_service(
             )
         ]
         detail = answers[1].json()
-    assert detail["status"] == "done", detail
     for answer in answers:
         assert answer.status_code == 200, (answer.url, answer.text[:300])
         assert PASSWORD not in answer.text, answer.url
