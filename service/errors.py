@@ -28,8 +28,11 @@ __all__ = [
     "DatasetError",
     "E2RNASError",
     "GenotypeError",
+    "HostNotAllowedError",
     "JobError",
+    "MediaTypeError",
     "ObjectiveError",
+    "OriginNotAllowedError",
     "RayAddressError",
     "RunDirLockedError",
     "StorageError",
@@ -106,11 +109,26 @@ class RunDirLockedError(E2RNASError):
     """Another driver (``sweep run``/``resume``) holds the run directory's lock."""
 
 
+class HostNotAllowedError(E2RNASError):
+    """The request's Host header names no host the service answers for (DNS rebinding)."""
+
+
+class OriginNotAllowedError(E2RNASError):
+    """A state-changing request came from a page of another origin (cross-site submission)."""
+
+
+class MediaTypeError(E2RNASError):
+    """A request body's Content-Type is missing or not one the API reads."""
+
+
 ERRORS: tuple[tuple[type[E2RNASError], int, int], ...] = (
     # (exception, exit code of the command line, HTTP status of the API); the first match wins.
     (UnknownSweepError, EXIT_BAD_INPUT, 404),
     (SweepConflictError, EXIT_BAD_INPUT, 409),
     (RunDirLockedError, EXIT_BAD_INPUT, 409),
+    (HostNotAllowedError, EXIT_BAD_INPUT, 400),
+    (OriginNotAllowedError, EXIT_BAD_INPUT, 403),
+    (MediaTypeError, EXIT_BAD_INPUT, 415),
     (SweepSyntaxError, EXIT_BAD_INPUT, 400),
     (ConfigError, EXIT_BAD_INPUT, 422),
     (GenotypeError, EXIT_BAD_INPUT, 422),

@@ -18,14 +18,15 @@ def _shared_mode(path: Path, mode: int) -> None:
     path.chmod(mode & ~umask)
 
 
-def replace_atomically(path: Path, write: Callable[[Path], object]) -> None:
+def replace_atomically(path: Path, write: Callable[[Path], object], private: bool = False) -> None:
     """Call ``write`` on a temporary path beside ``path``, then rename it over ``path``.
 
     The file gets the permissions a plain ``open`` would give it (0666 less the umask), not
-    the owner-only mode of a temporary file, so reports and exports can be shared. The
-    temporary file's name is unique to this writer, so two processes writing the same file
-    never share one; it is removed when anything fails, and an OSError (a full disk) names
-    ``path``, not the temporary file.
+    the owner-only mode of a temporary file, so reports and exports can be shared; a
+    ``private`` file (one that holds a secret) is the owner's only (0600). The temporary
+    file's name is unique to this writer, so two processes writing the same file never share
+    one; it is removed when anything fails, and an OSError (a full disk) names ``path``, not
+    the temporary file.
     """
     with tempfile.NamedTemporaryFile(
         dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False
@@ -33,7 +34,10 @@ def replace_atomically(path: Path, write: Callable[[Path], object]) -> None:
         tmp = Path(handle.name)
     try:
         write(tmp)
-        _shared_mode(tmp, 0o666)
+        if private:
+            tmp.chmod(0o600)
+        else:
+            _shared_mode(tmp, 0o666)
         tmp.replace(path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
@@ -43,15 +47,15 @@ def replace_atomically(path: Path, write: Callable[[Path], object]) -> None:
         raise
 
 
-def write_text_atomically(path: Path, text: str) -> None:
-    """Write ``text`` (UTF-8) to ``path`` whole, creating its directory."""
+def write_text_atomically(path: Path, text: str, private: bool = False) -> None:
+    """Write ``text`` (UTF-8) to ``path`` whole, creating its directory (0600 if ``private``)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    replace_atomically(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    replace_atomically(path, lambda tmp: tmp.write_text(text, encoding="utf-8"), private)
 
 
-def write_json_atomically(path: Path, data: Mapping[str, Any]) -> None:
-    """Write ``data`` as indented JSON with sorted keys to ``path`` whole."""
-    write_text_atomically(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+def write_json_atomically(path: Path, data: Mapping[str, Any], private: bool = False) -> None:
+    """Write ``data`` as indented JSON with sorted keys to ``path`` whole (0600 if ``private``)."""
+    write_text_atomically(path, json.dumps(data, indent=2, sort_keys=True) + "\n", private)
 
 
 def replace_directory(path: Path, write: Callable[[Path], object]) -> None:

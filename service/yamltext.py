@@ -8,10 +8,14 @@ refuses anchors and aliases (a sweep file never needs them), and any document of
 
 It also reads numbers as YAML 1.2 does: PyYAML follows YAML 1.1, whose float pattern needs a
 dot, so ``1e-3`` or ``2E5`` would come back as strings and be refused as bounds.
+
+A sweep sent as JSON (:func:`load_json`) keeps the same bounds: Python's parser recurses once
+per level, so 100,000 brackets, well within a request's size, end in a RecursionError.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -19,10 +23,19 @@ import yaml
 
 from service.errors import SweepSyntaxError
 
-__all__ = ["MAX_DEPTH", "MAX_NODES", "excerpt", "load_yaml", "read_yaml", "yaml_problem"]
+__all__ = [
+    "MAX_DEPTH",
+    "MAX_NODES",
+    "excerpt",
+    "load_json",
+    "load_yaml",
+    "read_yaml",
+    "yaml_problem",
+]
 
 MAX_NODES = 10_000  # a sweep file has tens; the largest grid the service allows, a few thousand
 MAX_DEPTH = 32  # a sweep file nests four levels deep
+_TOO_DEEP = f"nested deeper than {MAX_DEPTH} levels; a sweep file nests four"
 _FLOAT_12 = re.compile(
     r"""^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?\Z
     |^[-+]?\.(?:inf|Inf|INF)\Z
@@ -106,6 +119,32 @@ def load_yaml(text: str, source: str) -> Any:
         return read_yaml(text)
     except yaml.YAMLError as error:
         raise SweepSyntaxError(f"{source}: malformed YAML: {yaml_problem(error)}") from None
+
+
+def load_json(text: str, source: str) -> Any:
+    """The value of the JSON document ``text``, within :data:`MAX_DEPTH` levels and
+    :data:`MAX_NODES` values; SweepSyntaxError naming ``source`` and the problem otherwise."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise SweepSyntaxError(f"{source}: malformed JSON ({error})") from None
+    except RecursionError:
+        raise SweepSyntaxError(f"{source}: JSON {_TOO_DEEP}") from None
+    nodes = 0
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:  # iterative: the check must not recurse either
+        value, depth = stack.pop()
+        nodes += 1
+        if depth > MAX_DEPTH:
+            raise SweepSyntaxError(f"{source}: JSON {_TOO_DEEP}")
+        if nodes > MAX_NODES:
+            raise SweepSyntaxError(
+                f"{source}: JSON of more than {MAX_NODES} values; a sweep file has far fewer"
+            )
+        children = value.values() if isinstance(value, dict) else value
+        if isinstance(value, dict | list):
+            stack.extend((child, depth + 1) for child in children)
+    return data
 
 
 def excerpt(value: Any, limit: int = 80) -> str:

@@ -372,3 +372,48 @@ def small_fs(tmp_path: Path) -> Iterator[SmallFilesystem]:
         umount = shutil.which("umount") or "/bin/umount"
         if subprocess.run([umount, str(root)], capture_output=True, check=False).returncode:
             subprocess.run([umount, "-l", str(root)], capture_output=True, check=False)
+
+
+@dataclass
+class PostgresServer:
+    """A private PostgreSQL server that a test may stop and start again (same port, same
+    data), to show what the service does while its database is gone."""
+
+    url: str
+    bin_dir: Path
+    data: Path
+    port: int
+
+    def _pg_ctl(self, *args: str) -> None:
+        done = _run(
+            [str(self.bin_dir / "pg_ctl"), "-D", str(self.data), *args], cwd=self.data.parent
+        )
+        assert done.returncode == 0, _output(done)
+
+    def stop(self) -> None:
+        self._pg_ctl("-m", "fast", "-w", "stop")
+
+    def start(self) -> None:
+        log = self.data.parent / "server.log"
+        self._pg_ctl(
+            "-l", str(log), "-o", f"-p {self.port}", "-w", "-t", str(SERVER_TIMEOUT_S), "start"
+        )
+
+
+@pytest.fixture
+def stoppable_postgres() -> Iterator[PostgresServer]:
+    """A throwaway PostgreSQL server of the test's own (not the session's shared one), with
+    ``stop`` and ``start``; removed after the test whatever state it was left in."""
+    bin_dir = find_postgres_bin()
+    if bin_dir is None:
+        pytest.fail(f"no PostgreSQL server binaries: {INSTALL_HINT}", pytrace=False)
+    with throwaway_postgres(bin_dir) as url:
+        engine = create_engine(url)
+        try:
+            with engine.connect() as conn:
+                data = Path(str(conn.execute(text("SHOW data_directory")).scalar_one()))
+        finally:
+            engine.dispose()
+        port = make_url(url).port
+        assert port is not None
+        yield PostgresServer(url, bin_dir, data, port)

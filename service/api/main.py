@@ -1,4 +1,5 @@
-"""The FastAPI app: routers, error answers and the manager's lifetime. Nothing runs at import."""
+"""The FastAPI app: routers, error answers, the request guard (`service.api.guard`) and the
+manager's lifetime. Nothing runs at import."""
 
 from __future__ import annotations
 
@@ -10,8 +11,18 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
+from service.api.guard import RequestGuard
 from service.api.manager import SweepManager
-from service.api.routes import compare, examples, figures, health, objectives, pages, sweeps
+from service.api.routes import (
+    compare,
+    docs,
+    examples,
+    figures,
+    health,
+    objectives,
+    pages,
+    sweeps,
+)
 from service.api.settings import ServiceSettings
 from service.errors import E2RNASError, UnknownSweepError, http_status
 
@@ -38,6 +49,8 @@ def create_app(settings: ServiceSettings, manager: SweepManager | None = None) -
         summary="Sweeps of E2RNAS architecture searches over lower bounds on size, on Ray.",
         version="1",
         lifespan=lifespan,
+        docs_url=None,  # served by routes/docs.py from local files
+        redoc_url=None,  # CDN-only: off
     )
     app.state.settings = settings
     app.state.manager = manager or SweepManager(settings)
@@ -70,5 +83,9 @@ def create_app(settings: ServiceSettings, manager: SweepManager | None = None) -
     app.include_router(objectives.router)
     app.include_router(examples.router)
     app.include_router(pages.router)
+    app.include_router(docs.router)
+    # The longer prefix first: a mount answers every path under it.
+    app.mount(docs.ASSETS_PATH, StaticFiles(directory=docs.assets()), name="docs-assets")
     app.mount("/static", StaticFiles(directory=pages.STATIC), name="static")
+    app.add_middleware(RequestGuard, settings=settings)
     return app

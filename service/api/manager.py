@@ -10,15 +10,29 @@ and a job Ray no longer knows (the embedded Ray stopped with the service) is res
 driver still holds the run directory's lock (:mod:`service.orchestration.driverlock`): after a
 SIGKILL of the service, the embedded Ray it left is stopped when the new one starts
 (:class:`~service.orchestration.jobs.RayJobs`), and the resume waits until its driver is gone.
+
+The loop outlives any failure: a sweep whose refresh fails (a truncated ``trial.json``, Ray's
+job server gone) is logged, skipped for a while that doubles with each failure in a row up to
+``refresh_backoff_max_seconds``, and retried, while the other sweeps go on; a pass that fails
+as a whole (the database gone) backs off the same way. `SweepManager.loop_state` tells
+``/api/health`` when the loop last got through and how many passes in a row failed.
+
+The database URL may hold a password, so a sweep's spec names it by reference
+(``env:E2RNAS_DATABASE_URL``, `service.results.urls`) and the job gets the URL in its
+environment: the stored spec, ``submitted.yaml`` and ``sweep.json`` hold no secret.
 """
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
 import logging
 import os
 import threading
+import time
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +40,7 @@ import yaml
 
 from service.api.settings import ServiceSettings
 from service.errors import E2RNASError, JobError, SweepConflictError
+from service.files import write_text_atomically
 from service.logs import sweep_context
 from service.orchestration.collect import results_table
 from service.orchestration.dataroots import ROOTS_VARIABLE, check_data_roots
@@ -35,14 +50,38 @@ from service.orchestration.points import check_local_gpu, trial_count
 from service.orchestration.rundir import SWEEP_FILE, read_sweep_state, sweep_id_for, sweep_progress
 from service.orchestration.spec import SweepSpec, parse_sweep
 from service.results.store import ResultStore
+from service.results.urls import DATABASE_URL_ENV, env_reference
 
-__all__ = ["STATUSES", "TERMINAL", "SweepConflictError", "SweepManager"]
+__all__ = ["STATUSES", "TERMINAL", "LoopState", "SweepConflictError", "SweepManager"]
 
 STATUSES = ("pending", "running", "done", "failed", "cancelled")
 TERMINAL = ("done", "failed", "cancelled")
 SUBMITTED_FILE = "submitted.yaml"
+LOOP_DOWN_AFTER = 3  # failed passes in a row before /api/health calls the loop down
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LoopState:
+    """How the refresh loop fares, for ``/api/health``."""
+
+    alive: bool  # its thread runs (False before start and after close)
+    # When a pass last listed the sweeps and tried each one due (one sweep's failure does
+    # not fail the pass; it counts in failing_sweeps).
+    last_success: dt.datetime | None
+    consecutive_failures: int  # passes in a row that failed as a whole
+    failing_sweeps: int  # sweeps whose last refresh failed
+    last_error: str | None
+
+    @property
+    def down(self) -> bool:
+        return not self.alive or self.consecutive_failures >= LOOP_DOWN_AFTER
+
+
+def _one_line(error: BaseException) -> str:
+    text = " ".join(str(error).split())
+    return text if isinstance(error, E2RNASError) else f"{type(error).__name__}: {text}"
 
 
 class SweepManager:
@@ -66,6 +105,13 @@ class SweepManager:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._following: set[str] = set()  # sweeps whose job Ray last reported not ended
+        self._failures = 0  # passes in a row that failed as a whole
+        self._last_success: dt.datetime | None = None
+        self._last_error: str | None = None
+        self._sweep_failures: dict[str, int] = {}  # sweep id: its refreshes failed in a row
+        self._retry_at: dict[str, float] = {}  # sweep id: monotonic time of its next try
+        # The job reads the URL from its environment; its spec only names the variable.
+        self._job_env = {DATABASE_URL_ENV: settings.resolved_database_url()}
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -84,8 +130,40 @@ class SweepManager:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            self.refresh_all()
-            self._stop.wait(self.settings.poll_seconds)
+            try:
+                self.refresh_all()
+            except Exception as error:  # the loop must outlive whatever one pass meets
+                self._failures += 1
+                self._last_error = _one_line(error)
+                logger.error(
+                    "refresh pass failed (%d in a row; next in %.1f s): %s",
+                    self._failures,
+                    self._backoff(self._failures),
+                    self._last_error,
+                )
+            else:
+                if self._failures:
+                    logger.info("refresh passes go through again")
+                self._failures = 0
+                self._last_success = dt.datetime.now(dt.UTC)
+            self._stop.wait(self._backoff(self._failures))
+
+    def _backoff(self, failures: int) -> float:
+        """Seconds before the next try after ``failures`` failures in a row: the poll
+        interval, doubled with each failure, at most ``refresh_backoff_max_seconds``."""
+        poll = self.settings.poll_seconds
+        if failures == 0:
+            return poll
+        return min(self.settings.refresh_backoff_max_seconds, poll * 2.0 ** min(failures, 30))
+
+    def loop_state(self) -> LoopState:
+        return LoopState(
+            alive=self._thread is not None and self._thread.is_alive(),
+            last_success=self._last_success,
+            consecutive_failures=self._failures,
+            failing_sweeps=len(self._sweep_failures),
+            last_error=self._last_error,
+        )
 
     # -- requests --------------------------------------------------------------------------
 
@@ -111,16 +189,13 @@ class SweepManager:
         run_dir = self.storage / f"{spec.name}-{uuid.uuid4().hex[:8]}"
         submitted = spec.model_dump(mode="json")
         # The service decides where results go: its storage and its database.
-        submitted["storage"] = {
-            "path": str(self.storage),
-            "database_url": self.settings.resolved_database_url(),
-        }
+        submitted["storage"] = {"path": str(self.storage), "database_url": env_reference()}
         submitted["ray"] = {"address": None}
         spec = parse_sweep(submitted, source="body")
         sweep_id = sweep_id_for(spec, run_dir)
         run_dir.mkdir(parents=True)
         sweep_file = run_dir / SUBMITTED_FILE
-        sweep_file.write_text(yaml.safe_dump(submitted, sort_keys=False), encoding="utf-8")
+        write_text_atomically(sweep_file, yaml.safe_dump(submitted, sort_keys=False), True)
         self.store.upsert_sweep(sweep_id, spec.name, "pending", submitted)
         self.store.update_sweep(
             sweep_id,
@@ -129,7 +204,9 @@ class SweepManager:
         )
         with sweep_context(sweep_id):
             try:
-                job_id = self.jobs.submit(run_dir, sweep_file, submission_id=f"{sweep_id}-0")
+                job_id = self.jobs.submit(
+                    run_dir, sweep_file, submission_id=f"{sweep_id}-0", env=self._job_env
+                )
             except JobError as error:
                 logger.error("submission refused: %s", error)
                 self.store.update_sweep(sweep_id, status="failed", message=str(error))
@@ -155,15 +232,35 @@ class SweepManager:
     # -- following -------------------------------------------------------------------------
 
     def refresh_all(self) -> None:
+        """Refresh every unfinished sweep whose back-off has run out; one sweep's failure is
+        logged and recorded as its message, and the others go on (the listing's failure, the
+        database's, is the caller's)."""
+        now = time.monotonic()
         for row in self.store.sweeps():
             sweep_id = row["sweep_id"]
-            if row["run_dir"] and (row["status"] not in TERMINAL or sweep_id in self._following):
-                with sweep_context(sweep_id):
-                    try:
-                        self.refresh(sweep_id)
-                    except E2RNASError as error:
-                        logger.warning("refresh failed: %s", error)
-                        self.store.update_sweep(sweep_id, message=str(error))
+            followed = row["status"] not in TERMINAL or sweep_id in self._following
+            if not row["run_dir"] or not followed or self._retry_at.get(sweep_id, 0.0) > now:
+                continue
+            with sweep_context(sweep_id):
+                try:
+                    self.refresh(sweep_id)
+                except Exception as error:  # one sweep's trouble must not stop the others
+                    self._sweep_failed(sweep_id, error)
+                else:
+                    if self._sweep_failures.pop(sweep_id, 0):
+                        logger.info("refresh goes through again")
+                    self._retry_at.pop(sweep_id, None)
+
+    def _sweep_failed(self, sweep_id: str, error: Exception) -> None:
+        failures = self._sweep_failures.get(sweep_id, 0) + 1
+        self._sweep_failures[sweep_id] = failures
+        wait = self._backoff(failures)
+        self._retry_at[sweep_id] = time.monotonic() + wait
+        message = _one_line(error)
+        logger.warning("refresh failed (%d in a row; next in %.1f s): %s", failures, wait, message)
+        # When the database is the trouble, the next pass's listing says so.
+        with contextlib.suppress(E2RNASError):
+            self.store.update_sweep(sweep_id, message=message)
 
     def refresh(self, sweep_id: str) -> dict[str, Any]:
         """Bring one sweep's status, progress and finished rows up to date.
@@ -230,7 +327,9 @@ class SweepManager:
         attempt = int(suffix) + 1 if suffix.isdigit() else 1
         # A sweep.json means Tune started: resume it; otherwise start it from the file.
         sweep_file = None if (run_dir / SWEEP_FILE).exists() else run_dir / SUBMITTED_FILE
-        job_id = self.jobs.submit(run_dir, sweep_file, submission_id=f"{sweep_id}-{attempt}")
+        job_id = self.jobs.submit(
+            run_dir, sweep_file, submission_id=f"{sweep_id}-{attempt}", env=self._job_env
+        )
         logger.info(
             "Ray no longer knows job %s; %s as job %s",
             old_job,

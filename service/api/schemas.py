@@ -127,10 +127,37 @@ class ComparePublic(BaseModel):
     figure: FigurePublic
 
 
+class DatabaseHealth(BaseModel):
+    ok: bool
+    dialect: str  # sqlite, postgresql
+    detail: str | None = None  # why not ok
+
+
+class RayHealth(BaseModel):
+    reachable: bool | None  # None: the embedded Ray starts with the first sweep
+    address: str  # or what is wrong there
+
+
+class LoopHealth(BaseModel):
+    """The background loop that follows sweeps (service.api.manager)."""
+
+    ok: bool
+    alive: bool
+    last_success: dt.datetime | None  # the last pass that listed the sweeps and tried them
+    consecutive_failures: int  # passes in a row that failed as a whole
+    failing_sweeps: int  # sweeps whose last refresh failed (their message says why)
+    last_error: str | None
+
+
 class Health(BaseModel):
-    status: Literal["ok"]
-    database: str
-    ray: str
+    """``ok``, or ``unavailable`` (HTTP 503) with ``detail`` naming the part that is down:
+    the database or the refresh loop. Ray unreachable is reported, not fatal: reads work."""
+
+    status: Literal["ok", "unavailable"]
+    detail: str | None = None
+    database: DatabaseHealth
+    ray: RayHealth
+    loop: LoopHealth
     version: str
 
 

@@ -4,11 +4,14 @@ Precedence: command-line flags, then environment variables (``E2RNAS_DATABASE_UR
 ``E2RNAS_RAY_ADDRESS``, ``E2RNAS_STORAGE``, ``E2RNAS_API_TOKEN``, ``E2RNAS_DATA_ROOTS``, ...),
 then the defaults below.
 Nothing reads the environment at import time: `load_settings` does, when the service starts.
+
+Lists (``E2RNAS_ALLOWED_HOSTS``, ``E2RNAS_ALLOWED_ORIGINS``) are comma-separated.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import socket
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,7 +21,11 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from service.errors import ConfigError
 from service.orchestration.dataroots import parse_roots
 
-__all__ = ["ServiceSettings", "is_loopback", "load_settings"]
+__all__ = ["MIN_PUBLIC_TOKEN_LENGTH", "ServiceSettings", "is_loopback", "load_settings"]
+
+MIN_PUBLIC_TOKEN_LENGTH = 24  # a token guarding a public bind: ~140 bits as token_urlsafe(24)
+LOCAL_NAMES = ("localhost", "127.0.0.1", "::1")
+WILDCARDS = ("0.0.0.0", "::", "")
 
 
 class ServiceSettings(BaseSettings):
@@ -42,6 +49,9 @@ class ServiceSettings(BaseSettings):
     max_body_bytes: int = Field(default=256 * 1024, ge=1024)  # a sweep file is a few kB
     max_trials: int = Field(default=1000, ge=1)  # per sweep submitted through the service
     poll_seconds: float = Field(default=2.0, gt=0)  # how often running sweeps are refreshed
+    # A failing refresh is retried after poll_seconds, doubled with each failure in a row, up
+    # to this many seconds.
+    refresh_backoff_max_seconds: float = Field(default=60.0, gt=0)
     ray_num_cpus: int | None = Field(default=None, ge=1)  # embedded Ray only; None: all cores
     # The folders sweeps may read data from (data_root, imagefolder:); E2RNAS_DATA_ROOTS is
     # a list separated by ':'. None by default: only the built-in digits sets run.
@@ -56,6 +66,30 @@ class ServiceSettings(BaseSettings):
     @classmethod
     def _resolve_roots(cls, value: tuple[Path, ...]) -> tuple[Path, ...]:
         return tuple(path.expanduser().resolve() for path in value)
+
+    # Host headers answered (names or addresses, no port); None: the bind address, the
+    # localhost names and, bound to every interface, this machine's host name. A page of
+    # another site that rebinds its own name to this address sends its name: refused.
+    allowed_hosts: Annotated[tuple[str, ...] | None, NoDecode] = None
+    # Origins (scheme://host[:port]) besides the service's own that may send state-changing
+    # requests, e.g. a TLS proxy's https://sweeps.example.org.
+    allowed_origins: Annotated[tuple[str, ...], NoDecode] = ()
+
+    @field_validator("allowed_hosts", "allowed_origins", mode="before")
+    @classmethod
+    def _comma_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(item.strip() for item in value.split(",") if item.strip())
+        return value
+
+    def hosts(self) -> frozenset[str]:
+        """The Host names answered, lower case (``*`` in allowed_hosts: any)."""
+        if self.allowed_hosts is not None:
+            return frozenset(host.lower().strip("[]") for host in self.allowed_hosts)
+        found = {*LOCAL_NAMES, self.host.lower()}
+        if self.host in WILDCARDS:
+            found.add(socket.gethostname().lower())
+        return frozenset(found)
 
     def resolved_database_url(self) -> str:
         if self.database_url:
@@ -91,10 +125,21 @@ def load_settings(**flags: Any) -> ServiceSettings:
         ) from None
     if settings.token() == "":
         raise ConfigError("api_token: empty; set E2RNAS_API_TOKEN to a secret or unset it")
-    if settings.token() is None and not is_loopback(settings.host):
+    token = settings.token()
+    if token is None and not is_loopback(settings.host):
         raise ConfigError(
             f"host: {settings.host!r} is reachable from other machines and no API token is "
             "set; set E2RNAS_API_TOKEN (clients send 'Authorization: Bearer <token>') or bind "
             "127.0.0.1"
+        )
+    if (
+        token is not None
+        and len(token) < MIN_PUBLIC_TOKEN_LENGTH
+        and not is_loopback(settings.host)
+    ):
+        raise ConfigError(
+            f"api_token: {len(token)} characters guard host {settings.host!r}, which other "
+            f"machines reach; set E2RNAS_API_TOKEN to at least {MIN_PUBLIC_TOKEN_LENGTH} "
+            "random characters (openssl rand -hex 32)"
         )
     return settings

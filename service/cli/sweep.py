@@ -32,6 +32,7 @@ from service.orchestration.rundir import (
     trial_states,
 )
 from service.orchestration.spec import SweepSpec, is_uri, load_sweep
+from service.results.urls import masked_url
 
 __all__ = ["add_sweep", "run_dir_for"]
 
@@ -130,7 +131,7 @@ def _print_outputs(run_dir: Path) -> None:
     export = run_dir / EXPORT_DIR
     print(f"sweep {state['sweep_id']}: {state['status']}")
     print(f"results:  {run_dir / RESULTS_FILE}")
-    print(f"database: {state['database_url']}")
+    print(f"database: {masked_url(str(state['database_url']))}")
     for path in sorted(export.iterdir()) if export.is_dir() else []:
         print(f"export:   {path}")
     report = run_dir / REPORT_FILE

@@ -26,6 +26,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +65,7 @@ class RayJobs:
         # its shutdown has that head stopped by the next one to start here.
         self.state_dir = state_dir
         self._client: Any = None
+        self._address: str | None = None  # the job server's, once known
         self._head: subprocess.Popen[bytes] | None = None
         self._temp_dir: Path | None = None
         self._lock = threading.Lock()
@@ -71,6 +73,11 @@ class RayJobs:
     @property
     def embedded(self) -> bool:
         return self.given_address is None
+
+    @property
+    def address(self) -> str | None:
+        """The job server's address once connected (an embedded Ray's is known only then)."""
+        return self._address
 
     def client(self) -> Any:
         """The job client, starting the embedded Ray first when the service owns one."""
@@ -91,6 +98,7 @@ class RayJobs:
             )
         else:
             address = self._start_head()
+        self._address = address
         # A Ray this service just started needs a few seconds for its job server; a cluster's
         # address either answers now or is wrong, and a request should not hang on it.
         deadline = time.monotonic() + (90.0 if self._head is not None else 0.0)
@@ -221,12 +229,33 @@ class RayJobs:
             return ""
         return " ".join(text.split()[-60:])
 
+    def reachable(self, timeout: float = 2.0) -> tuple[bool | None, str]:
+        """Whether the job server answers now (None: the embedded Ray has not started yet),
+        and a line saying where and why not; at most ``timeout`` seconds, so a health check
+        never hangs on a cluster that went away."""
+        address = self._address or (
+            None
+            if self.given_address is None
+            else self.given_address
+            if "://" in self.given_address
+            else f"http://{self.given_address}"
+        )
+        if address is None:
+            return None, "embedded local Ray, starts with the first sweep"
+        try:
+            with urllib.request.urlopen(f"{address}/api/version", timeout=timeout) as answer:
+                answer.read(4096)
+        except (OSError, ValueError) as error:
+            return False, f"ray_address: no job server answers at {address} ({error})"
+        return True, address
+
     def submit(
         self,
         run_dir: Path,
         sweep_file: Path | None,
         submission_id: str | None = None,
         upload: bool = False,
+        env: dict[str, str] | None = None,
     ) -> str:
         """Start ``sweep run sweep_file --out run_dir``, or ``sweep resume run_dir`` when
         ``sweep_file`` is None; returns the job id (``submission_id`` when given).
@@ -235,11 +264,17 @@ class RayJobs:
         that does not share this machine's files: it is copied into a temporary directory,
         so nothing else of its folder leaves the machine (a sweep file references no other
         file; its paths are on the cluster). The job runs this interpreter's path, which a
-        cluster built from the project's image has too (docker/).
+        cluster built from the project's image has too (docker/). ``env`` is added to the
+        job's environment: the way a secret (the database URL) reaches the job without
+        entering its command line, its files or its spec.
         """
         run_dir = run_dir.resolve()
         command = [sys.executable, "-m", "service.cli", "sweep"]
-        env = {"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"), **self.job_env}
+        env = {
+            "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
+            **self.job_env,
+            **(env or {}),
+        }
         if "RAY_AUTH_MODE" in os.environ:  # the job's driver joins the cluster as we do
             env["RAY_AUTH_MODE"] = os.environ["RAY_AUTH_MODE"]
         runtime_env: dict[str, Any] = {"env_vars": env}
@@ -268,7 +303,7 @@ class RayJobs:
                     runtime_env=runtime_env,
                 )
                 return job_id
-            except (RuntimeError, ValueError, ConnectionError) as error:
+            except (RuntimeError, ValueError, OSError) as error:
                 if "No available agent" not in str(error) or time.monotonic() > deadline:
                     raise JobError(f"Ray did not accept the sweep job: {error}") from None
                 time.sleep(2.0)
@@ -282,13 +317,22 @@ class RayJobs:
             if "does not exist" in str(error) or "404" in str(error):
                 return None
             raise JobError(f"job {job_id!r}: {error}") from None
+        except OSError as error:  # requests' errors are OSErrors: the job server went away
+            raise self._unreachable(job_id, error) from None
         return _state_name(status)
+
+    def _unreachable(self, job_id: str, error: OSError) -> JobError:
+        reason = " ".join(str(error).split())
+        return JobError(
+            f"ray_address: job {job_id!r}: Ray's job server at {self._address} does not "
+            f"answer ({reason}); the service retries, check the cluster"
+        )
 
     def logs_tail(self, job_id: str, lines: int | None = 20) -> str:
         """The last ``lines`` lines of the job's log (None: all of it); "" when unknown."""
         try:
             logs: str = self.client().get_job_logs(job_id)
-        except RuntimeError:
+        except (RuntimeError, OSError):
             return ""
         return logs if lines is None else "\n".join(logs.splitlines()[-lines:])
 
@@ -297,6 +341,8 @@ class RayJobs:
             self.client().stop_job(job_id)
         except RuntimeError as error:
             raise JobError(f"job {job_id!r}: cannot stop it: {error}") from None
+        except OSError as error:
+            raise self._unreachable(job_id, error) from None
 
     def shutdown(self) -> None:
         """Stop the embedded Ray (its jobs with it); a cluster's address is left alone."""
@@ -323,6 +369,7 @@ class RayJobs:
             if self._temp_dir is not None:
                 shutil.rmtree(self._temp_dir, ignore_errors=True)
                 self._temp_dir = None
+            self._address = None
 
 
 def _is_embedded_head(pid: int, temp_dir: str) -> bool:

@@ -28,10 +28,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from service.errors import SweepStateError
+from service.errors import SweepStateError, TrialResultError
 from service.files import write_json_atomically
 from service.orchestration.points import trial_count
 from service.orchestration.spec import SweepSpec, is_uri, parse_sweep
+from service.results.urls import has_password
 
 __all__ = [
     "CHECKPOINT_FILES",
@@ -113,7 +114,14 @@ def set_status(run_dir: Path, status: str) -> None:
     state = read_sweep_state(run_dir)
     state["status"] = status
     state["updated_at"] = time.time()
-    write_json_atomically(Path(run_dir) / SWEEP_FILE, state)
+    _write_state(Path(run_dir), state)
+
+
+def _write_state(run_dir: Path, state: dict[str, Any]) -> None:
+    # A database URL written out with its password (a sweep file may name one) is the
+    # owner's only; the service passes its URL as a reference (service.results.urls).
+    private = has_password(str(state.get("database_url", "")))
+    write_json_atomically(run_dir / SWEEP_FILE, state, private=private)
 
 
 def create_state(
@@ -145,7 +153,7 @@ def create_state(
     }
     if is_uri(spec.storage.path) and tune_path is not None:
         state["storage_uri"] = spec.storage.path
-    write_json_atomically(run_dir / SWEEP_FILE, state)
+    _write_state(run_dir, state)
     return state
 
 
@@ -195,7 +203,14 @@ def trial_states(run_dir: Path) -> list[dict[str, Any]]:
         sync_trials(Path(run_dir))
     states: list[dict[str, Any]] = []
     for path in _trial_dirs(Path(run_dir)):
-        info = json.loads((path / TRIAL_FILE).read_text(encoding="utf-8"))
+        try:
+            info = json.loads((path / TRIAL_FILE).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as error:
+            # Written whole (write_trial_info), so a cut file is damage, not a trial starting.
+            raise TrialResultError(
+                f"{path / TRIAL_FILE}: cannot read the trial's state ({error}); restore it or "
+                "remove the trial's directory to run it again"
+            ) from None
         info.update(dir=str(path), epochs=epochs_done(path))
         states.append(info)
     return states

@@ -40,6 +40,7 @@ from pydantic import (
 from search_core.config import BOUND_LIMITS
 from service.errors import ConfigError
 from service.objectives import DEFAULT_PROJECTION_2D, DEFAULT_PROJECTION_3D, FRONT_METRICS
+from service.results.urls import ENV_PREFIX, env_reference
 from service.yamltext import excerpt, load_yaml
 
 __all__ = [
@@ -194,10 +195,24 @@ class StorageSection(_Model):
     (``s3://bucket/prefix``, ``gs://...``, ``file:///abs/path``): Tune's experiment state and
     the trials' checkpoints then go there, and the run directory (``--out``) gets each trial's
     files from it. Only the URI's form is checked here; reachability is checked at run time.
+
+    ``database_url`` is a SQLAlchemy URL or ``env:VARIABLE``, the environment variable that
+    holds one: a URL with a password written here ends up in ``sweep.json`` (then made the
+    owner's only), a reference keeps it out of every file (`service.results.urls`).
     """
 
     path: str = Field(default="runs", min_length=1)
     database_url: str | None = Field(default=None, min_length=1)
+
+    @field_validator("database_url")
+    @classmethod
+    def _variable_name(cls, value: str | None) -> str | None:
+        if value is not None and value.startswith(ENV_PREFIX):
+            try:
+                env_reference(value.removeprefix(ENV_PREFIX))
+            except ConfigError as error:
+                raise ValueError(str(error).split(": ", 1)[1]) from None
+        return value
 
     @field_validator("path")
     @classmethod

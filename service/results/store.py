@@ -62,6 +62,7 @@ from service.results.table import (
     plain_value,
     results_frame,
 )
+from service.results.urls import masked_url, resolve_url
 
 __all__ = [
     "ResultStore",
@@ -135,17 +136,26 @@ def _enable_sqlite_foreign_keys(dbapi_connection: Any, _record: Any) -> None:
 
 
 class ResultStore:
-    """Sweeps and their trials' results in the database at ``url`` (any SQLAlchemy URL)."""
+    """Sweeps and their trials' results in the database at ``url`` (any SQLAlchemy URL, or
+    ``env:VARIABLE`` naming the environment variable that holds it, `service.results.urls`)."""
 
     def __init__(self, url: str) -> None:
-        self.url = url
-        self.engine: Engine = create_engine(url, future=True, pool_pre_ping=True)
+        self.url = url  # as given: a reference stays a reference wherever it is written
+        self.engine: Engine = create_engine(resolve_url(url), future=True, pool_pre_ping=True)
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _enable_sqlite_foreign_keys)
 
     def close(self) -> None:
         """Close the engine's pooled connections."""
         self.engine.dispose()
+
+    def ping(self) -> None:
+        """One round trip to the database; `StoreError` naming why when it does not answer."""
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(select(1))
+        except SQLAlchemyError as err:
+            raise self._unreachable("cannot connect", err) from None
 
     def create_schema(self) -> None:
         """Bring the database's schema to the newest revision: build it in a new database,
@@ -210,8 +220,11 @@ class ResultStore:
     def get_sweep(self, sweep_id: str) -> dict[str, Any]:
         """The sweep's columns as a dict; an unknown sweep id raises `UnknownSweepError`."""
         stmt = select(sweeps_table).where(sweeps_table.c.sweep_id == sweep_id)
-        with self.engine.connect() as conn:
-            found = conn.execute(stmt).mappings().first()
+        try:
+            with self.engine.connect() as conn:
+                found = conn.execute(stmt).mappings().first()
+        except SQLAlchemyError as err:
+            raise self._unreachable(f"cannot read sweep {sweep_id!r}", err) from None
         if found is None:
             raise self._unknown(sweep_id)
         return self._sweep_dict(found)
@@ -219,8 +232,11 @@ class ResultStore:
     def sweeps(self) -> list[dict[str, Any]]:
         """Every sweep, oldest first."""
         stmt = select(sweeps_table).order_by(sweeps_table.c.created_at, sweeps_table.c.sweep_id)
-        with self.engine.connect() as conn:
-            return [self._sweep_dict(row) for row in conn.execute(stmt).mappings()]
+        try:
+            with self.engine.connect() as conn:
+                return [self._sweep_dict(row) for row in conn.execute(stmt).mappings()]
+        except SQLAlchemyError as err:
+            raise self._unreachable("cannot list the sweeps", err) from None
 
     # -- trials ----------------------------------------------------------------------------
 
@@ -266,8 +282,11 @@ class ResultStore:
             .where(trials_table.c.sweep_id == sweep_id)
             .order_by(trials_table.c.trial_id)
         )
-        with self.engine.connect() as conn:
-            stored = list(conn.execute(stmt).mappings())
+        try:
+            with self.engine.connect() as conn:
+                stored = list(conn.execute(stmt).mappings())
+        except SQLAlchemyError as err:
+            raise self._unreachable(f"cannot read the trials of sweep {sweep_id!r}", err) from None
         rows: list[dict[str, Any]] = []
         for found in stored:
             row = {name: found[name] for name in RESULT_COLUMNS}
@@ -278,7 +297,13 @@ class ResultStore:
     # -- helpers ---------------------------------------------------------------------------
 
     def _where(self) -> str:
-        return f"database {self.engine.url.render_as_string(hide_password=True)}"
+        return f"database {masked_url(self.url)}"
+
+    def _unreachable(self, what: str, err: SQLAlchemyError) -> StoreError:
+        # One line: the driver's reason without SQLAlchemy's statement and link; the URL
+        # masked (a driver's message names host and user, never the password).
+        reason = " ".join(str(getattr(err, "orig", None) or err).split())
+        return StoreError(f"database: {what} in {masked_url(self.url)}: {reason}")
 
     def _unknown(self, sweep_id: str) -> UnknownSweepError:
         return UnknownSweepError(

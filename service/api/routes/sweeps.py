@@ -17,6 +17,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from service.analysis.pareto import pareto_info
 from service.api.deps import Manager, Settings, Token
+from service.api.guard import BODY_TYPES, YAML_TYPES, media_type
 from service.api.manager import STATUSES
 from service.api.reads import chosen_objectives, finished_trials, sweep_spec
 from service.api.schemas import (
@@ -29,8 +30,11 @@ from service.api.schemas import (
     SweepPublic,
     SweepsPublic,
 )
+from service.errors import MediaTypeError
 from service.orchestration.points import sweep_objectives
 from service.results.table import frame_records
+from service.results.urls import masked_url
+from service.yamltext import load_json
 
 router = APIRouter(prefix="/api/sweeps", tags=["sweeps"])
 
@@ -41,14 +45,13 @@ EXPORT_TYPES = {
     "front.parquet": "application/vnd.apache.parquet",
 }
 ExportFile = Literal["genotypes.json", "genotypes.py", "front.csv", "front.parquet"]
-YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml", "text/plain")
 
 _SWEEP_BODY = {
     "requestBody": {
         "required": True,
         "description": "A sweep file (see sweeps/*.yaml), as YAML or as JSON.",
         "content": {
-            "application/yaml": {"schema": {"type": "string"}},
+            **{kind: {"schema": {"type": "string"}} for kind in YAML_TYPES},
             "application/json": {"schema": {"type": "object"}},
         },
     }
@@ -61,6 +64,16 @@ def _status(stored: str) -> Status:
     return cast(Status, stored) if stored in STATUSES else "failed"
 
 
+def _public_spec(spec: dict[str, Any]) -> dict[str, Any]:
+    """The stored spec with its database URL masked: the service's own sweeps name theirs by
+    reference, but a sweep run from the CLI into this database may carry its password."""
+    storage = spec.get("storage")
+    if not isinstance(storage, dict) or not storage.get("database_url"):
+        return spec
+    shown = {**storage, "database_url": masked_url(str(storage["database_url"]))}
+    return {**spec, "storage": shown}
+
+
 def _public(row: dict[str, Any]) -> SweepPublic:
     return SweepPublic(
         id=row["sweep_id"],
@@ -71,18 +84,20 @@ def _public(row: dict[str, Any]) -> SweepPublic:
         updated_at=row["updated_at"],
         job_id=row.get("job_id"),
         message=row.get("message"),
-        spec=row["spec"],
+        spec=_public_spec(row["spec"]),
     )
 
 
 async def _sweep_body(request: Request, limit: int) -> str | dict[str, Any]:
-    """The request body as YAML text or a JSON object, no larger than ``limit`` bytes."""
-    kind = request.headers.get("content-type", "application/yaml").split(";")[0].strip().lower()
-    if kind != "application/json" and kind not in YAML_TYPES:
-        raise HTTPException(
-            status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
-            f"Content-Type: {kind!r} is not a sweep file; send application/yaml or "
-            "application/json",
+    """The request body as YAML text or a JSON object, no larger than ``limit`` bytes.
+
+    A Content-Type is required (the request guard refuses the types a form can send): a
+    body without one could come from any page through ``fetch`` with ``no-cors``."""
+    kind = media_type(request.headers)
+    if kind not in BODY_TYPES:
+        raise MediaTypeError(
+            f"Content-Type: {kind or 'missing'} is not a sweep file; send application/yaml "
+            "or application/json"
         )
     body = bytearray()
     async for chunk in request.stream():
@@ -99,18 +114,7 @@ async def _sweep_body(request: Request, limit: int) -> str | dict[str, Any]:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, "body: not UTF-8 text") from None
     if kind != "application/json":
         return text
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise HTTPException(
-            status.HTTP_400_BAD_REQUEST, f"body: malformed JSON ({error})"
-        ) from None
-    except RecursionError:
-        raise HTTPException(
-            status.HTTP_400_BAD_REQUEST,
-            "body: malformed JSON (nested deeper than Python can follow); a sweep file nests "
-            "four levels deep",
-        ) from None
+    data = load_json(text, "body")
     if not isinstance(data, dict):
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT,

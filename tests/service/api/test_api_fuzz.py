@@ -110,7 +110,10 @@ def stored(tmp_path_factory: pytest.TempPathFactory) -> Stored:
 @pytest.fixture
 def schema(stored: Stored) -> Iterator[Any]:
     settings_ = ServiceSettings(
-        storage=stored.root / "storage", database_url=stored.url, api_token=TOKEN
+        storage=stored.root / "storage",
+        database_url=stored.url,
+        api_token=TOKEN,
+        allowed_hosts=("testserver",),  # the Host schemathesis's ASGI client sends
     )
     manager = SweepManager(settings_, jobs=RayJobs(NOBODY))
     app = create_app(settings_, manager)
