@@ -33,6 +33,7 @@ from typing import Any
 from service.errors import JobError
 from service.files import write_json_atomically
 from service.orchestration.addresses import JOBS_PORT, check_address, free_port
+from service.orchestration.processes import is_embedded_head, stop_group
 
 __all__ = ["TERMINAL_JOB_STATES", "JobError", "RayJobs", "job_status", "submit_sweep"]
 
@@ -184,7 +185,7 @@ class RayJobs:
         except (OSError, ValueError, KeyError, TypeError):
             record.unlink(missing_ok=True)  # not a record this module wrote whole
             return
-        if _is_embedded_head(pid, temp_dir):
+        if is_embedded_head(pid, temp_dir):
             logger.warning(
                 "stopping the embedded Ray head a previous run of the service left (pid %d, %s)",
                 pid,
@@ -194,7 +195,7 @@ class RayJobs:
 
             with contextlib.suppress(ConnectionError, RuntimeError, ValueError):
                 self._stop_all(JobSubmissionClient(address))
-            _stop_group(pid)
+            stop_group(pid)
         if Path(temp_dir).name.startswith(TEMP_PREFIX):
             shutil.rmtree(temp_dir, ignore_errors=True)
         record.unlink(missing_ok=True)
@@ -370,40 +371,6 @@ class RayJobs:
                 shutil.rmtree(self._temp_dir, ignore_errors=True)
                 self._temp_dir = None
             self._address = None
-
-
-def _is_embedded_head(pid: int, temp_dir: str) -> bool:
-    """Whether ``pid`` is a live ``ray start --head`` with ``temp_dir`` (read from /proc)."""
-    try:
-        words = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return False
-    return b"--head" in words and temp_dir.encode() in words and _group_alive(pid)
-
-
-def _group_alive(pgid: int) -> bool:
-    """Whether any process of the group ``pgid`` is alive (zombies do not count)."""
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue  # ended while listed
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            return True
-    return False
-
-
-def _stop_group(pgid: int) -> None:
-    """SIGTERM the process group ``pgid`` (a head started by a previous service, not our
-    child), SIGKILL what is left after 30 s, and wait until none of it is alive."""
-    for sig, wait in ((signal.SIGTERM, 30.0), (signal.SIGKILL, 10.0)):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pgid, sig)
-        deadline = time.monotonic() + wait
-        while _group_alive(pgid) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        if not _group_alive(pgid):
-            return
 
 
 def submit_sweep(sweep_file: Path, address: str, run_dir: Path) -> str:

@@ -225,10 +225,12 @@ class StorageSection(_Model):
     @classmethod
     def _url_form(cls, value: str | None) -> str | None:
         # The form only: the database layer alone talks to databases (reachability at run time).
-        if value is not None and not DATABASE_URL_PATTERN.fullmatch(value):
+        if value is None or value.startswith(ENV_PREFIX):  # a reference: checked above
+            return value
+        if not DATABASE_URL_PATTERN.fullmatch(value):
             raise ValueError(
                 f"expected a database URL DIALECT[+DRIVER]://..., e.g. sqlite:////abs/results.db "
-                f"or postgresql+psycopg://user@host/db, got {excerpt(value)}"
+                f"or postgresql+psycopg://user@host/db, or env:VARIABLE, got {excerpt(value)}"
             )
         return value
 

@@ -89,7 +89,7 @@ def test_the_service_refuses_data_outside_its_roots(
     monkeypatch.setenv("E2RNAS_DATA_ROOTS", str(allowed))
     settings = load_settings(storage=tmp_path / "storage", api_token=TOKEN)
     assert settings.data_roots == (allowed.resolve(),)
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings), base_url="http://127.0.0.1") as client:
         answer = client.post(
             "/api/sweeps/validate", content=_sweep("cifar10", str(other)), headers=AUTH
         )
@@ -104,7 +104,7 @@ def test_the_service_refuses_data_outside_its_roots(
     # Without roots, the service reads no data folder at all; digits still run.
     monkeypatch.delenv("E2RNAS_DATA_ROOTS")
     bare = load_settings(storage=tmp_path / "storage2", api_token=TOKEN)
-    with TestClient(create_app(bare)) as client:
+    with TestClient(create_app(bare), base_url="http://127.0.0.1") as client:
         answer = client.post(
             "/api/sweeps/validate", content=_sweep("cifar10", str(allowed)), headers=AUTH
         )

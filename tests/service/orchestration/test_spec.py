@@ -249,7 +249,8 @@ BAD = {
     "database URL": (
         BASE + "storage: {database_url: 'not a url'}\n",
         "storage.database_url: expected a database URL DIALECT[+DRIVER]://..., e.g. "
-        "sqlite:////abs/results.db or postgresql+psycopg://user@host/db, got 'not a url'",
+        "sqlite:////abs/results.db or postgresql+psycopg://user@host/db, or env:VARIABLE, "
+        "got 'not a url'",
     ),
     "a billionth of a CPU": (BASE + "resources: {cpu: 1e-9}\n", "resources.cpu: expected 0.01 to"),
     "a billionth of a GPU": (BASE + "resources: {gpu: 1e-9}\n", "resources.gpu: expected 0, a"),
