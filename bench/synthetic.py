@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from search_core.genotypes import derive_genotype
+from search_core.derive import derive_genotype
 from service.orchestration.points import grid_points, trial_count
 from service.orchestration.rundir import trial_key
 from service.orchestration.spec import parse_sweep

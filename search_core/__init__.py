@@ -30,7 +30,7 @@ _EXPORTS = {
     "BUNDLED": "genotypes",
     "PRIMITIVES": "genotypes",
     "Genotype": "genotypes",
-    "derive_genotype": "genotypes",
+    "derive_genotype": "derive",
     "load_genotype": "genotypes",
     "min_norm_weights": "mgda",
     "EvalNetwork": "model_eval",
@@ -43,6 +43,7 @@ _EXPORTS = {
 
 if TYPE_CHECKING:
     from search_core.config import PRESETS, SearchConfig, preset
+    from search_core.derive import derive_genotype
     from search_core.errors import (
         CheckpointError,
         ConfigError,
@@ -50,13 +51,7 @@ if TYPE_CHECKING:
         E2RNASError,
         GenotypeError,
     )
-    from search_core.genotypes import (
-        BUNDLED,
-        PRIMITIVES,
-        Genotype,
-        derive_genotype,
-        load_genotype,
-    )
+    from search_core.genotypes import BUNDLED, PRIMITIVES, Genotype, load_genotype
     from search_core.mgda import min_norm_weights
     from search_core.model_eval import EvalNetwork, count_flops_m, count_params_m
     from search_core.search import Reporter, SearchResult, run_search

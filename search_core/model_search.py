@@ -31,7 +31,8 @@ import torch.nn.functional as F_nn
 from torch import nn
 
 from search_core.cost import derived_weights
-from search_core.genotypes import PRIMITIVES, Genotype, derive_from_weights
+from search_core.derive import derive_from_weights
+from search_core.genotypes import PRIMITIVES, Genotype
 from search_core.layout import CellSpec, cell_layout, edge_inputs
 from search_core.ops import FactorizedReduce, ReLUConvBN, build_op
 from search_core.partial import PartialMixedOp, edge_cost_factors, edge_softmax

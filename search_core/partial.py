@@ -22,7 +22,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from search_core.genotypes import Genotype, derive_from_weights
+from search_core.derive import derive_from_weights
+from search_core.genotypes import Genotype
 
 
 def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:

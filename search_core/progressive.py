@@ -29,7 +29,8 @@ from dataclasses import dataclass
 import torch
 
 from search_core.config import SearchConfig
-from search_core.genotypes import PRIMITIVES, Genotype, derive_from_weights
+from search_core.derive import derive_from_weights
+from search_core.genotypes import PRIMITIVES, Genotype
 
 NONE = PRIMITIVES.index("none")
 SKIP = PRIMITIVES.index("skip_connect")

@@ -16,7 +16,8 @@ from search_core.cost import (
     one_hot_weights,
     op_cost,
 )
-from search_core.genotypes import BUNDLED, PRIMITIVES, Genotype, derive_genotype
+from search_core.derive import derive_genotype
+from search_core.genotypes import BUNDLED, PRIMITIVES, Genotype
 from search_core.layout import edge_inputs
 from search_core.model_eval import EvalNetwork, count_flops_m, count_params_m
 from search_core.model_search import SearchNetwork

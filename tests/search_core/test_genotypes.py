@@ -21,14 +21,9 @@ from typing import Any
 import pytest
 import torch
 
+from search_core.derive import derive_genotype
 from search_core.errors import GenotypeError
-from search_core.genotypes import (
-    BUNDLED,
-    PRIMITIVES,
-    Genotype,
-    derive_genotype,
-    load_genotype,
-)
+from search_core.genotypes import BUNDLED, PRIMITIVES, Genotype, load_genotype
 
 # A genotypes.py in the style of the DARTS family; the four genotype lines after NASNet are
 # quoted verbatim: DARTS_V1 and DARTS_V2 of quark0/darts cnn/genotypes.py (as copied into

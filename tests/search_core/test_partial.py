@@ -10,7 +10,8 @@ import random
 import pytest
 import torch
 
-from search_core.genotypes import PRIMITIVES, Genotype, derive_genotype
+from search_core.derive import derive_genotype
+from search_core.genotypes import PRIMITIVES, Genotype
 from search_core.layout import CellSpec, edge_inputs
 from search_core.model_search import MixedOp, SearchCell, SearchNetwork
 from search_core.partial import (

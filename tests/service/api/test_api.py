@@ -26,8 +26,9 @@ import pytest
 import torch
 from fastapi.testclient import TestClient
 
+from search_core.derive import derive_genotype
 from search_core.errors import ConfigError
-from search_core.genotypes import BUNDLED, Genotype, derive_genotype
+from search_core.genotypes import BUNDLED, Genotype
 from service import cli
 from service.analysis.figures import compare_fronts, projection, scatter_matrix
 from service.analysis.gallery import FIGURE_NAMES, sweep_figure, why_not
