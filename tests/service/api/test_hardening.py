@@ -286,6 +286,40 @@ def _failures(logs: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
 
 @pytest.mark.integration
 @pytest.mark.slow
+# Cutting Ray runs first, on the module's fresh Ray: after the other tests' jobs, a job
+# submitted here was seen to stop being refreshed through the relay on a loaded machine.
+def test_the_loop_outlives_an_unreachable_ray(
+    tmp_path: Path, clean_env: pytest.MonkeyPatch, ray_jobs: RayJobs
+) -> None:
+    address = ray_jobs.address
+    assert address is not None
+    host, port = address.removeprefix("http://").split(":")
+    relay = Relay((host, int(port)))
+    settings = _settings(tmp_path)
+    manager = SweepManager(settings, jobs=RayJobs(f"http://127.0.0.1:{relay.port}"))
+    run_dir = tmp_path / "run"
+    _add_sweep(manager, run_dir, "ray-1", _running_job(ray_jobs, "ray-1-0"))
+    _trial(run_dir, "a")
+    with TestClient(create_app(settings, manager), base_url=LOCAL) as client:
+        _wait("the trial", lambda: _progress(client, "ray-1")["running"] == 1)
+        # Health asks Ray's job server with a short timeout, which a loaded machine may miss.
+        _wait("Ray reachable", lambda: client.get("/api/health").json()["ray"]["reachable"])
+        relay.cut()
+        _wait("the refresh to fail", lambda: client.get("/api/sweeps/ray-1").json()["message"])
+        message = client.get("/api/sweeps/ray-1").json()["message"]
+        assert message.startswith("ray_address: job 'ray-1-0': Ray's job server"), message
+        health = client.get("/api/health")
+        # Ray unreachable is reported; reads still work, so the service stays up.
+        assert health.status_code == 200, health.text
+        assert health.json()["ray"]["reachable"] is False and health.json()["loop"]["ok"]
+        _trial(run_dir, "b", status="done")
+        relay.mend()
+        _wait("the trial written meanwhile", lambda: _progress(client, "ray-1")["done"] == 1)
+        _wait("Ray reachable again", lambda: client.get("/api/health").json()["ray"]["reachable"])
+    relay.cut()
+    ray_jobs.stop("ray-1-0")
+
+
 def test_the_loop_outlives_a_truncated_trial_file(
     tmp_path: Path,
     clean_env: pytest.MonkeyPatch,
@@ -372,38 +406,6 @@ def test_the_loop_outlives_a_stopped_database(
 
 @pytest.mark.integration
 @pytest.mark.slow
-def test_the_loop_outlives_an_unreachable_ray(
-    tmp_path: Path, clean_env: pytest.MonkeyPatch, ray_jobs: RayJobs
-) -> None:
-    address = ray_jobs.address
-    assert address is not None
-    host, port = address.removeprefix("http://").split(":")
-    relay = Relay((host, int(port)))
-    settings = _settings(tmp_path)
-    manager = SweepManager(settings, jobs=RayJobs(f"http://127.0.0.1:{relay.port}"))
-    run_dir = tmp_path / "run"
-    _add_sweep(manager, run_dir, "ray-1", _running_job(ray_jobs, "ray-1-0"))
-    _trial(run_dir, "a")
-    with TestClient(create_app(settings, manager), base_url=LOCAL) as client:
-        _wait("the trial", lambda: _progress(client, "ray-1")["running"] == 1)
-        # Health asks Ray's job server with a short timeout, which a loaded machine may miss.
-        _wait("Ray reachable", lambda: client.get("/api/health").json()["ray"]["reachable"])
-        relay.cut()
-        _wait("the refresh to fail", lambda: client.get("/api/sweeps/ray-1").json()["message"])
-        message = client.get("/api/sweeps/ray-1").json()["message"]
-        assert message.startswith("ray_address: job 'ray-1-0': Ray's job server"), message
-        health = client.get("/api/health")
-        # Ray unreachable is reported; reads still work, so the service stays up.
-        assert health.status_code == 200, health.text
-        assert health.json()["ray"]["reachable"] is False and health.json()["loop"]["ok"]
-        _trial(run_dir, "b", status="done")
-        relay.mend()
-        _wait("the trial written meanwhile", lambda: _progress(client, "ray-1")["done"] == 1)
-        _wait("Ray reachable again", lambda: client.get("/api/health").json()["ray"]["reachable"])
-    relay.cut()
-    ray_jobs.stop("ray-1-0")
-
-
 # -- 6. cross-site requests ------------------------------------------------------------------
 
 
