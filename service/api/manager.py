@@ -306,7 +306,9 @@ class SweepManager:
                     self._ingest_finished(run_dir)  # what finished before the failure stays
             if changes.get("status", row["status"]) != row["status"]:
                 logger.info("status %s -> %s", row["status"], changes["status"])
-            self.store.update_sweep(sweep_id, **changes)
+            # Only over the status read above: the job's own collection may have written its
+            # final status meanwhile, and a stale "running" must not overwrite it.
+            self.store.update_sweep(sweep_id, if_status=row["status"], **changes)
             return self.store.get_sweep(sweep_id)
 
     def _pick_up(self, sweep_id: str, run_dir: Path, old_job: str | None) -> dict[str, Any]:

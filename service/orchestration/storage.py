@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from service.errors import StorageError
+from service.files import replace_directory
 from service.orchestration.rundir import TRIAL_FILE, TRIALS_DIR, read_sweep_state
 
 __all__ = ["SCRATCH_DIR", "check_storage", "scratch_dir", "stage", "sync_trials"]
@@ -108,24 +109,20 @@ def sync_trials(run_dir: Path) -> int:
         marker = target / _SYNCED
         if marker.exists() and marker.read_text(encoding="utf-8") == checkpoint:
             continue
-        partial = target.with_name(f".{key}.partial")
-        shutil.rmtree(partial, ignore_errors=True)
-        partial.mkdir(parents=True)  # copy_files makes the subdirectories, not the top one
-        try:
+
+        def download(new: Path, checkpoint: str = checkpoint) -> None:
             pyarrow.fs.copy_files(
-                checkpoint, str(partial), source_filesystem=fs, destination_filesystem=local
+                checkpoint, str(new), source_filesystem=fs, destination_filesystem=local
             )
+            (new / _SYNCED).write_text(checkpoint, encoding="utf-8")
+
+        try:
+            # A temporary directory of a name unique to this reader, swapped in whole: two
+            # readers of one run directory (a driver and the service) never share one.
+            replace_directory(target, download)
         except (pyarrow.ArrowException, OSError):
             # Tune replaced the checkpoint while it was read (num_to_keep=1): keep the copy
             # there is; the next call gets the newer one.
-            shutil.rmtree(partial, ignore_errors=True)
             continue
-        (partial / _SYNCED).write_text(checkpoint, encoding="utf-8")
-        old = target.with_name(f".{key}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        if target.exists():
-            target.rename(old)
-        partial.rename(target)
-        shutil.rmtree(old, ignore_errors=True)
         changed += 1
     return changed

@@ -45,6 +45,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    case,
     create_engine,
     event,
     select,
@@ -196,19 +197,20 @@ class ResultStore:
             raise ConfigError(f"status: expected a non-empty string, got {status!r}")
         self.update_sweep(sweep_id, status=status)
 
-    def update_sweep(self, sweep_id: str, **fields: Any) -> None:
-        """Set some of ``status`` and the service's columns (`SERVICE_COLUMNS`) of a sweep."""
+    def update_sweep(self, sweep_id: str, if_status: str | None = None, **fields: Any) -> None:
+        """Set some of ``status`` and the service's columns (`SERVICE_COLUMNS`) of a sweep;
+        with ``if_status``, the status changes only if it still is ``if_status`` in the same
+        statement (so a stale reader never overwrites the status another process wrote)."""
         allowed = ("status", *SERVICE_COLUMNS)
         unknown = [key for key in fields if key not in allowed]
         if unknown:
             raise ConfigError(f"{unknown[0]}: not a column the service sets; expected {allowed}")
         if not fields:
             return
-        stmt = (
-            update(sweeps_table)
-            .where(sweeps_table.c.sweep_id == sweep_id)
-            .values(**fields, updated_at=_now())
-        )
+        values, status = dict(fields, updated_at=_now()), sweeps_table.c.status
+        if if_status is not None and "status" in values:
+            values["status"] = case((status == if_status, values["status"]), else_=status)
+        stmt = update(sweeps_table).where(sweeps_table.c.sweep_id == sweep_id).values(values)
         try:
             with self.engine.begin() as conn:
                 changed = conn.execute(stmt).rowcount

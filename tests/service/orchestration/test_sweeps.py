@@ -457,7 +457,14 @@ def test_interrupted_sweep_resumes_without_rerunning_finished_trials(
             assert len(trial["attempts"]) == 1  # a finished trial is not run again
         else:
             assert len(trial["attempts"]) == 2
-            assert trial["attempts"][-1]["epochs_before"] == epochs >= 1  # resumed, not rerun
+            resumed_from = trial["attempts"][-1]["epochs_before"]
+            if storage == "local":
+                assert resumed_from == epochs >= 1  # resumed, not rerun
+            else:
+                # The driver sees the checkpoints Tune registered; the node's scratch
+                # directory may hold one more epoch, checkpointed as the sweep stopped, and
+                # the trial resumes from that one (each epoch still runs once: see above).
+                assert resumed_from >= epochs >= 1
     if storage == "uri":
         _check_uri_storage(run_dir, tmp_path / "storage", tmp_path, capsys)
 

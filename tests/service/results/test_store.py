@@ -128,6 +128,24 @@ def test_sweeps_are_created_updated_and_listed(store: ResultStore) -> None:
     assert [s["sweep_id"] for s in store.sweeps()] == ["sw1", "sw2"]
 
 
+def test_a_stale_status_never_overwrites_one_written_meanwhile(store: ResultStore) -> None:
+    # The service's refresh reads "running", the job's collection then writes "done" through
+    # a store of its own; the refresh's write, conditional on what it read, keeps "done".
+    store.upsert_sweep("sw1", "grid", "running", SPEC)
+    seen = store.get_sweep("sw1")["status"]
+    job = ResultStore(store.url)
+    try:
+        job.update_sweep("sw1", status="done", progress={"done": 2})
+    finally:
+        job.close()
+    store.update_sweep("sw1", if_status=seen, status="running", progress={"done": 1})
+    row = store.get_sweep("sw1")
+    assert row["status"] == "done" and row["progress"] == {"done": 1}
+    # While the status is still the one read, the conditional write goes through.
+    store.update_sweep("sw1", if_status="done", status="failed", message="m")
+    assert (store.get_sweep("sw1")["status"], store.get_sweep("sw1")["message"]) == ("failed", "m")
+
+
 def test_unknown_sweep_ids_are_clear_key_errors(store: ResultStore) -> None:
     for call in (
         lambda: store.get_sweep("nope"),
