@@ -8,28 +8,23 @@ weights θ, half for the architecture α.
 
 A split is loaded once into an :class:`ImageSet` whose uint8 images can move to the device
 whole; conversion, normalisation and augmentation then happen there
-(:mod:`search_core.augment`). CIFAR and SVHN files are parsed by torchvision's own dataset
-classes, CIFAR's pickled batches through :mod:`search_core.cifar`, which runs nothing a file
-asks for; only their md5 check of local files is replaced by an existence check, so files in
-the official format but with other content (re-packed copies, test fixtures) load, while a
-download stays md5-checked by torchvision.
+(:mod:`search_core.augment`). CIFAR and SVHN are read by torchvision's own dataset classes
+in :mod:`search_core.torchvision_sets`, imported only for them: the embedded digits load
+without torchvision or scikit-learn being imported, which saves seconds in every trial.
 """
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from torchvision import datasets, transforms
-from torchvision.datasets import utils as tv_utils
-from torchvision.transforms import functional as tv_functional
 
-from search_core.cifar import BatchError, SafeCIFAR10, SafeCIFAR100
 from search_core.config import DATASET_NAMES, IMAGEFOLDER_PREFIX
 from search_core.datapaths import dataset_path
 from search_core.errors import ConfigError, DatasetError
@@ -44,6 +39,7 @@ _DIGITS_TEST_FRACTION = 0.2
 _DIGITS_IN_CLASSES = (0, 1, 2, 3, 4)
 _DIGITS_OOD_CLASSES = (5, 6, 7, 8, 9)
 _IMAGEFOLDER_DEFAULT_SIZE = 32
+TORCHVISION_NAMES = ("cifar10", "cifar100", "svhn")  # read by search_core.torchvision_sets
 _STATS_CHUNK = 4096
 
 
@@ -134,8 +130,11 @@ def load_image_set(
     root_path = Path(root).expanduser().resolve()
     if name in ("digits", "digits-ood"):
         return _load_digits(name, split, image_size)
-    if name in _TORCHVISION_SETS:
-        return _load_torchvision(name, split, root_path, download, image_size)
+    if name in TORCHVISION_NAMES:
+        # Imported here: torchvision costs seconds to import, and the digits need none of it.
+        from search_core.torchvision_sets import load_torchvision
+
+        return load_torchvision(name, split, root_path, download, image_size)
     if name.startswith(IMAGEFOLDER_PREFIX) and name != IMAGEFOLDER_PREFIX:
         return _load_imagefolder(name, split, root_path, image_size)
     valid = ", ".join(repr(n) for n in DATASET_NAMES)
@@ -164,172 +163,6 @@ def split_halves(n: int, portion: float) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 # ---------------------------------------------------------------------------------------------
-# CIFAR and SVHN, parsed by torchvision
-
-
-def _files_present(folder: Path, names: list[str]) -> bool:
-    return all((folder / name).is_file() for name in names)
-
-
-class _LocalSVHN(datasets.SVHN):  # type: ignore[misc]  # torchvision ships no type hints
-    """torchvision's SVHN reader, checking that the split's .mat file exists instead of its md5."""
-
-    def _check_integrity(self) -> bool:
-        return _files_present(Path(self.root), [self.filename])
-
-
-@dataclass(frozen=True)
-class _TorchvisionSet:
-    """Where a torchvision dataset keeps its files and how to read and fetch them."""
-
-    folder: str  # under root; "" when the files lie directly in root
-    files: dict[str, tuple[str, ...]]  # per split, every file torchvision opens
-    expected: str  # the files in words, for messages
-    num_classes: int
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-    read: Callable[[Path, str], tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]]
-    download: Callable[[Path, str], None]
-
-
-def _read_cifar(
-    cls: type[Any],
-) -> Callable[[Path, str], tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]]:
-    def read(root: Path, split: str) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
-        dataset = cls(str(root), train=split == "train")
-        # torchvision keeps CIFAR as (N, H, W, C); ImageSet is (N, C, H, W).
-        return dataset.data.transpose(0, 3, 1, 2), np.asarray(dataset.targets)
-
-    return read
-
-
-def _download_cifar(cls: type[Any]) -> Callable[[Path, str], None]:
-    def download(root: Path, split: str) -> None:
-        tv_utils.download_and_extract_archive(
-            cls.url, str(root), filename=cls.filename, md5=cls.tgz_md5
-        )
-
-    return download
-
-
-def _read_svhn(root: Path, split: str) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
-    # torchvision already returns (N, C, H, W) and maps SVHN's label 10 to the digit 0.
-    dataset = _LocalSVHN(str(root), split=split, download=False)
-    return dataset.data, dataset.labels
-
-
-def _download_svhn(root: Path, split: str) -> None:
-    url, filename, md5 = datasets.SVHN.split_list[split]
-    tv_utils.download_url(url, str(root), filename, md5)
-
-
-def _cifar_files(cls: type[Any]) -> dict[str, tuple[str, ...]]:
-    meta = cls.meta["filename"]
-    return {
-        "train": (*(n for n, _ in cls.train_list), meta),
-        "test": (*(n for n, _ in cls.test_list), meta),
-    }
-
-
-_TORCHVISION_SETS: dict[str, _TorchvisionSet] = {
-    "cifar10": _TorchvisionSet(
-        folder=datasets.CIFAR10.base_folder,
-        files=_cifar_files(datasets.CIFAR10),
-        expected="data_batch_1..5, test_batch and batches.meta",
-        num_classes=10,
-        mean=(0.4914, 0.4822, 0.4465),
-        std=(0.2470, 0.2435, 0.2616),
-        read=_read_cifar(SafeCIFAR10),
-        download=_download_cifar(datasets.CIFAR10),
-    ),
-    "cifar100": _TorchvisionSet(
-        folder=datasets.CIFAR100.base_folder,
-        files=_cifar_files(datasets.CIFAR100),
-        expected="train, test and meta",
-        num_classes=100,
-        mean=(0.5071, 0.4865, 0.4409),
-        std=(0.2673, 0.2564, 0.2762),
-        read=_read_cifar(SafeCIFAR100),
-        download=_download_cifar(datasets.CIFAR100),
-    ),
-    "svhn": _TorchvisionSet(
-        folder="",
-        files={split: (datasets.SVHN.split_list[split][1],) for split in SPLITS},
-        expected="the official SVHN file",
-        num_classes=10,
-        mean=(0.4377, 0.4438, 0.4728),
-        std=(0.1980, 0.2010, 0.1970),
-        read=_read_svhn,
-        download=_download_svhn,
-    ),
-}
-
-_FIX = "set data_root to the folder that holds it, or download=true on a machine with internet"
-
-
-def _load_torchvision(
-    name: str, split: str, root: Path, download: bool, image_size: int | None
-) -> ImageSet:
-    spec = _TORCHVISION_SETS[name]
-    folder = root / spec.folder
-    needed = spec.files[split]
-    if download and not _files_present(folder, list(needed)):
-        try:
-            spec.download(root, split)
-        except (OSError, RuntimeError, ValueError) as exc:
-            raise DatasetError(
-                f"dataset {name!r}: download into {root} failed ({type(exc).__name__}: {exc}); "
-                "check the machine's internet access, or copy the files there by hand"
-            ) from exc
-    _check_present(name, root, folder, spec, needed)
-    try:
-        data, targets = spec.read(root, split)
-    except ImportError as exc:
-        raise DatasetError(
-            f"dataset {name!r}: reading {folder / needed[0]} needs a package that is not "
-            f"installed ({exc}); install scipy (torchvision reads .mat files with it)"
-        ) from exc
-    except BatchError as exc:
-        raise DatasetError(_unreadable_message(name, exc.path, exc.reason)) from None
-    except Exception as exc:  # any parse failure of a file in the wrong format lands here
-        where = folder / needed[0] if len(needed) == 1 else folder
-        reason = f"{type(exc).__name__}: {exc}"
-        raise DatasetError(_unreadable_message(name, where, reason)) from exc
-    if data.dtype != np.uint8 or data.ndim != 4:
-        raise DatasetError(
-            f"dataset {name!r}: files under {folder} hold {data.dtype} pixels of shape "
-            f"{data.shape}; expected uint8 images in the official format ({spec.expected})"
-        )
-    images = torch.from_numpy(np.ascontiguousarray(data))
-    labels = torch.from_numpy(np.asarray(targets, dtype=np.int64).reshape(-1))
-    if image_size is not None:
-        images = _resize(images, image_size)
-    return ImageSet(images, labels, spec.num_classes, spec.mean, spec.std, name)
-
-
-def _check_present(
-    name: str, root: Path, folder: Path, spec: _TorchvisionSet, needed: tuple[str, ...]
-) -> None:
-    if spec.folder and not folder.is_dir():
-        raise DatasetError(
-            f"dataset {name!r}: no {spec.folder}/ under {root} (expected {spec.expected}); {_FIX}"
-        )
-    missing = [n for n in needed if not (folder / n).is_file()]
-    if missing:
-        raise DatasetError(
-            f"dataset {name!r}: no {', '.join(missing)} under {folder} "
-            f"(expected {spec.expected}); {_FIX}"
-        )
-
-
-def _unreadable_message(name: str, where: Path, reason: str) -> str:
-    return (
-        f"dataset {name!r}: cannot read {where} ({reason}); expected the official file "
-        "format; delete the damaged files and copy or download them again"
-    )
-
-
-# ---------------------------------------------------------------------------------------------
 # scikit-learn's digits
 
 
@@ -344,12 +177,30 @@ def _digits_split(targets: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
     return is_test
 
 
-def _load_digits(name: str, split: str, image_size: int | None) -> ImageSet:
-    from sklearn.datasets import load_digits  # imported here: only this set needs scikit-learn
+@functools.cache
+def _digits_arrays() -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+    """scikit-learn's digits as ``(values (1797, 64), targets (1797,))``, what its
+    ``load_digits()`` returns, read from the file the package ships (``digits.csv.gz``: 64
+    pixel counts and the digit per row) without importing scikit-learn, whose import alone
+    costs seconds in every trial; through ``load_digits`` where that file is not found."""
+    spec = importlib.util.find_spec("sklearn")
+    shipped = (
+        Path(spec.origin).parent / "datasets" / "data" / "digits.csv.gz"
+        if spec is not None and spec.origin is not None
+        else None
+    )
+    if shipped is None or not shipped.is_file():
+        from sklearn.datasets import load_digits
 
-    bunch = load_digits()
-    values = np.asarray(bunch.data, dtype=np.float64).reshape(-1, 1, 8, 8)
-    targets = np.asarray(bunch.target, dtype=np.int64)
+        bunch = load_digits()
+        return np.asarray(bunch.data, dtype=np.float64), np.asarray(bunch.target, dtype=np.int64)
+    table = np.loadtxt(shipped, delimiter=",")
+    return table[:, :-1], table[:, -1].astype(np.int64)
+
+
+def _load_digits(name: str, split: str, image_size: int | None) -> ImageSet:
+    data, targets = _digits_arrays()
+    values = data.reshape(-1, 1, 8, 8)
     # Pixels are counts 0..16 of an 8x8 grid of 4x4 blocks; spread them over 0..255.
     pixels = np.floor(values * 255.0 / 16.0 + 0.5).astype(np.uint8)
     classes = _DIGITS_IN_CLASSES if name == "digits" else _DIGITS_OOD_CLASSES
@@ -401,6 +252,8 @@ def _read_folder(
     )
     if not split_dir.is_dir():
         raise DatasetError(f"dataset {name!r}: no {split}/ under {directory} (expected {expected})")
+    from torchvision import datasets, transforms
+
     to_tensor = transforms.Compose([transforms.Resize((size, size)), transforms.PILToTensor()])
     try:
         folder = datasets.ImageFolder(str(split_dir), transform=to_tensor)
@@ -429,6 +282,8 @@ def _read_folder(
 def _resize(images: torch.Tensor, size: int) -> torch.Tensor:
     if images.shape[-1] == size and images.shape[-2] == size:
         return images
+    from torchvision.transforms import functional as tv_functional
+
     resized: torch.Tensor = tv_functional.resize(images, [size, size], antialias=True)
     return resized
 

@@ -26,7 +26,6 @@ import numpy as np
 import numpy.typing as npt
 import torch
 import torch.nn.functional as F_nn
-from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 from torch import nn
 
 from search_core.errors import ConfigError
@@ -153,12 +152,16 @@ def ood_aupr(in_logits: torch.Tensor, ood_logits: torch.Tensor) -> float:
     A detector no better than chance scores the positives' share of all samples.
     """
     labels, scores = _ood_labels_and_scores(in_logits, ood_logits)
+    from sklearn.metrics import average_precision_score  # here: seconds to import, in every search
+
     return 100.0 * float(average_precision_score(labels, scores))
 
 
 def ood_auroc(in_logits: torch.Tensor, ood_logits: torch.Tensor) -> float:
     """AUROC (%) of the −MSP detector, OoD samples positive: P(score_ood > score_in)."""
     labels, scores = _ood_labels_and_scores(in_logits, ood_logits)
+    from sklearn.metrics import roc_auc_score
+
     return 100.0 * float(roc_auc_score(labels, scores))
 
 
@@ -168,6 +171,8 @@ def fpr_at_95_tpr(in_logits: torch.Tensor, ood_logits: torch.Tensor) -> float:
     labels, scores = _ood_labels_and_scores(in_logits, ood_logits)
     # Intermediate points must stay: dropping collinear ones could skip the first point that
     # reaches the TPR level and read the FPR of a later one.
+    from sklearn.metrics import roc_curve
+
     fpr, tpr, _ = roc_curve(labels, scores, drop_intermediate=False)
     first = int(np.searchsorted(tpr, _TPR_LEVEL, side="left"))
     return 100.0 * float(fpr[first])

@@ -448,6 +448,28 @@ def test_imagefolder_class_mismatch_between_splits(tmp_path: Path) -> None:
 # digits
 
 
+def test_digits_are_read_from_the_shipped_file_as_load_digits_gives_them() -> None:
+    import subprocess
+    import sys
+
+    from search_core.data import _digits_arrays
+
+    values, targets = _digits_arrays()
+    reference = load_digits()
+    np.testing.assert_array_equal(values, reference.data)
+    np.testing.assert_array_equal(targets, reference.target)
+    assert values.dtype == np.float64 and targets.dtype == np.int64
+    # A search on the digits imports neither scikit-learn nor torchvision (seconds each, in
+    # every trial).
+    probe = (
+        "import sys; import search_core.search; from search_core.data import load_image_set; "
+        "load_image_set('digits', 'train'); "
+        "print([m for m in ('sklearn', 'torchvision') if m in sys.modules])"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.strip() == "[]", done.stderr
+
+
 def test_digits_and_digits_ood_have_disjoint_classes() -> None:
     reference = load_digits()
     original = {}  # image bytes -> original digits (duplicates across classes would show here)
@@ -547,3 +569,11 @@ def test_split_halves_rejects_portion_outside_unit_interval(portion: float) -> N
 def test_split_halves_rejects_an_empty_half() -> None:
     with pytest.raises(ConfigError, match="train_portion"):
         split_halves(1, 0.5)
+
+
+def test_the_sets_sent_to_torchvision_are_the_ones_it_reads() -> None:
+    from search_core.data import TORCHVISION_NAMES
+    from search_core.torchvision_sets import _TORCHVISION_SETS
+
+    assert set(TORCHVISION_NAMES) == set(_TORCHVISION_SETS)
+    assert set(TORCHVISION_NAMES) <= set(DATASET_NAMES)
