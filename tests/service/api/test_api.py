@@ -949,7 +949,11 @@ def test_serve_on_a_public_host_without_a_token_exits_2(
 E2E_SWEEP = {
     "grid": {"L": [0.05, 0.1], "F": [0.6]},
     "max_trials": 2,
-    "search": {"preset": "cpu-tiny", "overrides": {"epochs": 2, "steps_per_epoch": 2}},
+    "search": {
+        "preset": "cpu-tiny",
+        "overrides": {"epochs": 2, "steps_per_epoch": 2, "order": "first"},
+    },
+    "evaluation": {"mode": "proxy", "preset": "cpu-tiny", "overrides": {"epochs": 1}},
 }
 
 

@@ -50,7 +50,7 @@ SWEEP = """\
 name: tiny
 dataset: digits
 ood_dataset: digits-ood
-search: {preset: cpu-tiny, overrides: {epochs: 1, steps_per_epoch: 2}}
+search: {preset: cpu-tiny, overrides: {epochs: 1, steps_per_epoch: 2, order: first, batch_size: 8}}
 evaluation: {mode: none}
 grid: {L: [0.05], F: [0.6], seed: [0]}
 resources: {gpu: 0, cpu: 1}

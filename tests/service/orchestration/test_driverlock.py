@@ -1,9 +1,9 @@
 """One driver per run directory: the lock, between real processes.
 
 A process holding ``driver_lock`` refuses every other driver at once, naming the run directory
-and its pid; killed with SIGKILL, it frees the lock. The integration tests run two real
-``e2rnas sweep run`` on one run directory (the second is refused, the first finishes), and
-SIGKILL a real driver, after which ``sweep resume`` proceeds.
+and its pid; killed with SIGKILL, it frees the lock. The integration test runs a real
+``e2rnas sweep run``, is refused a second one and a ``sweep resume`` on its run directory,
+SIGKILLs the driver, after which ``sweep resume`` proceeds and finishes the sweep.
 """
 
 from __future__ import annotations
@@ -36,9 +36,11 @@ SWEEP = """\
 name: locked
 dataset: digits
 ood_dataset: digits-ood
-search: {{preset: cpu-tiny, overrides: {{epochs: {epochs}, steps_per_epoch: 2}}}}
+search:
+  preset: cpu-tiny
+  overrides: {{epochs: {epochs}, steps_per_epoch: 2, order: first, batch_size: 8}}
 evaluation: {{mode: none}}
-grid: {{L: [0.03, 0.08], F: [0.6]}}
+grid: {{L: [0.05], F: [0.6]}}
 resources: {{gpu: 0, cpu: 1}}
 """
 
@@ -113,8 +115,13 @@ def _sweep_file(tmp_path: Path, epochs: int) -> Path:
 
 @pytest.mark.integration
 @pytest.mark.slow
-def test_a_second_driver_is_refused_and_the_first_finishes(tmp_path: Path) -> None:
-    path, run_dir = _sweep_file(tmp_path, epochs=2), tmp_path / "run"
+def test_a_second_driver_is_refused_and_a_sigkilled_driver_does_not_block_resume(
+    tmp_path: Path,
+) -> None:
+    # One real driver: while it runs, a second `sweep run` and a `sweep resume` of its run
+    # directory are refused at once, naming it; SIGKILLed after a checkpoint, it leaves the
+    # lock free, and the resume it refused before now finishes the sweep.
+    path, run_dir = _sweep_file(tmp_path, epochs=3), tmp_path / "run"
     first = _driver("run", str(path), "--out", str(run_dir), cwd=tmp_path)
     try:
         _wait_for_holder(run_dir, first.pid)
@@ -130,37 +137,21 @@ def test_a_second_driver_is_refused_and_the_first_finishes(tmp_path: Path) -> No
         resume = _driver("resume", str(run_dir), cwd=tmp_path)
         _out, err = resume.communicate(timeout=120)
         assert resume.returncode == 2 and f"pid {first.pid}" in err, err
-        _out, err = first.communicate(timeout=600)
+        deadline = time.monotonic() + 300
+        while not list(run_dir.glob("trials/*/checkpoint.pt")):
+            assert time.monotonic() < deadline and first.poll() is None, "no checkpoint"
+            time.sleep(0.2)
+        first.send_signal(signal.SIGKILL)
+        first.communicate(timeout=60)
     finally:
         if first.poll() is None:
             first.kill()
             first.communicate()
-    assert first.returncode == 0, err[-3000:]
-    state = json.loads((run_dir / "sweep.json").read_text(encoding="utf-8"))
-    assert state["status"] == "done"
-    assert lock_holder(run_dir) is None
-
-
-@pytest.mark.integration
-@pytest.mark.slow
-def test_a_sigkilled_driver_does_not_block_resume(tmp_path: Path) -> None:
-    path, run_dir = _sweep_file(tmp_path, epochs=3), tmp_path / "run"
-    driver = _driver("run", str(path), "--out", str(run_dir), cwd=tmp_path)
-    try:
-        _wait_for_holder(run_dir, driver.pid)
-        deadline = time.monotonic() + 300
-        while not list(run_dir.glob("trials/*/checkpoint.pt")):
-            assert time.monotonic() < deadline and driver.poll() is None, "no checkpoint"
-            time.sleep(0.2)
-        driver.send_signal(signal.SIGKILL)
-        driver.communicate(timeout=60)
-    finally:
-        if driver.poll() is None:
-            driver.kill()
-            driver.communicate()
+    assert first.returncode == -signal.SIGKILL
     assert lock_holder(run_dir) is None  # the kernel released it with the process
     resumed = _driver("resume", str(run_dir), cwd=tmp_path)
     _out, err = resumed.communicate(timeout=600)
     assert resumed.returncode == 0, err[-3000:]
     state = json.loads((run_dir / "sweep.json").read_text(encoding="utf-8"))
     assert state["status"] == "done"
+    assert lock_holder(run_dir) is None

@@ -44,6 +44,7 @@ ood_dataset: digits-ood
 search:
   preset: cpu-tiny
   overrides:
+    order: first
     epochs: {epochs}
     steps_per_epoch: {steps}
 evaluation:
@@ -365,7 +366,7 @@ dataset: digits
 ood_dataset: digits-ood
 search:
   preset: cpu-tiny
-  overrides: {epochs: 1, steps_per_epoch: 1}
+  overrides: {epochs: 1, steps_per_epoch: 1, order: first}
 evaluation:
   mode: proxy
   overrides: {epochs: 1}
