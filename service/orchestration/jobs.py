@@ -20,7 +20,6 @@ import logging
 import os
 import shlex
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -355,15 +354,9 @@ class RayJobs:
                 # process group: stop them through Ray (SIGTERM, then SIGKILL) first.
                 self._stop_all(client)
             if head is not None:
-                for sig, wait in ((signal.SIGTERM, 30.0), (signal.SIGKILL, 10.0)):
-                    with contextlib.suppress(ProcessLookupError):
-                        os.killpg(head.pid, sig)
-                    try:
-                        head.wait(timeout=wait)
-                        break
-                    except subprocess.TimeoutExpired:
-                        continue
-            if head is not None:
+                stop_group(head.pid)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    head.wait(timeout=10)  # reaped: stop_group left it dead
                 logger.info("stopped the embedded Ray head (pid %d)", head.pid)
                 if self.state_dir is not None:
                     (self.state_dir / HEAD_RECORD).unlink(missing_ok=True)
