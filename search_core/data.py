@@ -211,7 +211,7 @@ def _load_digits(name: str, split: str, image_size: int | None) -> ImageSet:
         chosen = in_set & (is_test == test)
         images = torch.from_numpy(pixels[chosen])
         if image_size is not None:
-            images = _resize(images, image_size)
+            images = resize_images(images, image_size)
         labels = torch.from_numpy(targets[chosen] - classes[0])
         return images, labels
 
@@ -279,7 +279,7 @@ def _read_folder(
 # helpers
 
 
-def _resize(images: torch.Tensor, size: int) -> torch.Tensor:
+def resize_images(images: torch.Tensor, size: int) -> torch.Tensor:
     if images.shape[-1] == size and images.shape[-2] == size:
         return images
     from torchvision.transforms import functional as tv_functional

@@ -21,7 +21,7 @@ from torchvision import datasets
 from torchvision.datasets import utils as tv_utils
 
 from search_core.cifar import BatchError, SafeCIFAR10, SafeCIFAR100
-from search_core.data import SPLITS, ImageSet, _resize
+from search_core.data import SPLITS, ImageSet, resize_images
 from search_core.errors import DatasetError
 
 __all__ = ["load_torchvision"]
@@ -163,7 +163,7 @@ def load_torchvision(
     images = torch.from_numpy(np.ascontiguousarray(data))
     labels = torch.from_numpy(np.asarray(targets, dtype=np.int64).reshape(-1))
     if image_size is not None:
-        images = _resize(images, image_size)
+        images = resize_images(images, image_size)
     return ImageSet(images, labels, spec.num_classes, spec.mean, spec.std, name)
 
 
