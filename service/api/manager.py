@@ -304,12 +304,13 @@ class SweepManager:
                     changes["status"] = "failed"
                     changes["message"] = self.jobs.logs_tail(row["job_id"])
                     self._ingest_finished(run_dir)  # what finished before the failure stays
-            if changes.get("status", row["status"]) != row["status"]:
-                logger.info("status %s -> %s", row["status"], changes["status"])
             # Only over the status read above: the job's own collection may have written its
             # final status meanwhile, and a stale "running" must not overwrite it.
             self.store.update_sweep(sweep_id, if_status=row["status"], **changes)
-            return self.store.get_sweep(sweep_id)
+            after = self.store.get_sweep(sweep_id)
+            if after["status"] != row["status"]:  # what the store holds, whoever wrote it
+                logger.info("status %s -> %s", row["status"], after["status"])
+            return after
 
     def _pick_up(self, sweep_id: str, run_dir: Path, old_job: str | None) -> dict[str, Any]:
         """The changes for a sweep whose job Ray does not know: resubmitted, unless a driver
