@@ -62,8 +62,10 @@ sysdeps:
 			exit 1; \
 		fi
 
+# One pytest worker per core (pytest-xdist), each handed the next test as it frees up
+# (worksteal: the real-Ray tests take minutes, most others milliseconds).
 test: sysdeps lint
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n auto --dist worksteal
 
 bench: $(STAMP)
 	$(BIN)/python bench/step_cost.py

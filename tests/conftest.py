@@ -19,6 +19,10 @@ server is a broken setup, not an optional one).
 
 ``postgres_db_url`` (function) gives each test a database of its own, created fresh on that
 server and dropped after the test, so tests never see each other's rows.
+
+Under pytest-xdist (``make test`` runs one worker per core) each worker, and every process it
+starts, computes on one thread: two workers on two cores with two OpenMP threads each would
+oversubscribe the cores and make each test several times slower.
 """
 
 from __future__ import annotations
@@ -42,6 +46,15 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from service.orchestration.addresses import free_port
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        os.environ["OMP_NUM_THREADS"] = "1"
+        import torch
+
+        torch.set_num_threads(1)
+
 
 POSTGRES_ENV = "E2RNAS_TEST_POSTGRES_URL"
 POSTGRES_DB = "e2rnas_test"

@@ -24,7 +24,7 @@ from search_core.progressive import (
     skip_dropout_rate,
     stage_plan,
 )
-from search_core.search import CHECKPOINT, Search, load_checkpoint, run_search
+from search_core.search import CHECKPOINT, Search, SearchResult, load_checkpoint, run_search
 
 OPS = {name: o for o, name in enumerate(PRIMITIVES)}
 
@@ -261,14 +261,21 @@ def architecture(out: Path) -> dict[str, torch.Tensor]:
     }
 
 
+@pytest.fixture(scope="module")
+def whole_pdarts(tmp_path_factory: pytest.TempPathFactory) -> tuple[SearchResult, Path]:
+    """The uninterrupted tiny P-DARTS search (the tests only read it) and its directory."""
+    out = tmp_path_factory.mktemp("pdarts") / "whole"
+    return run_search(tiny_pdarts(), out), out
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("killed_after", [2, 3])
 def test_a_search_killed_in_its_second_stage_resumes_exactly(
-    tmp_path: Path, killed_after: int
+    whole_pdarts: tuple[SearchResult, Path], tmp_path: Path, killed_after: int
 ) -> None:
     """Epoch 2's checkpoint holds the second stage's new supernet, epoch 3's its first epoch."""
     config = tiny_pdarts()
-    whole = run_search(config, tmp_path / "whole")
+    whole, whole_dir = whole_pdarts
 
     def kill(record: dict[str, Any], _: Path) -> None:
         if record["epoch"] == killed_after:
@@ -281,7 +288,7 @@ def test_a_search_killed_in_its_second_stage_resumes_exactly(
     resumed = run_search(config, out, resume=True)
 
     assert resumed.genotype == whole.genotype
-    want, got = architecture(tmp_path / "whole"), architecture(out)
+    want, got = architecture(whole_dir), architecture(out)
     assert int(want["stage"]) == 2
     for key, value in want.items():
         assert torch.equal(got[key], value), key

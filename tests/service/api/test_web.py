@@ -580,18 +580,15 @@ def _submit(page: Any) -> None:
 
 
 def _smaller_quickstart(quickstart: str) -> str:
-    """The quickstart file with two grid points, two first-order search epochs of three steps
-    and a two-epoch proxy, edited as a user would."""
+    """The quickstart file with two grid points, two first-order search epochs of one step
+    and a one-epoch proxy, edited as a user would."""
     edits = {
         "L: [0.02, 0.07, 0.15]": "L: [0.02, 0.15]",
         "F: [0.3, 0.9, 2.0]": "F: [0.9]",
         "max_trials: 9": "max_trials: 2",
-        "  preset: cpu-tiny\nevaluation:": (
-            "  preset: cpu-tiny\n  overrides: {epochs: 2, steps_per_epoch: 3, order: first}\n"
-            "evaluation:"
-        ),
+        "    order: first  #": "    epochs: 2\n    steps_per_epoch: 1\n    order: first  #",
         "  mode: proxy\n  preset: cpu-tiny\n": (
-            "  mode: proxy\n  preset: cpu-tiny\n  overrides: {epochs: 2}\n"
+            "  mode: proxy\n  preset: cpu-tiny\n  overrides: {epochs: 1}\n"
         ),
     }
     for old, new in edits.items():

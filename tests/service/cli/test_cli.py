@@ -280,14 +280,15 @@ def test_resume_from_a_corrupt_checkpoint_deletes_nothing(tmp_path: Path) -> Non
 # -- search: a real tiny search -----------------------------------------------------------
 
 
+SEARCH_ARGS = (*TINY, "--set", "epochs=2", "--set", "steps_per_epoch=2")
+
+
 @pytest.fixture(scope="module")
 def finished_search(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> tuple[Path, subprocess.CompletedProcess[str]]:
     cwd = tmp_path_factory.mktemp("search")
-    result = e2rnas(
-        "search", *TINY, "--set", "epochs=2", "--set", "steps_per_epoch=2", "--out", "run", cwd=cwd
-    )
+    result = e2rnas("search", *SEARCH_ARGS, "--out", "run", cwd=cwd)
     return cwd / "run", result
 
 
@@ -395,10 +396,13 @@ def test_ctrl_c_says_how_to_resume(
 
 @pytest.mark.slow
 @pytest.mark.integration
-def test_killed_search_resumes_to_the_uninterrupted_result(tmp_path: Path) -> None:
-    args = (*TINY, "--set", "epochs=2", "--set", "steps_per_epoch=2", "--set", "seed=7")
-    a, b = tmp_path / "a", tmp_path / "b"
-    whole = e2rnas("search", *args, "--out", a, cwd=tmp_path)
+def test_killed_search_resumes_to_the_uninterrupted_result(
+    finished_search: tuple[Path, subprocess.CompletedProcess[str]], tmp_path: Path
+) -> None:
+    # The uninterrupted search is the module's finished one, run with the same arguments.
+    args = SEARCH_ARGS
+    a, whole = finished_search
+    b = tmp_path / "b"
     assert whole.returncode == 0, whole.stderr
 
     # Output to files, not pipes: an unread pipe would fill with the progress bar and block.
@@ -506,12 +510,24 @@ def test_evaluate_rejects_bad_input_before_creating_anything(
     assert snapshot(tmp_path) == before
 
 
-def test_evaluate_writes_the_five_metrics(tmp_path: Path) -> None:
-    result = e2rnas("evaluate", "darts_v2", *QUICK_EVAL, "--out", "ev", cwd=tmp_path)
+@pytest.fixture(scope="module")
+def quick_eval(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    """A three-epoch retrain of DARTS V2 (the tests only read it)."""
+    cwd = tmp_path_factory.mktemp("quick-eval")
+    result = e2rnas("evaluate", "darts_v2", *QUICK_EVAL, "--out", "ev", cwd=cwd)
+    return cwd / "ev", result
+
+
+def test_evaluate_writes_the_five_metrics(
+    quick_eval: tuple[Path, subprocess.CompletedProcess[str]],
+) -> None:
+    out, result = quick_eval
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
     assert "epoch 3/3" in result.stderr  # the progress bar
-    metrics = read_eval(tmp_path / "ev")
+    metrics = read_eval(out)
     assert_sane(metrics)
     assert metrics["mode"] == "retrain"
     assert (
@@ -597,11 +613,17 @@ def test_tiny_retrain_is_sane(tiny_retrain: Path) -> None:
 @pytest.mark.slow
 @pytest.mark.integration
 def test_killed_retrain_resumes_to_the_uninterrupted_metrics(
-    tiny_retrain: Path, tmp_path: Path
+    quick_eval: tuple[Path, subprocess.CompletedProcess[str]], tmp_path: Path
 ) -> None:
+    # The uninterrupted retrain is the module's three-epoch one, run with the same arguments.
+    whole_dir, whole_run = quick_eval
+    assert whole_run.returncode == 0, whole_run.stderr
     b = tmp_path / "b"
     checkpoint = b / "eval_checkpoint.pt"
-    command = [sys.executable, "-m", "service.cli", "evaluate", "darts_v2", *TINY, "--out", str(b)]
+    command = [
+        *(sys.executable, "-m", "service.cli", "evaluate", "darts_v2", *QUICK_EVAL),
+        *("--out", str(b)),
+    ]
     # Output to files, not pipes: an unread pipe would fill with the progress bar and block.
     with (tmp_path / "b.stdout").open("w") as stdout, (tmp_path / "b.stderr").open("w") as stderr:
         process = subprocess.Popen(command, cwd=tmp_path, env=_env(), stdout=stdout, stderr=stderr)
@@ -625,17 +647,17 @@ def test_killed_retrain_resumes_to_the_uninterrupted_metrics(
     assert process.returncode == -signal.SIGKILL
     assert not (b / "metrics.json").exists(), "retrain B had finished before the kill"
     killed_at = torch.load(checkpoint, weights_only=True)["epoch"]
-    assert killed_at < eval_preset("cpu-tiny").epochs
+    assert killed_at < 3
 
-    resumed = e2rnas("evaluate", "darts_v2", *TINY, "--out", b, "--resume", cwd=tmp_path)
+    resumed = e2rnas("evaluate", "darts_v2", *QUICK_EVAL, "--out", b, "--resume", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
 
-    whole, after_kill = read_eval(tiny_retrain), read_eval(b)
+    whole, after_kill = read_eval(whole_dir), read_eval(b)
     for metrics in (whole, after_kill):
         for key in TIMINGS:
             metrics.pop(key)
     assert after_kill == whole
-    state_a = torch.load(tiny_retrain / "eval_checkpoint.pt", weights_only=True)
+    state_a = torch.load(whole_dir / "eval_checkpoint.pt", weights_only=True)
     state_b = torch.load(checkpoint, weights_only=True)
     for name, tensor in state_a["net"].items():
         assert torch.equal(tensor, state_b["net"][name]), name

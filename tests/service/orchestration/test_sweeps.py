@@ -10,6 +10,7 @@ through the storage, and that status and resume work from it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -30,6 +31,7 @@ from service.cli.sweep import run_dir_for
 from service.errors import SweepStateError
 from service.orchestration.addresses import free_port
 from service.orchestration.collect import collect, stored_table
+from service.orchestration.processes import group_alive
 from service.orchestration.rundir import read_sweep_state, sweep_id_for, trial_key, trial_states
 from service.orchestration.spec import load_sweep
 
@@ -251,7 +253,7 @@ class KilledSweep:
 @pytest.fixture(scope="module")
 def killed_sweep(tmp_path_factory: pytest.TempPathFactory) -> KilledSweep:
     tmp_path = tmp_path_factory.mktemp("killed")
-    path = _write_sweep(tmp_path, name="killworker", epochs=4, steps=3)
+    path = _write_sweep(tmp_path, name="killworker", epochs=4)
     run_dir = tmp_path / "run"
     driver = _start_driver(path, run_dir, tmp_path)
     try:
@@ -414,9 +416,9 @@ def test_interrupted_sweep_resumes_without_rerunning_finished_trials(
     # storage URI the trials' files reach the run directory only through the storage
     # (trial_states syncs them), from the driver's first look to the resume.
     if storage == "uri":
-        path = _uri_sweep(tmp_path, tmp_path / "storage", name="interrupt", steps=3)
+        path = _uri_sweep(tmp_path, tmp_path / "storage", name="interrupt")
     else:
-        path = _write_sweep(tmp_path, name="interrupt", steps=3)
+        path = _write_sweep(tmp_path, name="interrupt")
     text = path.read_text(encoding="utf-8")
     text = text.replace("    epochs: 1\n    steps", "    steps").replace(
         "  L: [0.03, 0.08]\n", "  L: [0.05]\n  epochs: [1, 8]\n"
@@ -525,6 +527,9 @@ def cluster(tmp_path: Path) -> Iterator[str]:
         "--num-cpus=1",
         "--disable-usage-stats",
         f"--temp-dir={temp}",
+        # Free ports for what has a fixed default: another test's Ray may hold those.
+        f"--dashboard-agent-listen-port={free_port()}",
+        f"--ray-client-server-port={free_port()}",
     ]
     # The second node shares the machine: its agents need ports of their own.
     worker = [
@@ -539,14 +544,31 @@ def cluster(tmp_path: Path) -> Iterator[str]:
         f"--metrics-export-port={free_port()}",
         f"--runtime-env-agent-port={free_port()}",
     ]
+    # Each `ray start` in a session of its own: the daemons it leaves behind stay in its
+    # process group, so the teardown stops this cluster's processes and no other Ray's
+    # (`ray stop` would stop every Ray on the machine, a parallel test's too).
+    groups: list[int] = []
     try:
         for command in (head, worker):
-            subprocess.run(command, env=env, check=True, capture_output=True, timeout=120)
+            started = subprocess.Popen(
+                command,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                start_new_session=True,
+            )
+            groups.append(started.pid)
+            out, _ = started.communicate(timeout=120)
+            assert started.returncode == 0, out[-3000:]
         yield f"http://127.0.0.1:{dashboard}"
     finally:
-        subprocess.run(
-            [str(RAY), "stop", "--force"], env=env, capture_output=True, timeout=120, check=False
-        )
+        for group in reversed(groups):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(group, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while any(group_alive(group) for group in groups) and time.monotonic() < deadline:
+            time.sleep(0.1)
 
 
 @pytest.mark.integration
