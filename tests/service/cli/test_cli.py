@@ -593,21 +593,20 @@ def test_evaluate_ctrl_c_says_how_to_resume(
 # -- acceptance: the cpu-tiny retrain, whole and killed ------------------------------------
 
 
-@pytest.fixture(scope="module")
-def tiny_retrain(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    cwd = tmp_path_factory.mktemp("retrain")
-    result = e2rnas("evaluate", "darts_v2", *TINY, "--out", "a", cwd=cwd)
-    assert result.returncode == 0, result.stderr
-    return cwd / "a"
-
-
 @pytest.mark.slow
 @pytest.mark.integration
-def test_tiny_retrain_is_sane(tiny_retrain: Path) -> None:
-    metrics = read_eval(tiny_retrain)
+def test_tiny_retrain_is_sane(quick_eval: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
+    out, result = quick_eval
+    assert result.returncode == 0, result.stderr
+    metrics = read_eval(out)
     assert_sane(metrics)
-    assert metrics["test_error"] < 20  # the tiny network does learn the digits
-    assert metrics["settings"] == eval_preset("cpu-tiny").to_dict()
+    # The tiny network does learn the digits, in three of the preset's twelve epochs already
+    # (3.3 % test error on this machine).
+    assert metrics["test_error"] < 20
+    assert (
+        metrics["settings"]
+        == eval_preset("cpu-tiny", {"epochs": 3, "latency_repeats": 3}).to_dict()
+    )
 
 
 @pytest.mark.slow
