@@ -22,11 +22,7 @@ server and dropped after the test, so tests never see each other's rows.
 
 Under pytest-xdist (``make test`` runs one worker per core) each worker, and every process it
 starts, computes on one thread: two workers on two cores with two OpenMP threads each would
-oversubscribe the cores and make each test several times slower. The modules with the most
-``slow`` and ``integration`` tests run first, each module's tests together and in their order
-(its module fixtures are built once): the tests of minutes start early and the run ends on
-tests of milliseconds, which the workers share out, instead of one worker finishing a
-real-Ray test alone.
+oversubscribe the cores and make each test several times slower.
 """
 
 from __future__ import annotations
@@ -58,24 +54,6 @@ def pytest_configure(config: pytest.Config) -> None:
         import torch
 
         torch.set_num_threads(1)
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if not os.environ.get("PYTEST_XDIST_WORKER"):
-        return
-    weight: dict[str, int] = {}
-    for item in items:
-        module = item.nodeid.split("::", 1)[0]
-        slow = item.get_closest_marker("slow") is not None
-        integration = item.get_closest_marker("integration") is not None
-        weight[module] = weight.get(module, 0) + 10 * slow + integration
-    first_seen = {module: i for i, module in enumerate(weight)}
-
-    def key(item: pytest.Item) -> tuple[int, int]:
-        module = item.nodeid.split("::", 1)[0]
-        return (-weight[module], first_seen[module])
-
-    items.sort(key=key)  # stable: each module's tests keep their order
 
 
 POSTGRES_ENV = "E2RNAS_TEST_POSTGRES_URL"
