@@ -145,37 +145,56 @@ def _ood_labels_and_scores(
     return labels, scores.numpy()
 
 
+def _ranked_counts(
+    labels: npt.NDArray[np.int64], scores: npt.NDArray[np.float64]
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """The true and false positives flagged at each distinct threshold, from the highest score
+    down: ``(tp, fp)``, each cumulative, so ``tp[-1]`` is every positive and ``fp[-1]`` every
+    negative. Samples with equal scores are flagged together (one threshold)."""
+    order = np.argsort(-scores, kind="stable")
+    ranked_scores, ranked_labels = scores[order], labels[order]
+    # the last index of each run of equal scores: where a threshold flags a whole run
+    ends = np.flatnonzero(np.r_[ranked_scores[1:] != ranked_scores[:-1], True])
+    tp = np.cumsum(ranked_labels, dtype=np.float64)[ends]
+    fp = (ends + 1).astype(np.float64) - tp
+    return tp, fp
+
+
 def ood_aupr(in_logits: torch.Tensor, ood_logits: torch.Tensor) -> float:
     """Section IV-B-4: AUPR (%) with the OoD samples as positives and −MSP as their score.
 
-    Computed as sklearn's average precision, Σ_n (R_n − R_{n−1}) P_n over the thresholds.
-    A detector no better than chance scores the positives' share of all samples.
+    Computed as average precision, Σ_n (R_n − R_{n−1}) P_n over the distinct thresholds from
+    the highest score down (R_0 = 0), the definition scikit-learn's
+    ``average_precision_score`` uses (the tests compare the two). A detector no better than
+    chance scores the positives' share of all samples.
     """
     labels, scores = _ood_labels_and_scores(in_logits, ood_logits)
-    from sklearn.metrics import average_precision_score  # here: seconds to import, in every search
-
-    return 100.0 * float(average_precision_score(labels, scores))
+    tp, fp = _ranked_counts(labels, scores)
+    recall = tp / tp[-1]
+    precision = tp / (tp + fp)
+    gained = np.diff(np.r_[0.0, recall])
+    return 100.0 * float(np.sum(gained * precision))
 
 
 def ood_auroc(in_logits: torch.Tensor, ood_logits: torch.Tensor) -> float:
-    """AUROC (%) of the −MSP detector, OoD samples positive: P(score_ood > score_in)."""
+    """AUROC (%) of the −MSP detector, OoD samples positive: P(score_ood > score_in), a tie
+    counting one half (the trapezoids under the ROC curve through every distinct threshold)."""
     labels, scores = _ood_labels_and_scores(in_logits, ood_logits)
-    from sklearn.metrics import roc_auc_score
-
-    return 100.0 * float(roc_auc_score(labels, scores))
+    tp, fp = _ranked_counts(labels, scores)
+    tpr = np.r_[0.0, tp / tp[-1]]
+    fpr = np.r_[0.0, fp / fp[-1]]
+    return 100.0 * float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2.0))
 
 
 def fpr_at_95_tpr(in_logits: torch.Tensor, ood_logits: torch.Tensor) -> float:
     """The share (%) of in-distribution samples flagged as OoD at the first threshold of the
     −MSP detector that flags at least 95 % of the OoD samples."""
     labels, scores = _ood_labels_and_scores(in_logits, ood_logits)
-    # Intermediate points must stay: dropping collinear ones could skip the first point that
-    # reaches the TPR level and read the FPR of a later one.
-    from sklearn.metrics import roc_curve
-
-    fpr, tpr, _ = roc_curve(labels, scores, drop_intermediate=False)
-    first = int(np.searchsorted(tpr, _TPR_LEVEL, side="left"))
-    return 100.0 * float(fpr[first])
+    tp, fp = _ranked_counts(labels, scores)
+    # Every distinct threshold is a point: skipping collinear ones could skip the first point
+    # that reaches the TPR level and read the FPR of a later one.
+    first = int(np.searchsorted(tp / tp[-1], _TPR_LEVEL, side="left"))
+    return 100.0 * float(fp[first] / fp[-1])
 
 
 def _as_device(device: torch.device | str) -> torch.device:

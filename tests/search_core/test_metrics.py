@@ -9,7 +9,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 import torch
-from sklearn.metrics import average_precision_score
+from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 from torch import nn
 
 from search_core.errors import ConfigError
@@ -71,6 +71,28 @@ def test_ood_aupr_equals_sklearn_on_independently_computed_scores() -> None:
     want = 100 * average_precision_score(labels, scores)
     assert ood_aupr(inside, ood) == pytest.approx(want, abs=1e-9)
     assert ood_aupr(inside.float(), ood.float()) == pytest.approx(want, abs=1e-9)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_ood_metrics_equal_sklearn_with_and_without_ties(seed: int) -> None:
+    # Margins from a few values tie many scores across and within the two sets; the
+    # continuous ones tie none. sklearn is the independent reference for all three metrics.
+    rng = np.random.default_rng(seed)
+    n_in, n_ood = int(rng.integers(5, 300)), int(rng.integers(1, 120))
+    if seed % 2:
+        margins = rng.integers(0, 6, n_in + n_ood).astype(np.float64) / 2
+    else:
+        margins = rng.normal(0, 2, n_in + n_ood)
+    margins[:n_in] += 1.0  # in-distribution samples are a little more confident
+    logits = binary_logits(margins.tolist())
+    inside, ood = logits[:n_in], logits[n_in:]
+    labels = np.r_[np.zeros(n_in), np.ones(n_ood)]
+    scores = -numpy_msp(logits)
+    assert ood_aupr(inside, ood) == pytest.approx(100 * average_precision_score(labels, scores))
+    assert ood_auroc(inside, ood) == pytest.approx(100 * roc_auc_score(labels, scores))
+    fpr, tpr, _ = roc_curve(labels, scores, drop_intermediate=False)
+    want = 100 * fpr[int(np.argmax(tpr >= 0.95))]
+    assert fpr_at_95_tpr(inside, ood) == pytest.approx(want)
 
 
 def test_ood_aupr_perfect_separation_scores_100() -> None:
