@@ -951,7 +951,7 @@ E2E_SWEEP = {
     "max_trials": 2,
     "search": {
         "preset": "cpu-tiny",
-        "overrides": {"epochs": 2, "steps_per_epoch": 1, "order": "first"},
+        "overrides": {"epochs": 2, "steps_per_epoch": 1, "order": "first", "nodes": 2},
     },
     "evaluation": {"mode": "proxy", "preset": "cpu-tiny", "overrides": {"epochs": 1}},
 }

@@ -53,7 +53,9 @@ SWEEP = """\
 name: restart
 dataset: digits
 ood_dataset: digits-ood
-search: {preset: cpu-tiny, overrides: {epochs: 1, steps_per_epoch: 1, order: first, batch_size: 8}}
+search:
+  preset: cpu-tiny
+  overrides: {epochs: 1, steps_per_epoch: 1, order: first, batch_size: 8, nodes: 2}
 evaluation: {mode: none}
 grid: {L: [0.05], F: [0.6]}
 resources: {gpu: 0, cpu: 1}

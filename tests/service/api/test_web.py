@@ -586,7 +586,9 @@ def _smaller_quickstart(quickstart: str) -> str:
         "L: [0.02, 0.07, 0.15]": "L: [0.02, 0.15]",
         "F: [0.3, 0.9, 2.0]": "F: [0.9]",
         "max_trials: 9": "max_trials: 2",
-        "    order: first  #": "    epochs: 2\n    steps_per_epoch: 1\n    order: first  #",
+        "    order: first  #": (
+            "    epochs: 2\n    steps_per_epoch: 1\n    nodes: 2\n    order: first  #"
+        ),
         "  mode: proxy\n  preset: cpu-tiny\n": (
             "  mode: proxy\n  preset: cpu-tiny\n  overrides: {epochs: 1}\n"
         ),

@@ -280,7 +280,7 @@ def test_resume_from_a_corrupt_checkpoint_deletes_nothing(tmp_path: Path) -> Non
 # -- search: a real tiny search -----------------------------------------------------------
 
 
-SEARCH_ARGS = (*TINY, "--set", "epochs=2", "--set", "steps_per_epoch=2")
+SEARCH_ARGS = (*TINY, "--set", "epochs=2", "--set", "steps_per_epoch=2", "--set", "nodes=2")
 
 
 @pytest.fixture(scope="module")
@@ -553,6 +553,8 @@ def test_search_then_proxy_evaluation(tmp_path: Path) -> None:
         "epochs=1",
         "--set",
         "steps_per_epoch=2",
+        "--set",
+        "nodes=2",
         "--evaluate",
         "proxy",
         "--out",

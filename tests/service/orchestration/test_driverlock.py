@@ -38,7 +38,7 @@ dataset: digits
 ood_dataset: digits-ood
 search:
   preset: cpu-tiny
-  overrides: {{epochs: {epochs}, steps_per_epoch: 1, order: first, batch_size: 8}}
+  overrides: {{epochs: {epochs}, steps_per_epoch: 1, order: first, batch_size: 8, nodes: 2}}
 evaluation: {{mode: none}}
 grid: {{L: [0.05], F: [0.6]}}
 resources: {{gpu: 0, cpu: 1}}

@@ -47,6 +47,7 @@ search:
   preset: cpu-tiny
   overrides:
     order: first
+    nodes: 2  # a cell of 5 edges, not 14: the search steps cost a third
     epochs: {epochs}
     steps_per_epoch: {steps}
 evaluation:
@@ -368,7 +369,7 @@ dataset: digits
 ood_dataset: digits-ood
 search:
   preset: cpu-tiny
-  overrides: {epochs: 1, steps_per_epoch: 1, order: first}
+  overrides: {epochs: 1, steps_per_epoch: 1, order: first, nodes: 2}
 evaluation:
   mode: proxy
   overrides: {epochs: 1}
