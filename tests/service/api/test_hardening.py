@@ -12,6 +12,7 @@ and started again mid-test), an embedded Ray's job server (cut off behind a TCP 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -50,7 +51,9 @@ SWEEP = """\
 name: tiny
 dataset: digits
 ood_dataset: digits-ood
-search: {preset: cpu-tiny, overrides: {epochs: 1, steps_per_epoch: 2, order: first, batch_size: 8}}
+search:
+  preset: cpu-tiny
+  overrides: {epochs: 1, steps_per_epoch: 2, order: first, batch_size: 8, nodes: 2}
 evaluation: {mode: none}
 grid: {L: [0.05], F: [0.6], seed: [0]}
 resources: {gpu: 0, cpu: 1}
@@ -208,6 +211,7 @@ class Relay:
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             self.port = probe.getsockname()[1]
+        self._lock = threading.Lock()
         self._open: list[socket.socket] = []
         self._server: socket.socket | None = None
         self.mend()
@@ -217,15 +221,24 @@ class Relay:
         server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         server.bind(("127.0.0.1", self.port))
         server.listen(16)
-        self._server = server
+        with self._lock:
+            self._server = server
         threading.Thread(target=self._accept, args=(server,), daemon=True).start()
 
     def cut(self) -> None:
-        assert self._server is not None
-        self._server.close()
-        for sock in self._open:
-            sock.close()
-        self._open.clear()
+        with self._lock:
+            server, self._server = self._server, None
+            assert server is not None
+            # shutdown first: a close alone leaves the port listening while the accepting
+            # thread is blocked in accept(), which holds the socket open in the kernel
+            with contextlib.suppress(OSError):
+                server.shutdown(socket.SHUT_RDWR)
+            server.close()
+            for sock in self._open:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+                sock.close()
+            self._open.clear()
 
     def _accept(self, server: socket.socket) -> None:
         while True:
@@ -233,8 +246,17 @@ class Relay:
                 near, _ = server.accept()
             except OSError:
                 return
-            far = socket.create_connection(self.target)
-            self._open += [near, far]
+            try:
+                far = socket.create_connection(self.target)
+            except OSError:
+                near.close()
+                continue
+            with self._lock:
+                if self._server is not server:  # cut while this connection was being made
+                    near.close()
+                    far.close()
+                    return
+                self._open += [near, far]
             for a, b in ((near, far), (far, near)):
                 threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
 
