@@ -52,6 +52,20 @@ def sweep_context(sweep_id: str) -> Iterator[None]:
         _SWEEP_ID.reset(token)
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """A handler on ``sys.stderr`` as it is when a line is logged, not as it was when logging
+    was configured: a caller that replaces stderr afterwards (``contextlib.redirect_stderr``,
+    a notebook, pytest's capture) gets the lines, and one that closes its replacement leaves
+    no handler writing to a closed file."""
+
+    def __init__(self) -> None:
+        logging.Handler.__init__(self)
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+
 def _level(level: str | int) -> int:
     if isinstance(level, int):
         return level
@@ -59,13 +73,13 @@ def _level(level: str | int) -> int:
 
 
 def configure_logging(level: str | int = "info") -> None:
-    """One stderr handler on the root logger at ``level``, in the format above; calling it
-    again replaces the handler instead of adding another."""
+    """One stderr handler on the root logger at ``level``, in the format above (writing to the
+    current ``sys.stderr``); calling it again replaces the handler instead of adding another."""
     root = logging.getLogger()
     for handler in list(root.handlers):
         if getattr(handler, "_e2rnas", False):
             root.removeHandler(handler)
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler()
     handler.setFormatter(logging.Formatter(FORMAT))
     handler.addFilter(SweepIdFilter())
     handler._e2rnas = True  # type: ignore[attr-defined]

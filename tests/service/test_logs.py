@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import logging.config
 import re
@@ -48,6 +50,22 @@ def test_configuring_twice_keeps_one_handler(capsys: pytest.CaptureFixture[str])
     logging.getLogger("service.test").warning("once")
     logging.getLogger("service.test").info("filtered out")
     assert [x["message"] for x in _lines(capsys.readouterr().err)] == ["once"]
+
+
+def test_lines_go_to_the_stderr_of_the_moment(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A stderr replaced after configuring gets the lines; once it is closed and put back,
+    # logging writes to the real stderr again instead of failing on the closed file.
+    configure_logging("info")
+    replaced = io.StringIO()
+    with contextlib.redirect_stderr(replaced):
+        logging.getLogger("service.test").info("while replaced")
+    text = replaced.getvalue()
+    replaced.close()
+    assert [x["message"] for x in _lines(text)] == ["while replaced"]
+    errors: list[object] = []
+    monkeypatch.setattr(logging.Handler, "handleError", lambda _self, _r: errors.append(_r))
+    logging.getLogger("service.test").info("after the replacement closed")
+    assert errors == []
 
 
 def test_each_thread_logs_its_own_sweep(capsys: pytest.CaptureFixture[str]) -> None:
