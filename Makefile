@@ -6,10 +6,16 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test sysdeps lint bytecode bench clean
 
+# pip compiles the packages' bytecode on one core; compileall -j 0 on every core: 155 s instead
+# of 186 s for the whole install on two cores. torch's py312_intrinsics.py is Python 3.12 syntax
+# (pip skips it the same way).
+SITE = $$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')
+
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --no-compile -e '.[dev]'
+	$(BIN)/python -m compileall -q -j 0 -x py312_intrinsics "$(SITE)"
 	touch $(STAMP)
 
 # The project's own bytecode, which pip does not compile for an editable install: without it,
@@ -32,7 +38,7 @@ demo: bytecode
 lint: $(STAMP)
 	$(BIN)/ruff check search_core service tests bench
 	$(BIN)/ruff format --check search_core service tests bench
-	$(BIN)/mypy
+	$(BIN)/mypy -n auto  # one worker per core: 41 s instead of 59 s cold
 	$(BIN)/lint-imports
 
 # The system packages the tests need: a PostgreSQL server (tests/conftest.py starts a throwaway
