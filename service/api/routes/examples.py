@@ -41,7 +41,8 @@ def list_examples() -> ExamplesPublic:
     "/{name}",
     response_class=PlainTextResponse,
     responses={
-        200: {"content": {"application/yaml": {"schema": {"type": "string"}}}},
+        # The schema of what the YAML text parses to: a sweep file is a mapping.
+        200: {"content": {"application/yaml": {"schema": {"type": "object"}}}},
         404: {"model": Problem},
     },
 )
