@@ -278,9 +278,10 @@ def _check_count_args(args: argparse.Namespace) -> None:
 def _count(args: argparse.Namespace) -> int:
     _check_count_args(args)
     from search_core.genotypes import load_genotype
+
+    genotype = load_genotype(args.genotype)  # a bad file is refused before torch is imported
     from search_core.model_eval import EvalNetwork, count_flops_m, count_params_m
 
-    genotype = load_genotype(args.genotype)
     net = EvalNetwork(
         genotype,
         num_classes=args.classes,

@@ -12,7 +12,7 @@ import urllib.parse
 
 from service.errors import RayAddressError
 
-__all__ = ["GCS_PORT", "JOBS_PORT", "check_address", "free_port"]
+__all__ = ["GCS_PORT", "JOBS_PORT", "check_address", "free_port", "free_ports"]
 
 GCS_PORT = 6379  # a cluster's address for `ray.init` (and `ray start --address`)
 JOBS_PORT = 8265  # a cluster's job server (and dashboard)
@@ -26,6 +26,24 @@ def free_port() -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
         return port
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct TCP ports on 127.0.0.1 that nothing listens on right now.
+
+    The probes stay bound until all are taken: calling :func:`free_port` ``count`` times can
+    hand out the same port twice (the kernel is free to reuse a port once its probe closed),
+    and a Ray given one port for two components refuses to start ("trying to use a port
+    number that is used by other components").
+    """
+    probes = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(count)]
+    try:
+        for probe in probes:
+            probe.bind(("127.0.0.1", 0))
+        return [int(probe.getsockname()[1]) for probe in probes]
+    finally:
+        for probe in probes:
+            probe.close()
 
 
 def check_address(address: str, default_port: int) -> tuple[str, int]:

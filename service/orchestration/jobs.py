@@ -31,7 +31,7 @@ from typing import Any
 
 from service.errors import JobError
 from service.files import write_json_atomically
-from service.orchestration.addresses import JOBS_PORT, check_address, free_port
+from service.orchestration.addresses import JOBS_PORT, check_address, free_ports
 from service.orchestration.processes import is_embedded_head, stop_group
 
 __all__ = ["TERMINAL_JOB_STATES", "JobError", "RayJobs", "job_status", "submit_sweep"]
@@ -126,7 +126,7 @@ class RayJobs:
         """
         self._stop_recorded_head()
         self._temp_dir = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX, dir="/tmp"))
-        dashboard = free_port()
+        port, dashboard, agent, client_server = free_ports(4)
         ray_script = Path(sys.executable).with_name("ray")
         command = [
             str(ray_script) if ray_script.exists() else shutil.which("ray") or "ray",
@@ -141,15 +141,15 @@ class RayJobs:
             "--num-cpus",
             str(self.num_cpus or os.cpu_count() or 1),
             "--port",
-            str(free_port()),
+            str(port),
             "--dashboard-host",
             "127.0.0.1",
             "--dashboard-port",
             str(dashboard),
             "--dashboard-agent-listen-port",
-            str(free_port()),
+            str(agent),
             "--ray-client-server-port",
-            str(free_port()),
+            str(client_server),
         ]
         log = (self._temp_dir / "head.log").open("wb")
         env = {**os.environ, "RAY_AUTH_MODE": os.environ.get("RAY_AUTH_MODE", "disabled")}

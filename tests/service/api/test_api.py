@@ -1054,7 +1054,7 @@ def test_a_real_sweep_survives_a_restart_and_can_be_cancelled(
         done = _wait(
             client, sweep_id, lambda b: b["status"] in ("done", "failed", "cancelled"), 1200
         )
-        assert done["status"] == "done", done
+        assert done["status"] == "done", (done, done.get("message"))
         assert done["job_id"] == f"{sweep_id}-1"  # resubmitted once
         results = client.get(f"/api/sweeps/{sweep_id}/results").json()
         assert results["count"] == 2

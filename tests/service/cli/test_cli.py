@@ -173,15 +173,26 @@ def test_count_darts_v2_is_the_published_size(darts_v2_size: dict[str, float]) -
 
 @pytest.mark.parametrize("form", ["json", "darts_text"])
 def test_count_of_a_file_matches_the_bundled_genotype(
-    form: str, darts_v2_size: dict[str, float], tmp_path: Path
+    form: str,
+    darts_v2_size: dict[str, float],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
+    # In this process (the fixture ran the installed command): the same main() without a
+    # second interpreter's torch import.
     if form == "json":
         (tmp_path / "darts_v2.json").write_text(json.dumps(DARTS_V2_JSON))
         spec = "darts_v2.json"
     else:
         (tmp_path / "genotypes.py").write_text(DARTS_GENOTYPES_PY)
         spec = "genotypes.py:DARTS_V2"
-    assert count(spec, tmp_path) == darts_v2_size
+    monkeypatch.chdir(tmp_path)
+    capsys.readouterr()
+    assert cli.main(["count", spec]) == 0
+    out, err = capsys.readouterr()
+    assert err == ""
+    assert {key: float(v) for key, v in json.loads(out).items()} == darts_v2_size
 
 
 @pytest.mark.parametrize(

@@ -43,3 +43,20 @@ def test_submit_uploads_only_the_sweep_file(tmp_path: Path) -> None:
     assert client.entrypoint.endswith(f"sweep run mine.yaml --out {(tmp_path / 'run').resolve()}")
     assert client.working_dir is not None and not client.working_dir.exists()  # cleaned up
     assert sorted(p.name for p in folder.iterdir()) == ["big.bin", "mine.yaml", "private"]
+
+
+def test_free_ports_are_distinct_and_bindable() -> None:
+    # An embedded head takes four ports at once (GCS, dashboard, agent, client server); one
+    # port given to two of them and Ray refuses to start (seen once in the suite: the client
+    # server and the dashboard were both handed 51471 by two separate probes).
+    import socket
+
+    from service.orchestration.addresses import free_ports
+
+    for _ in range(50):
+        ports = free_ports(16)
+        assert len(set(ports)) == 16, ports
+        assert all(1024 <= port <= 65535 for port in ports)
+    for port in free_ports(4):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
+            listener.bind(("127.0.0.1", port))  # nothing holds it any more

@@ -29,7 +29,7 @@ import pytest
 from service import cli
 from service.cli.sweep import run_dir_for
 from service.errors import SweepStateError
-from service.orchestration.addresses import free_port
+from service.orchestration.addresses import free_port, free_ports
 from service.orchestration.collect import collect, stored_table
 from service.orchestration.processes import group_alive
 from service.orchestration.rundir import read_sweep_state, sweep_id_for, trial_key, trial_states
@@ -319,6 +319,12 @@ def test_local_sweep_writes_every_artefact_and_collects_idempotently(
     assert page.count("* plotly.js v") == 1 and '<script src="https://' not in page
     assert all(h in page for h in frame["genotype_hash"])
 
+    # Tune's own per-trial records (CSV and JSON) are kept; no TensorBoard writer runs in the
+    # driver (its import alone pulled torch into every driver start).
+    trial_dirs = [p.parent for p in run_dir.glob("tune/*/*/result.json")]
+    assert len(trial_dirs) == 2 and all((d / "progress.csv").exists() for d in trial_dirs)
+    assert not list(run_dir.glob("tune/**/events.out.tfevents*"))
+
     # Collecting again gives the same rows, in the table and in the database.
     for _ in range(2):
         collected = collect(run_dir)
@@ -514,7 +520,7 @@ def _check_uri_storage(
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[str]:
     """A Ray head and a second one-CPU node on 127.0.0.1; yields the jobs server's URL."""
-    port, dashboard = free_port(), free_port()
+    port, dashboard, *more = free_ports(8)
     env = _env()
     temp = Path("/tmp") / f"ray-e2rnas-{os.getpid()}"
     head = [
@@ -529,8 +535,8 @@ def cluster(tmp_path: Path) -> Iterator[str]:
         "--disable-usage-stats",
         f"--temp-dir={temp}",
         # Free ports for what has a fixed default: another test's Ray may hold those.
-        f"--dashboard-agent-listen-port={free_port()}",
-        f"--ray-client-server-port={free_port()}",
+        f"--dashboard-agent-listen-port={more[0]}",
+        f"--ray-client-server-port={more[1]}",
     ]
     # The second node shares the machine: its agents need ports of their own.
     worker = [
@@ -540,10 +546,10 @@ def cluster(tmp_path: Path) -> Iterator[str]:
         "--node-ip-address=127.0.0.1",
         "--num-cpus=1",
         "--disable-usage-stats",
-        f"--dashboard-agent-listen-port={free_port()}",
-        f"--dashboard-agent-grpc-port={free_port()}",
-        f"--metrics-export-port={free_port()}",
-        f"--runtime-env-agent-port={free_port()}",
+        f"--dashboard-agent-listen-port={more[2]}",
+        f"--dashboard-agent-grpc-port={more[3]}",
+        f"--metrics-export-port={more[4]}",
+        f"--runtime-env-agent-port={more[5]}",
     ]
     # Each `ray start` in a session of its own: the daemons it leaves behind stay in its
     # process group, so the teardown stops this cluster's processes and no other Ray's
