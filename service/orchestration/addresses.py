@@ -22,10 +22,7 @@ _ADDRESS_TIMEOUT_S = 3.0
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now (another process may take it
     before the caller binds it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+    return free_ports(1)[0]
 
 
 def free_ports(count: int) -> list[int]:

@@ -10,6 +10,7 @@ import re
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -92,14 +93,14 @@ def test_uvicorn_log_config_is_a_valid_dict_config() -> None:
         assert logging.getLogger(name).level == logging.WARNING
 
 
-def test_the_command_line_takes_a_log_level() -> None:
+def test_the_command_line_takes_a_log_level(tmp_path: Path) -> None:
     # A command that ends in a second, before any torch import: its own error (a bound of -1)
     # shows that the level was taken and the command ran.
     command = [sys.executable, "-m", "service.cli", "--log-level", "nonsense"]
     command += ["search", "--preset", "cpu-tiny", "--set", "L=-1", "--out", "never"]
-    done = subprocess.run(command, capture_output=True, text=True, check=False, timeout=120)
+    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "--log-level" in done.stderr, done.stderr
     command[4] = "debug"
-    done = subprocess.run(command, capture_output=True, text=True, check=False, timeout=120)
+    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "--log-level" not in done.stderr, done.stderr
     assert done.stderr.startswith("e2rnas: error: L: got -1.0"), done.stderr
