@@ -10,12 +10,14 @@ edge's op weights by its normalised β before the rule, P-DARTS zeroes the ops i
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from search_core.errors import GenotypeError
 from search_core.genotypes import PRIMITIVES, Edge, Genotype, _show
 
-__all__ = ["derive_from_weights", "derive_genotype"]
+__all__ = ["derive_from_weights", "derive_genotype", "softmax_rows"]
 
 
 def derive_genotype(
@@ -30,10 +32,31 @@ def derive_genotype(
     Both cells concatenate their last ``multiplier`` nodes.
     """
     weights = [
-        torch.softmax(_checked(alpha, field, steps, multiplier), dim=1)
+        softmax_rows(_checked(alpha, field, steps, multiplier))
         for alpha, field in ((alpha_normal, "alpha_normal"), (alpha_reduce, "alpha_reduce"))
     ]
     return derive_from_weights(weights[0], weights[1], steps, multiplier)
+
+
+def softmax_rows(values: torch.Tensor) -> torch.Tensor:
+    """softmax over the last dimension of a 1-D or 2-D tensor, in float64 on the CPU, the same
+    for every order of a row's entries (``-inf`` entries get weight 0).
+
+    The derivation ranks these weights and breaks exact ties by position, so two edges with
+    equal logits must get equal weights. ``torch.softmax`` does not promise that: its vectorised
+    sum adds a row's terms in an order that depends on where they sit, and on an AVX-512 CPU
+    softmax([2, 0, ..., 0]) and the same logits with the 2 in another column differ in the last
+    bit (float32 and float64 alike). ``math.fsum`` rounds the exact sum once, whatever the order.
+    """
+    rows = values.detach().to(device="cpu", dtype=torch.float64)
+    flat = rows.reshape(-1, rows.shape[-1]).tolist() if rows.dim() else [[float(rows)]]
+    out = []
+    for row in flat:
+        top = max(row)
+        terms = [math.exp(v - top) for v in row]
+        total = math.fsum(terms)
+        out.append([t / total for t in terms])
+    return torch.tensor(out, dtype=torch.float64).reshape(rows.shape)
 
 
 def derive_from_weights(

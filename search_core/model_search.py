@@ -31,12 +31,17 @@ import torch.nn.functional as F_nn
 from torch import nn
 
 from search_core.cost import derived_weights
-from search_core.derive import derive_from_weights
+from search_core.derive import derive_from_weights, softmax_rows
 from search_core.genotypes import PRIMITIVES, Genotype
 from search_core.layout import CellSpec, cell_layout, edge_inputs
 from search_core.ops import FactorizedReduce, ReLUConvBN, build_op
-from search_core.partial import PartialMixedOp, edge_cost_factors, edge_softmax
-from search_core.progressive import SKIP, limit_skip_connections, masked_softmax
+from search_core.partial import PartialMixedOp, edge_cost_factors, edge_softmax, exact_edge_softmax
+from search_core.progressive import (
+    SKIP,
+    exact_masked_softmax,
+    limit_skip_connections,
+    masked_softmax,
+)
 
 ALPHA_NAMES = ("alpha_normal", "alpha_reduce")
 BETA_NAMES = ("beta_normal", "beta_reduce")
@@ -283,16 +288,21 @@ class SearchNetwork(nn.Module):
         """The discrete architecture by the backbone's rule: DARTS's (top-2 edges, ``none``
         excluded) on softmax(α), times softmax(β) for PC-DARTS, over the surviving ops with at
         most ``skip_limit`` skip-connects in the normal cell for P-DARTS."""
-        with torch.no_grad():
-            weights = [w.detach().cpu() for w in self.op_weights()]
-            e_normal, e_reduce = self.edge_weights()
-            if e_normal is not None and e_reduce is not None:
-                weights = [
-                    w * e.detach().cpu().unsqueeze(1)
-                    for w, e in zip(weights, (e_normal, e_reduce), strict=True)
-                ]
-            if self.skip_limit is not None:
-                weights[0] = limit_skip_connections(weights[0], self.steps, self.skip_limit)
+        # The weights of op_weights and edge_weights, computed exactly (float64, independent
+        # of an entry's position), so that equal logits tie and the tie rule decides.
+        alphas = (self._tensor(ALPHA_NAMES[0]), self._tensor(ALPHA_NAMES[1]))
+        masks = self.op_masks()
+        if masks is not None:
+            weights = [exact_masked_softmax(a, m) for a, m in zip(alphas, masks, strict=True)]
+        else:
+            weights = [softmax_rows(a) for a in alphas]
+        if "beta_normal" in self.arch_names:
+            weights = [
+                w * exact_edge_softmax(self._tensor(name), self.steps).unsqueeze(1)
+                for w, name in zip(weights, BETA_NAMES, strict=True)
+            ]
+        if self.skip_limit is not None:
+            weights[0] = limit_skip_connections(weights[0], self.steps, self.skip_limit)
         return derive_from_weights(weights[0], weights[1], self.steps, self.multiplier)
 
     def op_masks(self) -> tuple[torch.Tensor, torch.Tensor] | None:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from search_core.derive import derive_from_weights
+from search_core.derive import derive_from_weights, softmax_rows
 from search_core.genotypes import Genotype
 
 
@@ -90,7 +90,16 @@ def pc_darts_genotype(
     multiplier: int = 4,
 ) -> Genotype:
     """The discrete cells of PC-DARTS: the DARTS rule on softmax(α)·softmax(β) (section 3.3)."""
-    with torch.no_grad():
-        normal = pc_darts_weights(alpha_normal.softmax(dim=-1), beta_normal, steps)
-        reduce = pc_darts_weights(alpha_reduce.softmax(dim=-1), beta_reduce, steps)
+    normal = softmax_rows(alpha_normal) * exact_edge_softmax(beta_normal, steps).unsqueeze(1)
+    reduce = softmax_rows(alpha_reduce) * exact_edge_softmax(beta_reduce, steps).unsqueeze(1)
     return derive_from_weights(normal, reduce, steps, multiplier)
+
+
+def exact_edge_softmax(beta: torch.Tensor, steps: int) -> torch.Tensor:
+    """`edge_softmax` with `softmax_rows`: equal β on a node's edges give exactly equal weights,
+    so the derivation's tie rule holds (see `softmax_rows`)."""
+    parts, start = [], 0
+    for node in range(steps):
+        parts.append(softmax_rows(beta[start : start + node + 2]))
+        start += node + 2
+    return torch.cat(parts)

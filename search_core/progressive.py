@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import torch
 
 from search_core.config import SearchConfig
-from search_core.derive import derive_from_weights
+from search_core.derive import derive_from_weights, softmax_rows
 from search_core.genotypes import PRIMITIVES, Genotype
 
 NONE = PRIMITIVES.index("none")
@@ -73,6 +73,12 @@ def full_mask(n_edges: int) -> torch.Tensor:
 def masked_softmax(alpha: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """softmax over each row's surviving ops; pruned ops get weight 0 (and gradient 0)."""
     return alpha.masked_fill(~mask, -math.inf).softmax(dim=-1)
+
+
+def exact_masked_softmax(alpha: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """`masked_softmax` for the derivation: float64, equal logits give exactly equal weights
+    (see `search_core.derive.softmax_rows`); no gradient."""
+    return softmax_rows(alpha.detach().masked_fill(~mask.to(alpha.device), -math.inf))
 
 
 def prune_ops(weights: torch.Tensor, mask: torch.Tensor, keep: int) -> torch.Tensor:
@@ -139,9 +145,8 @@ def pdarts_genotype(
 ) -> Genotype:
     """The discrete cells of P-DARTS: DARTS's rule on the masked softmax, then at most
     ``skip_limit`` skip-connects in the normal cell (None: no limit)."""
-    with torch.no_grad():
-        normal = masked_softmax(alpha_normal, mask_normal)
-        reduce = masked_softmax(alpha_reduce, mask_reduce)
-        if skip_limit is not None:
-            normal = limit_skip_connections(normal, steps, skip_limit)
+    normal = exact_masked_softmax(alpha_normal, mask_normal)
+    reduce = exact_masked_softmax(alpha_reduce, mask_reduce)
+    if skip_limit is not None:
+        normal = limit_skip_connections(normal, steps, skip_limit)
     return derive_from_weights(normal, reduce, steps, multiplier)

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import torch
 
-from search_core.derive import derive_genotype
+from search_core.derive import derive_genotype, softmax_rows
 from search_core.errors import GenotypeError
 from search_core.genotypes import BUNDLED, PRIMITIVES, Genotype, load_genotype
 
@@ -482,6 +482,34 @@ def test_derive_breaks_ties_by_lower_input_then_primitives_order() -> None:
         alpha[row_of(3, source), op_col("dil_conv_5x5")] = 3.0
     genotype = derive_genotype(alpha, alpha)
     assert genotype.normal[6:] == (("sep_conv_3x3", 2), ("sep_conv_3x3", 4))
+
+
+def test_softmax_rows_is_torch_softmax_and_the_same_in_every_column() -> None:
+    # torch.softmax's vectorised sum depends on where a row's large entry sits: on an AVX-512
+    # CPU softmax([2, 0, ..., 0]) and the same row with the 2 in another column differ in the
+    # last bit, in float32 and in float64, and a tie between two edges became an order.
+    generator = torch.Generator().manual_seed(0)
+    values = 3 * torch.randn(40, 8, generator=generator, dtype=torch.float64)
+    values[0, 3] = -math.inf
+    got = softmax_rows(values)
+    assert got.dtype == torch.float64
+    torch.testing.assert_close(got, torch.softmax(values, dim=-1), rtol=1e-15, atol=1e-16)
+    for i, j in itertools.permutations(range(8), 2):
+        row_i, row_j = torch.zeros(8), torch.zeros(8)
+        row_i[i] = row_j[j] = 2.0
+        assert softmax_rows(row_i)[i].item() == softmax_rows(row_j)[j].item(), (i, j)
+        assert softmax_rows(torch.stack([row_i, row_j])).max(dim=1).values.unique().numel() == 1
+
+
+@pytest.mark.parametrize("columns", list(itertools.permutations(range(1, 8), 2)))
+def test_equal_edges_tie_whichever_op_columns_hold_them(columns: tuple[int, int]) -> None:
+    # Node 0: input 0's strongest op in one column, input 1's in another, at the same logit:
+    # equally strong edges, so the lower input comes first.
+    alpha = torch.zeros(14, 8)
+    alpha[row_of(0, 0), columns[0]] = 2.0
+    alpha[row_of(0, 1), columns[1]] = 2.0
+    genotype = derive_genotype(alpha, alpha)
+    assert genotype.normal[:2] == ((PRIMITIVES[columns[0]], 0), (PRIMITIVES[columns[1]], 1))
 
 
 def test_derive_compares_softmax_weights_not_logits() -> None:
