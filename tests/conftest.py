@@ -35,10 +35,11 @@ import subprocess
 import sys
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -430,3 +431,71 @@ def stoppable_postgres() -> Iterator[PostgresServer]:
         port = make_url(url).port
         assert port is not None
         yield PostgresServer(url, bin_dir, data, port)
+
+
+# -- the shared reference sweep and the fault tally ----------------------------------------------
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from sweepkit import SharedRun, shared_run  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def reference_sweep(tmp_path_factory: pytest.TempPathFactory) -> SharedRun:
+    """The undisturbed reference sweep (``tests/sweepkit.py``), run once for the whole session
+    and all its xdist workers: read it, never write into it."""
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # shared by the workers' own temporary directories
+    run = shared_run(base)
+    assert run.returncode == 0, run.stderr[-3000:]
+    return run
+
+
+@pytest.fixture
+def fault(request: pytest.FixtureRequest) -> Callable[[str], dict[str, Any]]:
+    """Record a fault this test injects: ``record = fault("worker SIGKILL")``; the test sets
+    ``record["injected"] = True`` once it has injected it for real, and ``rows_lost`` and
+    ``rows_duplicated`` once it has compared the outcome with the undisturbed run. The fault
+    counts as survived when it was injected and the test passed (see the session summary)."""
+
+    def record(name: str) -> dict[str, Any]:
+        entry: dict[str, Any] = {
+            "fault": name,
+            "injected": False,
+            "rows_lost": None,
+            "rows_duplicated": None,
+        }
+        request.node.user_properties.append(("fault", entry))
+        return entry
+
+    return record
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """The fault tally: each fault the tests injected, whether the sweep survived it (the test
+    passed), and the rows lost or duplicated against the undisturbed run."""
+    entries = []
+    for outcome in ("passed", "failed"):
+        for report in terminalreporter.stats.get(outcome, []):
+            if getattr(report, "when", None) != "call":
+                continue
+            for name, entry in getattr(report, "user_properties", ()):
+                if name == "fault":
+                    entries.append((entry, report.passed and entry["injected"]))
+    if not entries:
+        return
+    terminalreporter.section("fault tally")
+    for entry, survived in sorted(entries, key=lambda e: e[0]["fault"]):
+        terminalreporter.line(
+            f"{entry['fault']:<44} injected {'yes' if entry['injected'] else 'NO ':<3}  "
+            f"survived {'yes' if survived else 'NO ':<3}  rows lost {entry['rows_lost']}  "
+            f"duplicated {entry['rows_duplicated']}"
+        )
+    injected = sum(1 for entry, _ in entries if entry["injected"])
+    survived = sum(1 for _, ok in entries if ok)
+    lost = sum(entry["rows_lost"] or 0 for entry, _ in entries)
+    duplicated = sum(entry["rows_duplicated"] or 0 for entry, _ in entries)
+    terminalreporter.line(
+        f"faults injected {injected}, survived {survived}, rows lost {lost}, "
+        f"rows duplicated {duplicated}"
+    )

@@ -9,13 +9,15 @@ The search runs :func:`search_core.search.run_search` with ``resume=True`` in th
 directory and reports every epoch with a checkpoint (the search's ``checkpoint.pt``,
 ``metrics.jsonl`` and ``config.json``). When Ray restarts a failed trial (``FailureConfig``),
 the trial starts again from its directory, or from Tune's copy of the checkpoint when the
-directory has none. With storage on a URI (``scratch``), the trial works in a node-local
+directory has none or a damaged one (set aside as ``checkpoint.pt.corrupt``; without a copy the
+search starts over, which gives the same result on the CPU). With storage on a URI (``scratch``), the trial works in a node-local
 directory and every checkpoint carries all its files (see :mod:`service.orchestration.storage`).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import shutil
@@ -40,6 +42,9 @@ from service.orchestration.spec import SweepSpec, parse_sweep
 from service.orchestration.storage import scratch_dir, stage
 
 __all__ = ["TrialSession", "report_metrics", "run_trial"]
+
+logger = logging.getLogger(__name__)
+CORRUPT_SUFFIX = ".corrupt"
 
 
 class TrialSession(Protocol):
@@ -93,9 +98,26 @@ def _copy_checkpoint_back(source: Path, trial_dir: Path) -> None:
             shutil.copy2(source / name, trial_dir / name)
 
 
+def _set_aside_if_damaged(trial_dir: Path) -> None:
+    """Rename a checkpoint that cannot be read to ``checkpoint.pt.corrupt``, so that the trial
+    restarts from Tune's copy (or from the start) instead of failing on it at every retry."""
+    from search_core.errors import CheckpointError
+    from search_core.search import CHECKPOINT, load_checkpoint
+
+    path = trial_dir / CHECKPOINT
+    if not path.exists():
+        return
+    try:
+        load_checkpoint(path)
+    except CheckpointError as error:
+        logger.warning("%s; set aside as %s%s", error, CHECKPOINT, CORRUPT_SUFFIX)
+        path.replace(path.with_name(CHECKPOINT + CORRUPT_SUFFIX))
+
+
 def _restore(session: TrialSession, trial_dir: Path, scratch: bool) -> None:
     """Bring the trial directory up to the checkpoint Tune restored the trial from."""
     trial_id = session.trial_id()
+    _set_aside_if_damaged(trial_dir)
     with session.restored_checkpoint() as saved:
         if saved is not None:
             # A scratch directory left on this node may be older than the checkpoint (the
@@ -124,9 +146,9 @@ def _start(
     finished while the sweep was being stopped, before Tune recorded its end, is started again
     by the resume: it only reports its recorded result again, which is no new attempt.
     """
-    previous: dict[str, Any] = {}
-    if (trial_dir / TRIAL_FILE).exists():
-        previous = json.loads((trial_dir / TRIAL_FILE).read_text(encoding="utf-8"))
+    previous = read_trial_info(trial_dir)  # {} when damaged: the trial's record starts afresh
+    if not previous and (trial_dir / TRIAL_FILE).exists():
+        logger.warning("%s: unreadable; the trial's record starts afresh", trial_dir / TRIAL_FILE)
     attempts: list[dict[str, Any]] = list(previous.get("attempts", []))
     finished = previous.get("status") == "done"
     if not finished:

@@ -306,13 +306,25 @@ def _failures(logs: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
     return [r for r in logs.records if "refresh failed" in r.getMessage()]
 
 
+def _count_trials(record: dict[str, Any], progress: dict[str, int]) -> None:
+    """The fault's tally from the sweep's progress once it is over: two trials written (one
+    while the fault lasted), both counted once, one running and one done."""
+    seen = progress["running"] + progress["done"]
+    record["rows_lost"], record["rows_duplicated"] = max(0, 2 - seen), max(0, seen - 2)
+    assert (progress["running"], progress["done"], progress["failed"]) == (1, 1, 0), progress
+
+
 @pytest.mark.integration
 @pytest.mark.slow
 # Cutting Ray runs first, on the module's fresh Ray: after the other tests' jobs, a job
 # submitted here was seen to stop being refreshed through the relay on a loaded machine.
 def test_the_loop_outlives_an_unreachable_ray(
-    tmp_path: Path, clean_env: pytest.MonkeyPatch, ray_jobs: RayJobs
+    tmp_path: Path,
+    clean_env: pytest.MonkeyPatch,
+    ray_jobs: RayJobs,
+    fault: Callable[[str], dict[str, Any]],
 ) -> None:
+    cut = fault("Ray head unreachable from the service")
     address = ray_jobs.address
     assert address is not None
     host, port = address.removeprefix("http://").split(":")
@@ -327,6 +339,7 @@ def test_the_loop_outlives_an_unreachable_ray(
         # Health asks Ray's job server with a short timeout, which a loaded machine may miss.
         _wait("Ray reachable", lambda: client.get("/api/health").json()["ray"]["reachable"])
         relay.cut()
+        cut["injected"] = True
         _wait("the refresh to fail", lambda: client.get("/api/sweeps/ray-1").json()["message"])
         message = client.get("/api/sweeps/ray-1").json()["message"]
         assert message.startswith("ray_address: job 'ray-1-0': Ray's job server"), message
@@ -338,6 +351,7 @@ def test_the_loop_outlives_an_unreachable_ray(
         relay.mend()
         _wait("the trial written meanwhile", lambda: _progress(client, "ray-1")["done"] == 1)
         _wait("Ray reachable again", lambda: client.get("/api/health").json()["ray"]["reachable"])
+        _count_trials(cut, _progress(client, "ray-1"))
     relay.cut()
     ray_jobs.stop("ray-1-0")
 
@@ -391,7 +405,9 @@ def test_the_loop_outlives_a_stopped_database(
     ray_jobs: RayJobs,
     stoppable_postgres: Any,
     sweep_logs: pytest.LogCaptureFixture,
+    fault: Callable[[str], dict[str, Any]],
 ) -> None:
+    outage = fault("database down during reads (service)")
     settings = _settings(tmp_path, database_url=stoppable_postgres.url)
     manager = SweepManager(settings, jobs=RayJobs(ray_jobs.address))
     run_dir = tmp_path / "run"
@@ -400,6 +416,7 @@ def test_the_loop_outlives_a_stopped_database(
     with TestClient(create_app(settings, manager), base_url=LOCAL) as client:
         _wait("the trial", lambda: _progress(client, "pg-1")["running"] == 1)
         stoppable_postgres.stop()
+        outage["injected"] = True
         read = client.get("/api/sweeps")
         assert read.status_code == 503, read.text
         assert read.json()["detail"].startswith("database: cannot list the sweeps")
@@ -421,6 +438,7 @@ def test_the_loop_outlives_a_stopped_database(
         healthy = _wait("health", lambda: (h := client.get("/api/health")).status_code == 200 and h)
         assert healthy.json()["loop"]["consecutive_failures"] == 0
         assert healthy.json()["loop"]["last_success"] is not None
+        _count_trials(outage, _progress(client, "pg-1"))
     failures = [r for r in sweep_logs.records if "refresh pass failed" in r.getMessage()]
     assert failures and all("\n" not in r.getMessage() for r in failures)
     ray_jobs.stop("pg-1-0")

@@ -11,13 +11,19 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from sweepkit import SharedRun, compare_rows, sweep_text
+
 from service.api.manager import SUBMITTED_FILE, SweepManager
 from service.api.settings import load_settings
+from service.orchestration.collect import stored_table
 from service.orchestration.jobs import HEAD_RECORD
 from service.orchestration.rundir import sweep_id_for
 from service.orchestration.spec import parse_sweep
@@ -25,6 +31,7 @@ from service.orchestration.spec import parse_sweep
 OLD_SERVICE = """\
 import sys, time
 from pathlib import Path
+from typing import Any
 from service.orchestration.jobs import RayJobs
 jobs = RayJobs(num_cpus=1, state_dir=Path(sys.argv[1]))
 deadline = time.monotonic() + 120
@@ -44,22 +51,13 @@ time.sleep(600)
 HOLD = """\
 import sys, time
 from pathlib import Path
+from typing import Any
 from service.orchestration.driverlock import driver_lock
 with driver_lock(Path(sys.argv[1])):
     print("held", flush=True)
     time.sleep(600)
 """
-SWEEP = """\
-name: restart
-dataset: digits
-ood_dataset: digits-ood
-search:
-  preset: cpu-tiny
-  overrides: {epochs: 1, steps_per_epoch: 1, order: first, batch_size: 8, nodes: 2}
-evaluation: {mode: none}
-grid: {L: [0.05], F: [0.6]}
-resources: {gpu: 0, cpu: 1}
-"""
+SWEEP = sweep_text("restart", (0.08,))  # one point of the session's reference sweep
 
 
 def _pgrep(pattern: str) -> str:
@@ -80,8 +78,12 @@ def _started(script: str, *args: str) -> subprocess.Popen[str]:
 @pytest.mark.integration
 @pytest.mark.slow
 def test_a_restarted_service_stops_the_old_head_and_waits_for_the_old_driver(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    reference_sweep: SharedRun,
+    fault: Callable[[str], dict[str, Any]],
 ) -> None:
+    killed = fault("service SIGKILL, then restart")
     for name in list(os.environ):
         if name.startswith("E2RNAS_"):
             monkeypatch.delenv(name)
@@ -93,6 +95,7 @@ def test_a_restarted_service_stops_the_old_head_and_waits_for_the_old_driver(
     old = _started(OLD_SERVICE, str(storage))
     old.send_signal(signal.SIGKILL)  # no shutdown: its head and job live on
     old.wait()
+    killed["injected"] = True
     record = json.loads((storage / HEAD_RECORD).read_text(encoding="utf-8"))
     old_head = record["temp_dir"]
     assert _pgrep(old_head) and _pgrep("sleep 6123")
@@ -127,6 +130,10 @@ def test_a_restarted_service_stops_the_old_head_and_waits_for_the_old_driver(
             time.sleep(1)
             row = manager.refresh(sweep_id)
         assert row["status"] == "done", (row, manager.jobs.logs_tail(row["job_id"]))
+        reference = reference_sweep.frame()
+        lost, duplicated = compare_rows(stored_table(run_dir), reference[reference["L"] == 0.08])
+        killed["rows_lost"], killed["rows_duplicated"] = lost, duplicated
+        assert (lost, duplicated) == (0, 0)
     finally:
         holder.kill()
         holder.wait()

@@ -19,12 +19,14 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd  # type: ignore[import-untyped, unused-ignore]
 import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from sweepkit import SharedRun
 
 from service import cli
 from service.cli.sweep import run_dir_for
@@ -234,87 +236,32 @@ def _trial_json(run_dir: Path) -> list[dict[str, Any]]:
     return found
 
 
-# -- one real local sweep, a worker killed in it, read by two tests ------------------------------
-
-
-@dataclass(frozen=True)
-class KilledSweep:
-    """A finished 2-trial local sweep (4 epochs of 3 steps) one of whose workers was killed
-    with SIGKILL after its first checkpoint: what the driver printed, and the victim's
-    ``trial.json`` as it was before the kill."""
-
-    sweep_file: Path
-    run_dir: Path
-    returncode: int
-    stdout: str
-    stderr: str
-    victim: dict[str, Any]
-
-
-@pytest.fixture(scope="module")
-def killed_sweep(tmp_path_factory: pytest.TempPathFactory) -> KilledSweep:
-    tmp_path = tmp_path_factory.mktemp("killed")
-    path = _write_sweep(tmp_path, name="killworker", epochs=4)
-    run_dir = tmp_path / "run"
-    driver = _start_driver(path, run_dir, tmp_path)
-    try:
-
-        def one_epoch_done() -> bool:
-            return any(
-                (t["dir"] / "checkpoint.pt").exists() and len(_epochs(t["dir"])) in (1, 2, 3)
-                for t in _trial_json(run_dir)
-            )
-
-        _wait_for(one_epoch_done, 240, "a trial's first checkpoint")
-        victim = next(
-            t
-            for t in _trial_json(run_dir)
-            if (t["dir"] / "checkpoint.pt").exists() and len(_epochs(t["dir"])) in (1, 2, 3)
-        )
-        os.kill(victim["attempts"][-1]["pid"], signal.SIGKILL)
-        out, err = driver.communicate(timeout=300)
-    finally:
-        if driver.poll() is None:
-            driver.send_signal(signal.SIGINT)
-            driver.communicate(timeout=60)
-    return KilledSweep(path, run_dir, driver.returncode, out, err, victim)
-
-
-@pytest.mark.integration
-@pytest.mark.slow
-def test_killed_worker_resumes_from_its_checkpoint(killed_sweep: KilledSweep) -> None:
-    assert killed_sweep.returncode == 0, killed_sweep.stderr[-3000:]
-    _check_artefacts(killed_sweep.run_dir, trials=2, epochs=4)
-    victim = killed_sweep.victim
-    restarted = json.loads((victim["dir"] / "trial.json").read_text(encoding="utf-8"))
-    attempts = restarted["attempts"]
-    assert len(attempts) == 2, attempts
-    assert attempts[1]["epochs_before"] >= 1  # resumed from its checkpoint, not from scratch
-    others = [
-        t for t in trial_states(killed_sweep.run_dir) if t["trial_key"] != victim["trial_key"]
-    ]
-    assert [len(t["attempts"]) for t in others] == [1]
+# -- the session's reference sweep, read ----------------------------------------------------
 
 
 @pytest.mark.integration
 @pytest.mark.slow
 def test_local_sweep_writes_every_artefact_and_collects_idempotently(
-    killed_sweep: KilledSweep, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    reference_sweep: SharedRun, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    run_dir, path = killed_sweep.run_dir, killed_sweep.sweep_file
-    assert killed_sweep.returncode == 0, killed_sweep.stderr[-3000:]
+    # The session's undisturbed reference sweep (tests/sweepkit.py: 2 trials, 4 epochs); a
+    # worker killed in a run of the same file is tests/faults/test_sweep_faults.py.
+    run_dir, path = reference_sweep.run_dir, reference_sweep.sweep_file
+    assert reference_sweep.returncode == 0, reference_sweep.stderr[-3000:]
     for name in ("results.parquet", "results.db", "export/front.csv", "export/genotypes.py"):
-        assert str(run_dir / name) in killed_sweep.stdout
+        assert str(run_dir / name) in reference_sweep.stdout
     # Progress is logged on stderr, one line per event, each naming the sweep.
     sweep_id = sweep_id_for(load_sweep(path), run_dir.resolve())
-    lines = killed_sweep.stderr.splitlines()
+    lines = reference_sweep.stderr.splitlines()
     finished = [line for line in lines if "trial F=0.6_L=0.03: done" in line]
-    assert len(finished) == 1 and f"[sweep {sweep_id}]" in finished[0], killed_sweep.stderr[-3000:]
+    assert len(finished) == 1 and f"[sweep {sweep_id}]" in finished[0], reference_sweep.stderr[
+        -3000:
+    ]
     frame = _check_artefacts(run_dir, trials=2, epochs=4)
     assert sorted(frame["L"]) == [0.03, 0.08]
     # The interactive report: one self-contained page, plotly.js inline once, no CDN.
     report = run_dir / "report.html"
-    assert str(report) in killed_sweep.stdout
+    assert str(report) in reference_sweep.stdout
     page = report.read_text()
     assert page.count("* plotly.js v") == 1 and '<script src="https://' not in page
     assert all(h in page for h in frame["genotype_hash"])

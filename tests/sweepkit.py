@@ -1,0 +1,160 @@
+"""One real, undisturbed sweep that the whole test session shares, and the comparison of a
+disturbed sweep's rows with it.
+
+``REFERENCE_SWEEP`` is a two-trial sweep of the ``cpu-tiny`` search (two-node cells, four
+epochs of two steps, first order) with a one-epoch proxy evaluation, on the embedded digits and
+an embedded local Ray. It is deterministic on the CPU: the same trial gives the same row in any
+run of it, however many of its grid points the run has, so a sweep disturbed by a fault (a
+killed worker, a killed driver, a damaged file) must end with exactly the reference's rows.
+
+:func:`shared_run` runs it once per test session, across pytest-xdist workers (a lock file in
+the session's common temporary directory; the first worker runs it, the others wait and read
+what it left). :func:`compare_rows` counts rows lost and duplicated and checks that every row
+that is there holds the reference's results.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd  # type: ignore[import-untyped, unused-ignore]
+
+SCRIPT = Path(sys.executable).parent / "e2rnas"
+REFERENCE_SWEEP = """\
+name: {name}
+dataset: digits
+ood_dataset: digits-ood
+search:
+  preset: cpu-tiny
+  overrides:
+    order: first
+    nodes: 2  # a cell of 5 edges, not 14: the search steps cost a third
+    batch_size: 8
+    epochs: 4
+    steps_per_epoch: 2
+evaluation:
+  mode: proxy
+  overrides:
+    epochs: 1
+grid:
+  L: {L}
+  F: [0.6]
+resources:
+  gpu: 0
+  cpu: 1
+max_trials: 4
+"""
+REFERENCE_L = (0.03, 0.08)
+EPOCHS = 4
+# What a trial computes (not its timings): equal to the bit in a disturbed run.
+RESULT_COLUMNS = (
+    "val_loss",
+    "ood_loss",
+    "adv_loss",
+    "nop_loss",
+    "flops_loss",
+    "mgda_weights",
+    "test_error",
+    "params_m",
+    "flops_m",
+    "pgd_acc",
+    "ood_aupr",
+    "evaluation",
+    "genotype",
+    "genotype_hash",
+)
+
+
+def sweep_text(name: str, grid_l: tuple[float, ...] = REFERENCE_L) -> str:
+    """The reference sweep file under another name, on some of its grid points."""
+    return REFERENCE_SWEEP.format(name=name, L=json.dumps(list(grid_l)))
+
+
+def e2rnas_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        OMP_NUM_THREADS="1",
+        RAY_AUTH_MODE="disabled",
+        RAY_USAGE_STATS_ENABLED="0",
+        TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S="0",
+    )
+    env.pop("RAY_ADDRESS", None)
+    return env
+
+
+@dataclass(frozen=True)
+class SharedRun:
+    """A finished sweep: its file, run directory, and what its driver printed."""
+
+    sweep_file: Path
+    run_dir: Path
+    returncode: int
+    stdout: str
+    stderr: str
+
+    def frame(self) -> pd.DataFrame:
+        return pd.read_parquet(self.run_dir / "results.parquet")
+
+
+def shared_run(base: Path, name: str = "reference") -> SharedRun:
+    """The reference sweep, run under ``base`` by whichever process asks first."""
+    folder = base / f"shared-{name}"
+    folder.mkdir(parents=True, exist_ok=True)
+    record = folder / "done.json"
+    with (folder / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not record.exists():
+            sweep_file = folder / f"{name}.yaml"
+            sweep_file.write_text(sweep_text(name), encoding="utf-8")
+            run_dir = folder / "run"
+            done = subprocess.run(
+                [str(SCRIPT), "sweep", "run", str(sweep_file), "--out", str(run_dir)],
+                cwd=folder,
+                env=e2rnas_env(),
+                capture_output=True,
+                text=True,
+                timeout=600,
+                check=False,
+            )
+            fields = {
+                "sweep_file": str(sweep_file),
+                "run_dir": str(run_dir),
+                "returncode": done.returncode,
+                "stdout": done.stdout,
+                "stderr": done.stderr,
+            }
+            record.write_text(json.dumps(fields), encoding="utf-8")
+    fields = json.loads(record.read_text(encoding="utf-8"))
+    return SharedRun(
+        Path(fields["sweep_file"]),
+        Path(fields["run_dir"]),
+        fields["returncode"],
+        fields["stdout"],
+        fields["stderr"],
+    )
+
+
+def compare_rows(got: pd.DataFrame, reference: pd.DataFrame) -> tuple[int, int]:
+    """(rows lost, rows duplicated) of ``got`` against the reference rows of the same grid
+    points (matched on L and F); every row present must hold the reference's results exactly."""
+    lost = duplicated = 0
+    for _, expected in reference.iterrows():
+        same = got[(got["L"] == expected["L"]) & (got["F"] == expected["F"])]
+        if len(same) == 0:
+            lost += 1
+            continue
+        duplicated += len(same) - 1
+        for _, row in same.iterrows():
+            assert row["status"] == "done", row.to_dict()
+            for column in RESULT_COLUMNS:
+                assert row[column] == expected[column], (
+                    f"L={expected['L']}: {column} is {row[column]!r}, "
+                    f"undisturbed {expected[column]!r}"
+                )
+    return lost, duplicated
