@@ -10,8 +10,9 @@ directory and reports every epoch with a checkpoint (the search's ``checkpoint.p
 ``metrics.jsonl`` and ``config.json``). When Ray restarts a failed trial (``FailureConfig``),
 the trial starts again from its directory, or from Tune's copy of the checkpoint when the
 directory has none or a damaged one (set aside as ``checkpoint.pt.corrupt``; without a copy the
-search starts over, which gives the same result on the CPU). With storage on a URI (``scratch``), the trial works in a node-local
-directory and every checkpoint carries all its files (see :mod:`service.orchestration.storage`).
+search starts over, which gives the same result on the CPU). With storage on a URI
+(``scratch``), the trial works in a node-local directory and every checkpoint carries all its
+files (see :mod:`service.orchestration.storage`).
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ import json
 import math
 import os
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,6 +26,9 @@ import pandas as pd
 import pytest
 import torch
 from fastapi.testclient import TestClient
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from sweepkit import SharedRun, compare_rows, sweep_text
 
 from search_core.derive import derive_genotype
 from search_core.errors import ConfigError
@@ -946,24 +950,10 @@ def test_serve_on_a_public_host_without_a_token_exits_2(
 
 # -- end to end: a real sweep, a restart in the middle, a cancel --------------------------
 
-E2E_SWEEP = {
-    "grid": {"L": [0.05, 0.1], "F": [0.6]},
-    "max_trials": 2,
-    "search": {
-        "preset": "cpu-tiny",
-        "overrides": {"epochs": 2, "steps_per_epoch": 1, "order": "first", "nodes": 2},
-    },
-    "evaluation": {"mode": "proxy", "preset": "cpu-tiny", "overrides": {"epochs": 1}},
-}
-
 
 def _e2e_body(name: str) -> str:
-    import yaml
-
-    data = yaml.safe_load(QUICKSTART.read_text(encoding="utf-8"))
-    data.update(E2E_SWEEP, name=name)
-    text: str = yaml.safe_dump(data, sort_keys=False)
-    return text
+    """The session's reference sweep (tests/sweepkit.py) under another name."""
+    return sweep_text(name)
 
 
 def _ray_processes(temp_dir: Path) -> str:
@@ -1001,8 +991,14 @@ def _trial_files(storage: Path) -> dict[str, dict[str, Any]]:
 @pytest.mark.integration
 @pytest.mark.slow
 def test_a_real_sweep_survives_a_restart_and_can_be_cancelled(
-    tmp_path: Path, clean_env: pytest.MonkeyPatch
+    tmp_path: Path,
+    clean_env: pytest.MonkeyPatch,
+    reference_sweep: SharedRun,
+    fault: Callable[[str], dict[str, Any]],
 ) -> None:
+    # A clean restart stops the embedded Ray and its job: the new service finds the job lost
+    # and resubmits the sweep as a resume, which must end with the undisturbed rows.
+    lost_job = fault("Ray job lost (service restarted)")
     clean_env.setenv("OMP_NUM_THREADS", "1")
     clean_env.setenv("RAY_AUTH_MODE", "disabled")
     storage = tmp_path / "storage"
@@ -1032,6 +1028,7 @@ def test_a_real_sweep_survives_a_restart_and_can_be_cancelled(
         assert first_ray is not None
     # The lifespan closed the manager, which stopped the embedded Ray and the job with it.
     assert not _ray_processes(first_ray), _ray_processes(first_ray)
+    lost_job["injected"] = True
     before_restart = _trial_files(storage)
     assert before_restart, "no trial directory before the restart"
     finished_before = {k for k, v in before_restart.items() if v["status"] == "done"}
@@ -1060,6 +1057,10 @@ def test_a_real_sweep_survives_a_restart_and_can_be_cancelled(
         assert results["count"] == 2
         assert {r["status"] for r in results["data"]} == {"done"}
         assert all(r["test_error"] is not None for r in results["data"])
+        table = pd.read_parquet(run_dirs[0] / "results.parquet")
+        counts = compare_rows(table, reference_sweep.frame())
+        lost_job["rows_lost"], lost_job["rows_duplicated"] = counts
+        assert counts == (0, 0)
         after = _trial_files(storage)
         assert set(after) == set(before_restart) | set(after)
         assert len(after) == 2
@@ -1102,5 +1103,5 @@ def test_a_real_sweep_survives_a_restart_and_can_be_cancelled(
         "running": 0,
         "done": 2,
         "failed": 0,
-        "epochs": 4,
+        "epochs": 8,
     }, final
