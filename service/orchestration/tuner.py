@@ -26,7 +26,7 @@ import ray  # type: ignore[import-untyped, unused-ignore]
 from ray import tune
 from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
-from service.errors import ConfigError, SweepStateError
+from service.errors import ConfigError, StorageError, SweepStateError
 from service.logs import sweep_context
 from service.objectives import FRONT_METRICS
 from service.orchestration.addresses import GCS_PORT, check_address
@@ -314,6 +314,17 @@ def run_sweep(
     return run_dir
 
 
+def _experiment_reachable(tune_path: str) -> bool:
+    """Whether the storage answers and still holds the sweep's Tune experiment."""
+    import pyarrow.fs  # type: ignore[import-untyped, unused-ignore]
+
+    try:
+        fs, path = check_storage(tune_path)
+        return bool(fs.get_file_info(path).type == pyarrow.fs.FileType.Directory)
+    except (StorageError, OSError):
+        return False
+
+
 def _drive(
     spec: SweepSpec, run_dir: Path, address: str | None, resume: bool, num_cpus: int | None
 ) -> None:
@@ -341,6 +352,15 @@ def _drive(
                 grid = tuner.fit()
             except KeyboardInterrupt:
                 set_status(run_dir, "interrupted")
+                raise
+            except Exception:
+                if remote and not _experiment_reachable(str(state["tune_path"])):
+                    set_status(run_dir, "interrupted")
+                    raise StorageError(
+                        f"storage.path {state['storage_uri']!r}: became unreachable while the "
+                        "sweep ran, and Tune gave up; what it stored is kept: run 'e2rnas "
+                        f"sweep resume {run_dir}' once the storage is back"
+                    ) from None
                 raise
             # Collected before Ray shuts down: inside a Ray Job, the shutdown deletes the
             # job's working directory, which is this process's current directory.

@@ -3,14 +3,16 @@
 The reference sweep (``tests/sweepkit.py``) runs on a ``file://`` storage URI whose directory is
 reached through a symbolic link, as a network share is reached through its mount point. Once
 Tune has stored a checkpoint there, the link's target is moved away: every read and write of
-the storage fails (``No such file or directory``) for a few seconds, as while a share is down,
-and then it is put back. Tune's syncs fail meanwhile (the driver logs them) and are retried;
-had a trial failed for good, ``sweep resume`` would finish it from its stored checkpoint. Either
-way the sweep must end with exactly the rows of the undisturbed reference run.
+the storage fails, as while a share is down, and it stays gone until the driver gives up: every
+trial fails at each of its retries, and the driver stops with one line naming the storage and
+``sweep resume``. Once the storage is back, ``sweep resume`` finishes the trials from their
+stored checkpoints, and the sweep must end with exactly the rows of the undisturbed reference
+run.
 """
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -22,8 +24,6 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sweepkit import SCRIPT, SharedRun, compare_rows, e2rnas_env, sweep_text
-
-OUTAGE_S = 6.0
 
 
 @pytest.mark.integration
@@ -56,29 +56,32 @@ def test_a_storage_uri_gone_mid_sweep_ends_with_the_undisturbed_rows(
             time.sleep(0.05)
         share.rename(away)  # the share is gone: the link leads nowhere
         outage["injected"] = True
-        time.sleep(OUTAGE_S)
-        away.rename(share)
         _out, err = driver.communicate(timeout=600)
+        away.rename(share)
     finally:
         if away.exists():
             away.rename(share)
         if driver.poll() is None:
             driver.kill()
             driver.communicate()
-    # The outage was felt: the driver logged a failed write under the gone mount point.
-    failed = [line for line in err.splitlines() if str(mount) in line and "Error" in line]
-    assert failed, err[-4000:]
-    if driver.returncode != 0:
-        resumed = subprocess.run(
-            [str(SCRIPT), "sweep", "resume", str(run_dir)],
-            cwd=tmp_path,
-            env=e2rnas_env(),
-            capture_output=True,
-            text=True,
-            timeout=600,
-            check=False,
-        )
-        assert resumed.returncode == 0, resumed.stderr[-4000:]
+    # The outage was felt: trials failed at every retry while the storage was gone, and the
+    # driver gave up with one line naming the storage and the way on.
+    assert driver.returncode == 2, (driver.returncode, err[-3000:])
+    last = err.splitlines()[-1]
+    assert last.startswith(f"e2rnas: error: storage.path '{storage.as_uri()}': became "), last
+    # Ray logs its trials' tracebacks; the driver's own ends in that line, not in a traceback.
+    assert f"sweep resume {run_dir}" in last and "service/cli/" not in err, err[-3000:]
+    assert json.loads((run_dir / "sweep.json").read_text())["status"] == "interrupted"
+    resumed = subprocess.run(
+        [str(SCRIPT), "sweep", "resume", str(run_dir)],
+        cwd=tmp_path,
+        env=e2rnas_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert resumed.returncode == 0, resumed.stderr[-4000:]
     frame = SharedRun(path, run_dir, 0, "", "").frame()
     lost, duplicated = compare_rows(frame, reference_sweep.frame())
     outage["rows_lost"], outage["rows_duplicated"] = lost, duplicated
