@@ -208,8 +208,8 @@ def trial_states(run_dir: Path) -> list[dict[str, Any]]:
         except (OSError, UnicodeDecodeError, ValueError) as error:
             # Written whole (write_trial_info), so a cut file is damage, not a trial starting.
             raise TrialResultError(
-                f"{path / TRIAL_FILE}: cannot read the trial's state ({error}); restore it or "
-                "remove the trial's directory to run it again"
+                f"{path / TRIAL_FILE}: cannot read the trial's state ({error}); restore it "
+                "(the rows already stored are unchanged)"
             ) from None
         info.update(dir=str(path), epochs=epochs_done(path))
         states.append(info)
