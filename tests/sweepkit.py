@@ -88,6 +88,18 @@ def e2rnas_env() -> dict[str, str]:
     return env
 
 
+def start_sweep(path: Path, run_dir: Path, cwd: Path) -> subprocess.Popen[str]:
+    """``e2rnas sweep run`` of ``path`` into ``run_dir`` in the background, output captured."""
+    return subprocess.Popen(
+        [str(SCRIPT), "sweep", "run", str(path), "--out", str(run_dir)],
+        cwd=cwd,
+        env=e2rnas_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 @dataclass(frozen=True)
 class SharedRun:
     """A finished sweep: its file, run directory, and what its driver printed."""

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from sweepkit import SCRIPT, SharedRun, compare_rows, e2rnas_env, sweep_text
+from sweepkit import SCRIPT, SharedRun, compare_rows, e2rnas_env, start_sweep, sweep_text
 
 GRID_L = (0.08,)
 
@@ -42,14 +42,7 @@ def test_a_storage_uri_gone_mid_sweep_ends_with_the_undisturbed_rows(
     text = sweep_text("uri", GRID_L) + f"storage:\n  path: {storage.as_uri()}\n"
     path.write_text(text, encoding="utf-8")
     run_dir = tmp_path / "run"
-    driver = subprocess.Popen(
-        [str(SCRIPT), "sweep", "run", str(path), "--out", str(run_dir)],
-        cwd=tmp_path,
-        env=e2rnas_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    driver = start_sweep(path, run_dir, tmp_path)
     away = tmp_path / "share-away"
     try:
         deadline = time.monotonic() + 300

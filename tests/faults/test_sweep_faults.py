@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -23,7 +22,7 @@ from typing import Any
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from sweepkit import EPOCHS, SCRIPT, SharedRun, compare_rows, e2rnas_env, sweep_text
+from sweepkit import EPOCHS, SharedRun, compare_rows, start_sweep, sweep_text
 
 from service.orchestration.rundir import trial_states
 
@@ -66,14 +65,7 @@ def test_a_killed_worker_and_a_damaged_checkpoint_end_with_the_undisturbed_rows(
     path = tmp_path / "faults.yaml"
     path.write_text(sweep_text("faults"), encoding="utf-8")
     run_dir = tmp_path / "run"
-    driver = subprocess.Popen(
-        [str(SCRIPT), "sweep", "run", str(path), "--out", str(run_dir)],
-        cwd=tmp_path,
-        env=e2rnas_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    driver = start_sweep(path, run_dir, tmp_path)
     victims: dict[str, dict[str, Any]] = {}
     try:
         deadline = time.monotonic() + 300

@@ -26,7 +26,7 @@ import pandas as pd  # type: ignore[import-untyped, unused-ignore]
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from sweepkit import SharedRun
+from sweepkit import SharedRun, e2rnas_env, start_sweep
 
 from service import cli
 from service.cli.sweep import run_dir_for
@@ -72,23 +72,11 @@ def _write_sweep(tmp_path: Path, name: str = "tiny", epochs: int = 1, steps: int
     return path
 
 
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        OMP_NUM_THREADS="1",
-        RAY_AUTH_MODE="disabled",
-        RAY_USAGE_STATS_ENABLED="0",
-        TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S="0",
-    )
-    env.pop("RAY_ADDRESS", None)
-    return env
-
-
 def _e2rnas(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(SCRIPT), *args],
         cwd=cwd,
-        env=_env(),
+        env=e2rnas_env(),
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -212,18 +200,6 @@ def _wait_for(condition: Any, timeout: float, what: str) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.1)
-
-
-def _start_driver(path: Path, run_dir: Path, cwd: Path) -> subprocess.Popen[str]:
-    """``e2rnas sweep run`` of ``path`` in the background, its output captured."""
-    return subprocess.Popen(
-        [str(SCRIPT), "sweep", "run", str(path), "--out", str(run_dir)],
-        cwd=cwd,
-        env=_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
 
 
 def _trial_json(run_dir: Path) -> list[dict[str, Any]]:
@@ -379,7 +355,7 @@ def test_interrupted_sweep_resumes_without_rerunning_finished_trials(
     )
     path.write_text(text, encoding="utf-8")
     run_dir = tmp_path / "run"
-    driver = _start_driver(path, run_dir, tmp_path)
+    driver = start_sweep(path, run_dir, tmp_path)
 
     def one_done_one_searching() -> bool:
         if not (run_dir / "sweep.json").exists():
@@ -468,7 +444,7 @@ def _check_uri_storage(
 def cluster(tmp_path: Path) -> Iterator[str]:
     """A Ray head and a second one-CPU node on 127.0.0.1; yields the jobs server's URL."""
     port, dashboard, *more = free_ports(8)
-    env = _env()
+    env = e2rnas_env()
     temp = Path("/tmp") / f"ray-e2rnas-{os.getpid()}"
     head = [
         str(RAY),
