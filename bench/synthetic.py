@@ -98,6 +98,7 @@ def _rows(sweep_id: str, points: list[dict[str, Any]], seed: int) -> list[dict[s
                 "evaluation": "proxy",
                 "genotype": genotype.dumps(),
                 "genotype_hash": genotype.genotype_hash(),
+                "search_epochs": 50.0,
                 "search_seconds": float(rng.uniform(50.0, 150.0)),
                 "eval_seconds": float(rng.uniform(10.0, 40.0)),
                 "device": "cpu",

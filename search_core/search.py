@@ -270,6 +270,7 @@ class Search:
             genotype_hash=genotype.genotype_hash(),
             lr=self.schedule.get_last_lr()[0],
             seconds=time.perf_counter() - started,
+            ended_at=time.time(),  # wall clock: orders the epochs of a sweep's trials
         )
         return record
 

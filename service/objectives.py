@@ -26,6 +26,7 @@ __all__ = [
     "DEFAULT_PROJECTION_2D",
     "DEFAULT_PROJECTION_3D",
     "DIRECTIONS",
+    "EPOCH_METRICS",
     "FRONT_METRICS",
     "METRICS",
     "SEARCH_OBJECTIVES",
@@ -85,6 +86,10 @@ UNEVALUATED_OBJECTIVES: tuple[str, ...] = (
     "flops_m",
 )
 """The front of a sweep without an evaluation: the search's losses and the exact sizes."""
+
+EPOCH_METRICS: tuple[str, ...] = (*SEARCH_OBJECTIVES, "params_m", "flops_m")
+"""What a search reports every epoch that a scheduler may rank trials on: the five losses and
+the exact sizes of the genotype derived at that epoch."""
 
 DEFAULT_PROJECTION_2D: tuple[str, str] = ("test_error", "params_m")
 DEFAULT_PROJECTION_3D: tuple[str, str, str] = ("test_error", "params_m", "pgd_acc")

@@ -42,6 +42,7 @@ import pandas as pd  # type: ignore[import-untyped, unused-ignore]
 from service.errors import ConfigError, ObjectiveError
 from service.objectives import DIRECTIONS, FRONT_METRICS, METRICS
 from service.objectives import directions as registry_directions
+from service.results.table import STOPPED
 
 REFERENCE_MARGIN = 0.1
 
@@ -166,7 +167,9 @@ def pareto_info(
     reference: npt.ArrayLike | None = None,
 ) -> ParetoInfo:
     """The Pareto analysis of a results table (one row per trial) over the chosen objective
-    columns, all five front metrics by default; rows missing an objective take no part."""
+    columns, all five front metrics by default; rows missing an objective take no part, nor
+    do trials a scheduler stopped early (``status`` ``stopped``: their search never ended, so
+    even a sweep ranked on search losses leaves them off the front)."""
     chosen = directions(FRONT_METRICS if objectives is None else objectives)
     names = tuple(chosen)
     missing = [name for name in names if name not in df.columns]
@@ -180,6 +183,8 @@ def pareto_info(
     except (TypeError, ValueError) as error:
         raise ConfigError(f"objectives: columns {list(names)} are not numeric ({error})") from None
     valid = ~np.isnan(table).any(axis=1)
+    if "status" in df.columns:
+        valid &= (df["status"] != STOPPED).to_numpy(dtype=bool)
     if np.isinf(table[valid]).any():
         raise ConfigError(f"objectives: columns {list(names)} hold an infinite value")
     rows = np.flatnonzero(valid)

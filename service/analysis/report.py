@@ -33,6 +33,7 @@ from service.analysis.plotdata import rank_table
 from service.errors import ConfigError, GenotypeError
 from service.files import replace_atomically
 from service.objectives import DEFAULT_PROJECTION_2D, DEFAULT_PROJECTION_3D
+from service.results.table import STOPPED
 
 __all__ = ["SECTION_TITLES", "write_report"]
 
@@ -114,6 +115,20 @@ def _front_cells(df: pd.DataFrame, mask: npt.NDArray[np.bool_]) -> list[tuple[st
     return cells
 
 
+def _stopped_note(table: pd.DataFrame) -> str:
+    """`` (N stopped early by the scheduler, never evaluated)`` when the sweep has such."""
+    if "status" not in table.columns:
+        return ""
+    stopped = table[table["status"] == STOPPED]
+    if not len(stopped):
+        return ""
+    epochs = stopped["search_epochs"] if "search_epochs" in stopped.columns else None
+    at = ""
+    if epochs is not None and epochs.notna().any():
+        at = f" after {', '.join(sorted({f'{e:g}' for e in epochs.dropna()}, key=float))} epochs"
+    return f" ({len(stopped)} stopped early by the scheduler{at}, never evaluated)"
+
+
 def write_report(
     df: pd.DataFrame,
     out_path: Path | str,
@@ -140,8 +155,9 @@ def write_report(
         "projection_3d": f"Projection: {x3}, {y3}, {z3}",
     }
     intro = (
-        f"{len(ranked.table)} trials, {int(ranked.front.sum())} on the Pareto front of "
-        f"{', '.join(ranked.objectives)} (highlighted). Click a front point to see its cells."
+        f"{len(ranked.table)} trials{_stopped_note(ranked.table)}, {int(ranked.front.sum())} on "
+        f"the Pareto front of {', '.join(ranked.objectives)} (highlighted). Click a front "
+        "point to see its cells."
     )
     divs = _Divs()
     sections = [

@@ -16,12 +16,14 @@ Status = Literal["pending", "running", "done", "failed", "cancelled"]
 
 
 class Progress(BaseModel):
-    """Trials by state, and search epochs done over all trials."""
+    """Trials by state (``stopped``: early, by the sweep's scheduler), and search epochs done
+    over all trials."""
 
     total: int = 0
     pending: int = 0
     running: int = 0
     done: int = 0
+    stopped: int = 0
     failed: int = 0
     epochs: int = 0
 

@@ -3,7 +3,8 @@
 ``search``, ``evaluate`` and ``count`` (:mod:`service.cli.search`) run the search core on one
 configuration; ``sweep run|resume|status|submit`` (:mod:`service.cli.sweep`) run a sweep file on
 Ray Tune or submit it as a Ray Job; ``pareto``, ``export`` and ``report``
-(:mod:`service.cli.results`) read a finished sweep; ``serve`` (:mod:`service.cli.serve`) starts
+(:mod:`service.cli.results`) read a finished sweep, ``replay`` (:mod:`service.cli.replay`)
+replays one through an early-stopping scheduler; ``serve`` (:mod:`service.cli.serve`) starts
 the web service. Every error the project raises on purpose
 (:class:`~search_core.errors.E2RNASError`) ends the command with one line
 ``e2rnas: error: ...`` on stderr and the exit code of :data:`service.errors.ERRORS`, never a
@@ -32,6 +33,7 @@ from service.cli.common import (
     parse_setting,
     read_config_file,
 )
+from service.cli.replay import add_replay
 from service.cli.results import add_export, add_pareto, add_report
 from service.cli.search import add_count, add_evaluate, add_search
 from service.cli.serve import add_serve
@@ -60,6 +62,7 @@ COMMANDS: tuple[Callable[[Commands], None], ...] = (
     add_pareto,
     add_export,
     add_report,
+    add_replay,
     add_serve,
 )
 

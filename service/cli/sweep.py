@@ -211,7 +211,12 @@ def _sweep_status(args: argparse.Namespace) -> int:
         spec = spec_of(target)
         trials = trial_states(target)
         done = sum(1 for t in trials if t.get("status") == "done")
-        print(f"sweep {state['sweep_id']}: {state['status']}, {done}/{state['trials']} trials done")
+        stopped = sum(1 for t in trials if t.get("status") == "stopped")
+        early = f", {stopped} stopped early" if stopped else ""
+        print(
+            f"sweep {state['sweep_id']}: {state['status']}, {done}/{state['trials']} trials "
+            f"done{early}"
+        )
         for trial in trials:
             total = search_epochs(spec, trial["point"])
             print(f"  {trial['trial_key']}: {trial['status']}, epochs {trial['epochs']}/{total}")

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from search_core.config import BOUND_LIMITS, PRESETS, SearchConfig, preset
 from search_core.eval_config import EVAL_PRESETS, eval_preset
 from service.errors import ConfigError
+from service.objectives import SEARCH_OBJECTIVES
 from service.orchestration.points import (
     base_overrides,
     check_axes,
@@ -21,6 +22,7 @@ from service.orchestration.points import (
     grid_points,
     plottable_columns,
     search_config_for,
+    search_epochs,
     trial_count,
 )
 from service.orchestration.spec import BOUND_KEYS
@@ -77,6 +79,7 @@ def check_spec(spec: SweepSpec, service_cap: int | None = None) -> None:
             search_config_for(spec, point)
         except ConfigError as error:
             raise ConfigError(f"grid: the point {excerpt(point)}: {error}") from None
+    _check_scheduler(spec)
     choices = plottable_columns(spec)
     check_axes(spec.report.projection_2d, 2, "report.projection_2d", choices)
     check_axes(spec.report.projection_3d, 3, "report.projection_3d", choices)
@@ -131,6 +134,44 @@ def _check_evaluation(spec: SweepSpec) -> None:
         raise ConfigError(
             "strategy.kind: optuna improves the front metrics, which evaluation.mode none "
             "does not measure; choose proxy or retrain"
+        )
+
+
+def _check_scheduler(spec: SweepSpec) -> None:
+    """A rung must fall inside the search (after its first epoch that measures what it
+    ranks), or the scheduler could never stop a trial, or would rank trials on nothing."""
+    scheduler = spec.scheduler
+    if scheduler.kind == "fifo":
+        return
+    epochs = search_epochs(spec)
+    if scheduler.grace >= epochs:
+        raise ConfigError(
+            f"scheduler.grace_period: {scheduler.grace} is not below the search's {epochs} "
+            f"epochs, so no trial could be stopped; expected 1 to {epochs - 1}"
+            if epochs > 1
+            else "scheduler.grace_period: the search runs 1 epoch, so no trial could be "
+            "stopped; use kind fifo or search for more epochs"
+        )
+    losses = [name for name in scheduler.ranked if name in SEARCH_OBJECTIVES]
+    if not losses:
+        return
+    bounds: dict[str, Any] = {}
+    if spec.strategy.kind == "optuna":
+        bounds = {key: getattr(spec.strategy, key).low for key in BOUND_KEYS}
+    configs = [search_config_for(spec, {**bounds, **point}) for point in grid_points(spec)]
+    for name in losses:
+        if any(name.removesuffix("_loss") not in config.objectives for config in configs):
+            raise ConfigError(
+                f"scheduler.metrics: {name} is not among the search's objectives (its "
+                f"'objectives' leave out {name.removesuffix('_loss')}), so no epoch reports "
+                "it; rank on the objectives the search has"
+            )
+    warmup = max(config.arch_warmup_epochs for config in configs)
+    if scheduler.grace <= warmup:
+        raise ConfigError(
+            f"scheduler.grace_period: {scheduler.grace} falls in the search's warm-up "
+            f"(arch_warmup_epochs {warmup}), whose epochs measure no {losses[0]}; expected "
+            f"a grace period above {warmup}, or rank on params_m and flops_m alone"
         )
 
 

@@ -61,7 +61,8 @@ def results_table(run_dir: Path) -> pd.DataFrame:
     spec = parse_sweep(state["spec"], source=str(run_dir / SWEEP_FILE))
     rows = []
     for info in trial_states(run_dir):
-        status = "done" if info.get("status") == "done" else "failed"
+        status = info.get("status")
+        status = status if status in ("done", "stopped") else "failed"
         rows.append(
             trial_row(
                 state["sweep_id"],
@@ -70,6 +71,7 @@ def results_table(run_dir: Path) -> pd.DataFrame:
                 Path(info["dir"]),
                 status,
                 backbone=_configured_backbone(spec, info["point"]),
+                stopped_at=info.get("stopped_at"),
             )
         )
     return results_frame(rows)
@@ -121,7 +123,7 @@ def collect(
     state = read_sweep_state(run_dir)
     spec = parse_sweep(state["spec"], source=str(run_dir / SWEEP_FILE))
     frame = results_table(run_dir)
-    failed = int((frame["status"] != "done").sum()) if len(frame) else 0
+    failed = int((frame["status"] == "failed").sum()) if len(frame) else 0
     if status is not None:
         if status == "done" and (failed or len(frame) < trial_count(spec)):
             status = "failed"

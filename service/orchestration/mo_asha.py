@@ -21,27 +21,44 @@ Ray.
 
 from __future__ import annotations
 
+import json
+import logging
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 
 from service.analysis.pareto import nondomination_ranks
+from service.files import write_json_atomically
+from service.objectives import directions
+from service.orchestration.points import search_epochs
+from service.orchestration.rundir import (
+    SCHEDULER_FILE,
+    TRIALS_DIR,
+    read_scheduler_state,
+    trial_key,
+    trial_name,
+)
+from service.orchestration.spec import SweepSpec
 
 __all__ = [
     "CONTINUE",
     "STOP",
     "Decision",
     "ParetoHalving",
+    "SweepRungs",
     "crowding_distances",
     "milestones",
     "pareto_order",
     "replay",
+    "rule_for",
 ]
 
+logger = logging.getLogger(__name__)
 CONTINUE: Literal["continue"] = "continue"
 STOP: Literal["stop"] = "stop"
 
@@ -151,12 +168,19 @@ class ParetoHalving:
         self.rungs: dict[int, dict[str, list[float]]] = {m: {} for m in self.milestones}
         self.decisions: list[Decision] = []
         self.stopped: dict[str, int] = {}  # trial -> the epoch it was stopped at
+        self.last: dict[str, dict[str, float]] = {}  # trial -> its last finite values
 
-    def _vector(self, values: Mapping[str, Any]) -> list[float]:
+    def _vector(self, trial: str, values: Mapping[str, Any]) -> list[float]:
+        """The trial's ranked values, minimised; a metric this epoch did not measure (an
+        epoch of a P-DARTS stage's warm-up trains θ alone) keeps the trial's last value."""
+        last = self.last.setdefault(trial, {})
         out = []
         for name, direction in self.metrics.items():
             value = values.get(name)
-            number = float(value) if isinstance(value, int | float) else math.nan
+            number = value if isinstance(value, int | float) else math.nan
+            if not isinstance(value, bool) and math.isfinite(number):
+                last[name] = float(number)
+            number = last.get(name, math.nan)
             out.append(-number if direction == "max" else number)
         return out
 
@@ -164,11 +188,12 @@ class ParetoHalving:
         """The decision after ``trial``'s epoch ``epoch`` (1-based) with metrics ``values``."""
         if trial in self.stopped:
             return STOP
+        vector = self._vector(trial, values)
         for milestone in self.milestones:
             if epoch < milestone or trial in self.rungs[milestone]:
                 continue
             rung = self.rungs[milestone]
-            rung[trial] = self._vector(values)
+            rung[trial] = vector
             names = list(rung)
             place = pareto_order([rung[name] for name in names]).index(names.index(trial))
             kept = max(1, math.floor(len(names) / self.reduction_factor + 1e-9))
@@ -179,26 +204,48 @@ class ParetoHalving:
                 return STOP
         return CONTINUE
 
+    def missed(self, trial: str, epoch: int) -> list[int]:
+        """The rungs below ``epoch`` that ``trial`` passed without a record there (a trial
+        restored from a checkpoint newer than the last record its driver saw)."""
+        return [m for m in self.milestones if m < epoch and trial not in self.rungs[m]]
+
     def state(self) -> dict[str, Any]:
         return {
-            "metrics": self.metrics,
+            # Pairs, not an object: a JSON writer may sort an object's keys, and the rungs'
+            # vectors follow this order.
+            "metrics": [[name, direction] for name, direction in self.metrics.items()],
             "grace_period": self.grace_period,
             "reduction_factor": self.reduction_factor,
             "max_epochs": self.max_epochs,
             "rungs": {str(m): rung for m, rung in self.rungs.items()},
             "decisions": [asdict(d) for d in self.decisions],
             "stopped": self.stopped,
+            "last": self.last,
         }
 
     @classmethod
     def from_state(cls, state: Mapping[str, Any]) -> ParetoHalving:
-        rule = cls(
-            state["metrics"], state["grace_period"], state["reduction_factor"], state["max_epochs"]
-        )
+        metrics = dict(state["metrics"])  # pairs (a mapping is taken too)
+        rule = cls(metrics, state["grace_period"], state["reduction_factor"], state["max_epochs"])
         rule.rungs = {int(m): dict(rung) for m, rung in state["rungs"].items()}
         rule.decisions = [Decision(**d) for d in state["decisions"]]
         rule.stopped = {str(k): int(v) for k, v in state["stopped"].items()}
+        rule.last = {str(k): dict(v) for k, v in state.get("last", {}).items()}
         return rule
+
+
+def rule_for(spec: SweepSpec, **settings: Any) -> ParetoHalving:
+    """The rule of a sweep whose ``scheduler`` is ``mo_asha``, with ``settings``
+    (``metrics``, ``grace_period``, ``reduction_factor``) replacing the spec's; ranked
+    metrics take their directions from the objectives registry."""
+    scheduler = spec.scheduler
+    metrics = settings.get("metrics") or scheduler.ranked
+    return ParetoHalving(
+        directions(metrics),
+        int(settings.get("grace_period") or scheduler.grace),
+        float(settings.get("reduction_factor") or scheduler.factor),
+        search_epochs(spec),
+    )
 
 
 def replay(
@@ -213,3 +260,81 @@ def replay(
         ran[trial] = epoch
         rule.on_result(trial, epoch, values)
     return ran
+
+
+class SweepRungs:
+    """The rule of one sweep's run, as its driver keeps it: the answer to each reported search
+    epoch (:meth:`on_result`), with the state in the run directory's ``scheduler.json``.
+
+    The state is written whole after every change, before the answer goes back to Tune, and
+    read back on the first report after a restore (Tune pickles the scheduler with the Tuner
+    at the start, so what it unpickles holds no rungs), so ``sweep resume`` goes on with the
+    same rungs. A trial restored from a checkpoint newer than the rule's last record of it
+    (the driver died in between) first enters the rungs it passed with that epoch's record
+    from its ``metrics.jsonl``, as in an uninterrupted run (with no shared filesystem, the
+    record at hand stands in for it).
+    """
+
+    def __init__(self, spec: SweepSpec, run_dir: Path) -> None:
+        self._spec = spec
+        self._run_dir = Path(run_dir)
+        self._rule: ParetoHalving | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_rule": None}  # the state lives in scheduler.json
+
+    @property
+    def rule(self) -> ParetoHalving:
+        if self._rule is None:
+            state = read_scheduler_state(self._run_dir)
+            self._rule = ParetoHalving.from_state(state) if state else rule_for(self._spec)
+        return self._rule
+
+    def stopped_count(self) -> int:
+        return 0 if self._rule is None else len(self._rule.stopped)
+
+    def on_result(
+        self, config: Mapping[str, Any], tune_trial_id: str, result: Mapping[str, Any]
+    ) -> str:
+        """:data:`CONTINUE` or :data:`STOP` for a trial's report (only search epochs count)."""
+        epoch = result.get("epoch")
+        if result.get("phase") != "search" or not isinstance(epoch, int):
+            return CONTINUE
+        rule = self.rule
+        name = trial_name(self._spec, config, tune_trial_id)
+        if name in rule.stopped:  # reported again: Tune had not recorded the stop yet
+            return STOP
+        before = (len(rule.decisions), dict(rule.last.get(name, {})))
+        action: str = CONTINUE
+        for missed in rule.missed(name, epoch):
+            record = _search_record(self._run_dir / TRIALS_DIR / name, missed)
+            if record is not None and rule.on_result(name, missed, record) == STOP:
+                action = STOP
+                break
+        if action == CONTINUE:
+            action = rule.on_result(name, epoch, result)
+        if (len(rule.decisions), rule.last.get(name, {})) != before:
+            write_json_atomically(self._run_dir / SCHEDULER_FILE, rule.state())
+        if action == STOP:
+            decision = rule.decisions[-1]
+            logger.info(
+                "trial %s: stopped at epoch %d (rung %d: place %d of %d, %d kept)",
+                trial_key(config),
+                rule.stopped[name],
+                decision.milestone,
+                decision.place + 1,
+                decision.reached,
+                decision.kept,
+            )
+        return action
+
+
+def _search_record(trial_dir: Path, epoch: int) -> dict[str, Any] | None:
+    """The record of ``epoch`` in a trial directory's ``metrics.jsonl`` (None when the driver
+    cannot read it: no shared filesystem, or a line cut short)."""
+    try:
+        lines = (trial_dir / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
+        records = [json.loads(line) for line in lines if line.strip()]
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    return next((r for r in records if isinstance(r, dict) and r.get("epoch") == epoch), None)

@@ -53,6 +53,7 @@ PLOTTABLE = (
     "seed",
     "epochs",
     "latency_ms",
+    "search_epochs",
     "search_seconds",
     "eval_seconds",
     "front_rank",

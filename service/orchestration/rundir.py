@@ -10,12 +10,16 @@ A run directory holds everything a sweep writes::
     <run_dir>/results.db          the SQLite store, unless the spec names a database URL
     <run_dir>/export/             the Pareto front: genotypes.json/.py, front.csv/.parquet
     <run_dir>/report.html         the interactive report (plotly, self-contained)
+    <run_dir>/scheduler.json      MO-ASHA's rungs and the trials it stopped (driver-side)
 
 Each trial directory holds the search's files (``checkpoint.pt``, ``metrics.jsonl``,
 ``config.json``, ...), the evaluation's ``metrics.json`` and ``trial.json``: the trial's key, its
 swept values, Tune's trial id, its status (``running``, ``done``, ``error``) and one record per
-start (process, node, epochs already checkpointed). With storage on a filesystem URI the trial
-directories are copies downloaded from the storage (:mod:`service.orchestration.storage`).
+start (process, node, epochs already checkpointed). A trial that the sweep's scheduler stopped
+early keeps ``running`` there: the driver records the stop in ``scheduler.json``, and
+:func:`trial_states` reports it as ``stopped`` with the epoch it reached. With storage on a
+filesystem URI the trial directories are copies downloaded from the storage
+(:mod:`service.orchestration.storage`).
 """
 
 from __future__ import annotations
@@ -39,12 +43,14 @@ __all__ = [
     "EXPORT_DIR",
     "REPORT_FILE",
     "RESULTS_FILE",
+    "SCHEDULER_FILE",
     "SWEEP_FILE",
     "TRIALS_DIR",
     "TRIAL_FILE",
     "TUNE_DIR",
     "create_state",
     "epochs_done",
+    "read_scheduler_state",
     "read_sweep_state",
     "read_trial_info",
     "set_status",
@@ -52,6 +58,7 @@ __all__ = [
     "sweep_id_for",
     "sweep_progress",
     "trial_key",
+    "trial_name",
     "trial_states",
     "write_trial_info",
 ]
@@ -63,6 +70,7 @@ TUNE_DIR = "tune"
 RESULTS_FILE = "results.parquet"
 REPORT_FILE = "report.html"
 EXPORT_DIR = "export"
+SCHEDULER_FILE = "scheduler.json"
 CHECKPOINT_FILES = ("checkpoint.pt", "metrics.jsonl", "config.json")
 """The search's files a trial reports to Tune as its checkpoint (with a local run directory)."""
 
@@ -78,6 +86,13 @@ def trial_key(point: Mapping[str, Any]) -> str:
         digest = hashlib.sha1(text.encode()).hexdigest()[:8]
         safe = f"{safe[:90]}-{digest}"
     return safe
+
+
+def trial_name(spec: SweepSpec, point: Mapping[str, Any], tune_trial_id: str) -> str:
+    """The name of a trial's directory: its key, and Tune's trial id for an Optuna sweep,
+    whose sampled bounds may repeat (NSGA-II proposes duplicates)."""
+    key = trial_key(point)
+    return f"{key}_{tune_trial_id}" if spec.strategy.kind == "optuna" else key
 
 
 def sweep_id_for(spec: SweepSpec, run_dir: Path) -> str:
@@ -201,6 +216,7 @@ def trial_states(run_dir: Path) -> list[dict[str, Any]]:
 
     if (Path(run_dir) / SWEEP_FILE).exists():
         sync_trials(Path(run_dir))
+    stopped = read_scheduler_state(Path(run_dir)).get("stopped", {})
     states: list[dict[str, Any]] = []
     for path in _trial_dirs(Path(run_dir)):
         try:
@@ -212,18 +228,41 @@ def trial_states(run_dir: Path) -> list[dict[str, Any]]:
                 "(the rows already stored are unchanged)"
             ) from None
         info.update(dir=str(path), epochs=epochs_done(path))
+        if info.get("status") != "done" and path.name in stopped:
+            info.update(status="stopped", stopped_at=int(stopped[path.name]))
+            info["epochs"] = min(info["epochs"], info["stopped_at"])
         states.append(info)
     return states
 
 
+def read_scheduler_state(run_dir: Path) -> dict[str, Any]:
+    """The run directory's ``scheduler.json`` (MO-ASHA's state: rungs, decisions and the
+    trials it stopped); {} for a sweep without one (``fifo``, or no stop yet)."""
+    path = Path(run_dir) / SCHEDULER_FILE
+    if not path.exists():
+        return {}
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise SweepStateError(
+            f"{path}: cannot read the scheduler's state ({error}); restore it, or remove it "
+            "to rank the unfinished trials afresh"
+        ) from None
+    if not isinstance(state, dict) or not isinstance(state.get("stopped", {}), dict):
+        raise SweepStateError(f"{path}: expected an object with 'stopped'")
+    return state
+
+
 def sweep_progress(run_dir: Path, total: int) -> dict[str, int]:
-    """Trials pending, running, done and failed, and search epochs done, from the trial
-    directories of ``run_dir`` (``total`` trials in all)."""
-    counts = {"total": total, "pending": 0, "running": 0, "done": 0, "failed": 0, "epochs": 0}
+    """Trials pending, running, done, stopped (early, by the scheduler) and failed, and
+    search epochs done, from the trial directories of ``run_dir`` (``total`` trials in all)."""
+    counts = dict.fromkeys(("pending", "running", "done", "stopped", "failed", "epochs"), 0)
+    counts["total"] = total
     for info in trial_states(run_dir) if Path(run_dir).exists() else []:
-        status = info.get("status")
-        key = "done" if status == "done" else "failed" if status == "error" else "running"
-        counts[key] += 1
+        status = str(info.get("status"))
+        key = {"error": "failed"}.get(status, status)
+        counts[key if key in ("done", "stopped", "failed") else "running"] += 1
         counts["epochs"] += int(info.get("epochs", 0))
-    counts["pending"] = max(0, total - counts["done"] - counts["failed"] - counts["running"])
+    counted = sum(counts[key] for key in ("done", "stopped", "failed", "running"))
+    counts["pending"] = max(0, total - counted)
     return counts

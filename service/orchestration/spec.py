@@ -3,7 +3,8 @@
 A sweep names its data, a search preset with overrides, the evaluation that follows each
 search (``none``, ``proxy`` or ``retrain``), a grid of config values (``L``, ``F``, ``seed`` and
 any other :class:`~search_core.config.SearchConfig` key), a search strategy (``grid``, or
-``optuna`` multi-objective over ranges of L and F), resources per trial, a cap on the number of
+``optuna`` multi-objective over ranges of L and F), a scheduler (``fifo``, or ``mo_asha``:
+Pareto-rank successive halving that stops trials early), resources per trial, a cap on the number of
 trials, the Ray address, where results are stored (a local directory, or a pyarrow filesystem
 URI such as ``s3://bucket/prefix`` for a cluster without a shared filesystem) and the axes of
 the report's projections. Unknown keys are rejected at every level. Every bad input raises
@@ -29,7 +30,6 @@ from typing import Any, Literal
 
 from pydantic import (
     BaseModel,
-    ConfigDict,
     Field,
     ValidationError,
     ValidationInfo,
@@ -37,9 +37,16 @@ from pydantic import (
     model_validator,
 )
 
-from search_core.config import BOUND_LIMITS
 from service.errors import ConfigError
-from service.objectives import DEFAULT_PROJECTION_2D, DEFAULT_PROJECTION_3D, FRONT_METRICS
+from service.objectives import DEFAULT_PROJECTION_2D, DEFAULT_PROJECTION_3D
+from service.orchestration.strategy import (
+    BOUND_KEYS,
+    MAX_TRIALS,
+    Range,
+    SchedulerSection,
+    StrategySection,
+    _Model,
+)
 from service.results.urls import ENV_PREFIX, env_reference
 from service.yamltext import excerpt, load_yaml
 
@@ -50,6 +57,7 @@ __all__ = [
     "Range",
     "ReportSection",
     "ResourcesSection",
+    "SchedulerSection",
     "SearchSection",
     "StorageSection",
     "StrategySection",
@@ -60,20 +68,13 @@ __all__ = [
     "parse_sweep",
 ]
 
-BOUND_KEYS = ("L", "F")
 STORAGE_SCHEMES = ("file", "s3", "gs", "gcs", "hdfs", "viewfs", "abfs", "abfss")
 """URI schemes of the pyarrow filesystems a sweep may store its Tune state on."""
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")  # whole names: fullmatch
 DATABASE_URL_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:\+[A-Za-z0-9_]+)?://\S*")
-MAX_TRIALS = 10_000
-"""The most trials one sweep file may ask for (``max_trials``); a service caps lower."""
 MIN_CPU = 0.01  # Ray rounds resources to 1e-4; a smaller share is no share at all
 MAX_CPU = 1024.0
 MAX_GPU = 64.0
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class SearchSection(_Model):
@@ -91,72 +92,15 @@ class EvaluationSection(_Model):
     overrides: dict[str, Any] = Field(default_factory=dict)
 
 
-class Range(_Model):
-    """A closed interval ``[low, high]`` of a lower bound, in the bound's units."""
-
-    low: float = Field(ge=0, allow_inf_nan=False)
-    high: float = Field(ge=0, allow_inf_nan=False)
-
-    @model_validator(mode="after")
-    def _ordered(self) -> Range:
-        if not self.low < self.high:
-            raise ValueError(f"expected low < high, got low={self.low:g}, high={self.high:g}")
-        return self
-
-
-class StrategySection(_Model):
-    """``grid`` tries every grid point; ``optuna`` samples L and F in ranges (TPE or NSGA-II)
-    to improve the front metrics of ``objectives``."""
-
-    kind: Literal["grid", "optuna"] = "grid"
-    sampler: Literal["tpe", "nsga2"] | None = None  # optuna only; default tpe
-    num_samples: int | None = Field(default=None, ge=1, le=MAX_TRIALS)  # optuna: per grid point
-    L: Range | None = None  # optuna only, M params
-    F: Range | None = None  # optuna only, M multiply-adds
-    objectives: tuple[str, ...] | None = None  # optuna only; default all five front metrics
-    seed: int | None = None  # optuna only: the sampler's seed
-
-    @field_validator("objectives")
-    @classmethod
-    def _known_metrics(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
-        if value is None:
-            return value
-        unknown = [name for name in value if name not in FRONT_METRICS]
-        if unknown or not value or len(set(value)) != len(value):
-            raise ValueError(
-                f"expected distinct names among {', '.join(FRONT_METRICS)}, got {list(value)}"
-            )
-        return value
-
-    @model_validator(mode="after")
-    def _consistent(self) -> StrategySection:
-        optuna_only = ("sampler", "num_samples", "L", "F", "objectives", "seed")
-        if self.kind == "grid":
-            given = [key for key in optuna_only if getattr(self, key) is not None]
-            if given:
-                raise ValueError(
-                    f"{', '.join(given)}: used only by kind optuna; the grid strategy takes "
-                    "L and F from the grid"
-                )
-        else:
-            needed = [key for key in ("num_samples", "L", "F") if getattr(self, key) is None]
-            if needed:
-                raise ValueError(f"kind optuna needs {', '.join(needed)}")
-            for key in BOUND_KEYS:
-                high = getattr(self, key).high
-                if high > BOUND_LIMITS[key]:
-                    raise ValueError(
-                        f"{key}.high: got {high:g}; expected at most {BOUND_LIMITS[key]:g} "
-                        f"(the largest lower bound {key} takes)"
-                    )
-        return self
-
-
 class ResourcesSection(_Model):
-    """Resources per trial; ``gpu`` None means one GPU where CUDA exists, else none."""
+    """Resources per trial (``gpu`` None means one GPU where CUDA exists, else none), and how
+    many trials may run at once."""
 
     gpu: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     cpu: float = Field(default=1.0, gt=0, allow_inf_nan=False)
+    # The most trials at once (None: as many as the cluster's CPUs hold): 1 runs one trial
+    # after another, which an asynchronous scheduler then sees in a reproducible order.
+    max_concurrent: int | None = Field(default=None, ge=1, le=MAX_TRIALS)
 
     @field_validator("gpu")
     @classmethod
@@ -253,6 +197,7 @@ class SweepSpec(_Model):
     evaluation: EvaluationSection = Field(default_factory=EvaluationSection)
     grid: dict[str, list[Any]] = Field(default_factory=dict)
     strategy: StrategySection = Field(default_factory=StrategySection)
+    scheduler: SchedulerSection = Field(default_factory=SchedulerSection)
     resources: ResourcesSection = Field(default_factory=ResourcesSection)
     max_trials: int = Field(default=100, ge=1, le=MAX_TRIALS)
     ray: RaySection = Field(default_factory=RaySection)

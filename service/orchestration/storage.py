@@ -23,7 +23,14 @@ from service.errors import StorageError
 from service.files import replace_directory
 from service.orchestration.rundir import TRIAL_FILE, TRIALS_DIR, read_sweep_state
 
-__all__ = ["SCRATCH_DIR", "check_storage", "scratch_dir", "stage", "sync_trials"]
+__all__ = [
+    "SCRATCH_DIR",
+    "check_storage",
+    "experiment_reachable",
+    "scratch_dir",
+    "stage",
+    "sync_trials",
+]
 
 SCRATCH_DIR = "e2rnas-trials"
 _SYNCED = ".synced-from"  # in a downloaded trial directory: the checkpoint it came from
@@ -48,6 +55,17 @@ def check_storage(uri: str) -> tuple[Any, str]:
     if info.type == pyarrow.fs.FileType.File:
         raise StorageError(f"storage.path {uri!r}: is a file; expected a directory or a prefix")
     return fs, path
+
+
+def experiment_reachable(tune_path: str) -> bool:
+    """Whether the storage answers and still holds the sweep's Tune experiment."""
+    import pyarrow.fs  # type: ignore[import-untyped, unused-ignore]
+
+    try:
+        fs, path = check_storage(tune_path)
+        return bool(fs.get_file_info(path).type == pyarrow.fs.FileType.Directory)
+    except (StorageError, OSError):
+        return False
 
 
 def scratch_dir(sweep_id: str, key: str) -> Path:

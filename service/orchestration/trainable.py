@@ -36,7 +36,7 @@ from service.orchestration.rundir import (
     TRIALS_DIR,
     epochs_done,
     read_trial_info,
-    trial_key,
+    trial_name,
     write_trial_info,
 )
 from service.orchestration.spec import SweepSpec, parse_sweep
@@ -252,10 +252,7 @@ def run_trial(
     search_config = search_config_for(spec, point).replace(threads=max(1, int(resources["cpu"])))
     if resources["gpu"] > 0 and search_config.device == "cpu":
         search_config = search_config.replace(device="cuda")
-    key = trial_key(point)
-    if spec.strategy.kind == "optuna":
-        # Sampled bounds may repeat (NSGA-II proposes duplicates): one directory per trial.
-        key = f"{key}_{session.trial_id()}"
+    key = trial_name(spec, point, session.trial_id())
     trial_dir = Path(run_dir) / TRIALS_DIR / key if scratch is None else scratch_dir(scratch, key)
     remote = scratch is not None
     _restore(session, trial_dir, remote)

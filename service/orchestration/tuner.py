@@ -2,7 +2,8 @@
 
 :func:`run_sweep` runs (or resumes) a checked sweep spec as one Tune experiment: one trial per
 grid point (or per Optuna sample), each running :func:`service.orchestration.trainable.run_trial`
-through a :class:`TuneSession`, with ``FailureConfig`` restarts, one checkpoint kept per trial,
+through a :class:`TuneSession`, under Tune's FIFO scheduler or MO-ASHA
+(:class:`ParetoHalvingScheduler`), with ``FailureConfig`` restarts, one checkpoint kept per trial,
 ``Tuner.restore`` for ``sweep resume``, and one log line per trial event. When Tune returns, the
 sweep's results are collected (:func:`service.orchestration.collect.collect`).
 
@@ -25,6 +26,7 @@ from typing import Any
 import ray  # type: ignore[import-untyped, unused-ignore]
 from ray import tune
 from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
+from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
 from service.errors import ConfigError, StorageError, SweepStateError
 from service.logs import sweep_context
@@ -32,6 +34,7 @@ from service.objectives import FRONT_METRICS
 from service.orchestration.addresses import GCS_PORT, check_address
 from service.orchestration.collect import collect
 from service.orchestration.driverlock import driver_lock
+from service.orchestration.mo_asha import STOP, SweepRungs
 from service.orchestration.points import sweep_objectives, trial_count, trial_resources
 from service.orchestration.rundir import (
     SWEEP_FILE,
@@ -44,10 +47,10 @@ from service.orchestration.rundir import (
     trial_states,
 )
 from service.orchestration.spec import BOUND_KEYS, SweepSpec, is_uri
-from service.orchestration.storage import check_storage
+from service.orchestration.storage import check_storage, experiment_reachable
 from service.orchestration.trainable import run_trial
 
-__all__ = ["TuneSession", "latest_checkpoints", "run_sweep"]
+__all__ = ["ParetoHalvingScheduler", "TuneSession", "latest_checkpoints", "run_sweep"]
 
 logger = logging.getLogger(__name__)
 MAX_FAILURES = 3  # restarts of a failed trial from its last checkpoint
@@ -126,6 +129,33 @@ class _ProgressLines(tune.Callback):  # type: ignore[misc, unused-ignore]
 
     def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         logger.warning("trial %s: failed", trial_key(dict(trial.config)))
+
+
+# -- MO-ASHA as a Tune scheduler -------------------------------------------------------------
+
+
+class ParetoHalvingScheduler(FIFOScheduler):  # type: ignore[misc, unused-ignore]
+    """Ray Tune's side of ``scheduler.kind: mo_asha``: each search epoch a trial reports goes
+    to the sweep's :class:`~service.orchestration.mo_asha.SweepRungs` (the rule, its state
+    file and the resume), whose answer becomes Tune's ``CONTINUE`` or ``STOP``; trials start
+    in Tune's order, as under FIFO."""
+
+    def __init__(self, spec: SweepSpec, run_dir: Path) -> None:
+        super().__init__()  # type: ignore[no-untyped-call, unused-ignore]
+        self.rungs = SweepRungs(spec, run_dir)
+
+    def on_trial_result(self, tune_controller: Any, trial: Any, result: dict[str, Any]) -> str:
+        answer = self.rungs.on_result(dict(trial.config), str(trial.trial_id), result)
+        return str(TrialScheduler.STOP if answer == STOP else TrialScheduler.CONTINUE)
+
+    def debug_string(self) -> str:
+        return f"Using MO-ASHA: {self.rungs.stopped_count()} trials stopped."
+
+
+def _scheduler(spec: SweepSpec, run_dir: Path) -> Any:
+    if spec.scheduler.kind == "mo_asha":
+        return ParetoHalvingScheduler(spec, run_dir)
+    return FIFOScheduler()  # type: ignore[no-untyped-call, unused-ignore]
 
 
 # -- the experiment ------------------------------------------------------------------------
@@ -246,6 +276,7 @@ def _tuner(spec: SweepSpec, state: dict[str, Any], trainable: Any, resume: bool)
     remote = bool(state.get("storage_uri"))
     cpus = float(ray.cluster_resources().get("CPU", 1.0))  # type: ignore[no-untyped-call, unused-ignore]
     concurrent = max(1, int(cpus // spec.resources.cpu))
+    concurrent = min(concurrent, spec.resources.max_concurrent or concurrent)
     logger.info(
         "%d trials, up to %d at a time, in %s", trial_count(spec), concurrent, state["run_dir"]
     )
@@ -255,6 +286,7 @@ def _tuner(spec: SweepSpec, state: dict[str, Any], trainable: Any, resume: bool)
         param_space=_param_space(spec),
         tune_config=tune.TuneConfig(
             search_alg=_search_alg(spec),
+            scheduler=_scheduler(spec, Path(state["run_dir"])),
             num_samples=samples or 1,
             reuse_actors=True,
             max_concurrent_trials=concurrent,
@@ -282,7 +314,7 @@ def _outcome(grid: Any, spec: SweepSpec, run_dir: Path) -> str:
     their trial.json, never marked done, tells them apart.
     """
     errors = sum(1 for i in range(len(grid)) if grid[i].error is not None)
-    finished = [t for t in trial_states(run_dir) if t.get("status") == "done"]
+    finished = [t for t in trial_states(run_dir) if t.get("status") in ("done", "stopped")]
     if errors:
         return "failed"
     if len(finished) < trial_count(spec):
@@ -314,17 +346,6 @@ def run_sweep(
     return run_dir
 
 
-def _experiment_reachable(tune_path: str) -> bool:
-    """Whether the storage answers and still holds the sweep's Tune experiment."""
-    import pyarrow.fs  # type: ignore[import-untyped, unused-ignore]
-
-    try:
-        fs, path = check_storage(tune_path)
-        return bool(fs.get_file_info(path).type == pyarrow.fs.FileType.Directory)
-    except (StorageError, OSError):
-        return False
-
-
 def _drive(
     spec: SweepSpec, run_dir: Path, address: str | None, resume: bool, num_cpus: int | None
 ) -> None:
@@ -354,7 +375,7 @@ def _drive(
                 set_status(run_dir, "interrupted")
                 raise
             except Exception:
-                if remote and not _experiment_reachable(str(state["tune_path"])):
+                if remote and not experiment_reachable(str(state["tune_path"])):
                     set_status(run_dir, "interrupted")
                     raise StorageError(
                         f"storage.path {state['storage_uri']!r}: became unreachable while the "

@@ -13,7 +13,9 @@ stored as JSON text so that every cell is a scalar the database and CSV can hold
 
 Missing and corrupt files are told apart on purpose. A trial without ``metrics.jsonl`` (or with
 an empty one) never finished an epoch, which happens in a sweep when a trial is killed or
-crashes: it gets a row with status ``"failed"`` and NaN metrics. A file that exists but cannot
+crashes: it gets a row with status ``"failed"`` and NaN metrics. ``search_epochs`` is the epoch
+of the last record: every epoch for a finished search, fewer for one that a scheduler stopped
+(status ``"stopped"``, never evaluated). A file that exists but cannot
 be read or parsed is not a normal outcome and raises `TrialResultError`, naming the file, line
 and problem.
 """
@@ -41,11 +43,14 @@ __all__ = [
     "FRONT_METRICS",
     "OBJECTIVE_COLUMNS",
     "RESULT_COLUMNS",
+    "STOPPED",
     "TEXT_COLUMNS",
+    "TRIAL_STATUSES",
     "TrialResultError",
     "frame_records",
     "package_versions",
     "plain_value",
+    "read_search_records",
     "results_frame",
     "trial_row",
 ]
@@ -56,6 +61,10 @@ SEARCH_CONFIG = "config.json"
 
 OBJECTIVE_COLUMNS: tuple[str, ...] = SEARCH_OBJECTIVES
 EVALUATIONS: tuple[str, ...] = ("none", "proxy", "retrain")
+STOPPED = "stopped"
+TRIAL_STATUSES: tuple[str, ...] = ("done", STOPPED, "failed")
+"""A row's ``status``: its search (and evaluation) finished, a scheduler stopped it early, or
+it failed (or never finished an epoch)."""
 
 RESULT_COLUMNS: tuple[str, ...] = (
     "sweep_id",
@@ -69,6 +78,7 @@ RESULT_COLUMNS: tuple[str, ...] = (
     "evaluation",
     "genotype",
     "genotype_hash",
+    "search_epochs",
     "search_seconds",
     "eval_seconds",
     "device",
@@ -80,6 +90,7 @@ FLOAT_COLUMNS: tuple[str, ...] = (
     *OBJECTIVE_COLUMNS,
     *FRONT_METRICS,
     "latency_ms",
+    "search_epochs",
     "search_seconds",
     "eval_seconds",
 )
@@ -123,7 +134,7 @@ def _float(value: object, where: str) -> float:
     return float(value)
 
 
-def _read_records(path: Path) -> list[dict[str, Any]]:
+def read_search_records(path: Path) -> list[dict[str, Any]]:
     """The per-epoch records of a search's ``metrics.jsonl``; [] when there is none."""
     if not path.exists():
         return []
@@ -171,6 +182,12 @@ def _genotype(obj: object, where: str) -> Genotype:
         raise TrialResultError(str(err)) from None
 
 
+def _epoch(record: Mapping[str, Any], line: int) -> int:
+    """A search record's epoch (its line number in a record without one)."""
+    epoch = record.get("epoch", line)
+    return epoch if isinstance(epoch, int) and not isinstance(epoch, bool) else line
+
+
 def _empty_row(sweep_id: str, trial_id: str, status: str) -> dict[str, Any]:
     row: dict[str, Any] = dict.fromkeys(RESULT_COLUMNS)
     row.update(dict.fromkeys(FLOAT_COLUMNS, math.nan))
@@ -200,6 +217,7 @@ def _search_columns(row: dict[str, Any], records: list[dict[str, Any]], path: Pa
     if "genotype" not in last:
         raise TrialResultError(f"{where}: missing key 'genotype'")
     row["search_seconds"] = sum(_float(r.get("seconds"), f"{path}: seconds") for r in records)
+    row["search_epochs"] = _float(last.get("epoch", len(records)), f"{where}: epoch")
     return _genotype(last["genotype"], f"{where}: genotype")
 
 
@@ -229,6 +247,7 @@ def trial_row(
     trial_dir: Path,
     status: str,
     backbone: str | None = None,
+    stopped_at: int | None = None,
 ) -> dict[str, Any]:
     """The results row of one trial, read from ``trial_dir``.
 
@@ -237,6 +256,10 @@ def trial_row(
     ``config.json`` (a trial that never wrote one takes the swept value, else ``backbone``,
     the one its sweep configured). A directory without search metrics gives status
     ``"failed"``; corrupt files raise `TrialResultError` (see the module docstring).
+
+    ``stopped_at`` is the epoch at which the sweep's scheduler stopped the trial (status
+    ``"stopped"``): the row has the search's columns of that epoch (an epoch the trial ran on
+    while the stop was on its way is not counted) and no evaluation.
     """
     for name, value in (("sweep_id", sweep_id), ("trial_id", trial_id), ("status", status)):
         if not isinstance(value, str) or not value:
@@ -248,8 +271,11 @@ def trial_row(
             "expected config keys such as L, F, seed"
         )
     trial_dir = Path(trial_dir)
-    records = _read_records(trial_dir / SEARCH_METRICS)
+    records = read_search_records(trial_dir / SEARCH_METRICS)
     evaluation = _read_object(trial_dir / EVAL_METRICS)
+    if stopped_at is not None:
+        records = [r for i, r in enumerate(records, 1) if _epoch(r, i) <= stopped_at]
+        evaluation = None
     config = _read_object(trial_dir / SEARCH_CONFIG)
     row = _empty_row(sweep_id, trial_id, status if records else "failed")
     row.update({key: value for key, value in swept.items() if key not in CONFIG_COLUMNS})

@@ -102,12 +102,15 @@
     node.classList.remove("hidden");
   }
 
-  /** A stacked bar of trials done / running / failed over the total, plus a text line. */
+  /** A stacked bar of trials done / stopped early / running / failed over the total, plus a
+   * text line. */
   function progressBar(p) {
-    const text = `${p.done || 0}/${p.total || 0} done, ${p.running || 0} running, ` +
+    const stopped = p.stopped ? `${p.stopped} stopped early, ` : "";
+    const text = `${p.done || 0}/${p.total || 0} done, ${stopped}${p.running || 0} running, ` +
       `${p.pending || 0} pending, ${p.failed || 0} failed; ${p.epochs || 0} epochs`;
     const total = Math.max(p.total || 0, 1);
-    const segments = ["done", "running", "failed"].filter((key) => p[key] > 0).map((key) =>
+    const parts = ["done", "stopped", "running", "failed"];
+    const segments = parts.filter((key) => p[key] > 0).map((key) =>
       el("span", { className: "seg-" + key, style: `width:${(100 * p[key]) / total}%` }));
     const bar = el("div", { className: "bar", role: "img", "aria-label": text }, segments);
     return el("div", {}, [bar, el("div", { className: "progress-text", text })]);

@@ -78,11 +78,12 @@
     function finalProgress(sweep) {
       const progress = sweep.progress;
       const done = state.rows.filter(isDone).length;
-      const failed = state.rows.length - done;
-      const counted = (progress.done || 0) + (progress.failed || 0);
-      if (!TERMINAL.includes(sweep.status) || done + failed <= counted) return progress;
-      const pending = Math.max(0, (progress.total || 0) - done - failed);
-      return { ...progress, done, failed, running: 0, pending };
+      const stopped = state.rows.filter((row) => row.status === "stopped").length;
+      const failed = state.rows.length - done - stopped;
+      const counted = (progress.done || 0) + (progress.stopped || 0) + (progress.failed || 0);
+      if (!TERMINAL.includes(sweep.status) || done + stopped + failed <= counted) return progress;
+      const pending = Math.max(0, (progress.total || 0) - done - stopped - failed);
+      return { ...progress, done, stopped, failed, running: 0, pending };
     }
 
     async function loadData() {
@@ -125,8 +126,9 @@
     }
 
     function tableColumns() {
-      const wanted = ["trial_id", "status", "L", "F", "seed", ...Object.keys(state.objectives),
-        "front_rank", "genotype_hash", "search_seconds", "eval_seconds"];
+      const wanted = ["trial_id", "status", "search_epochs", "L", "F", "seed",
+        ...Object.keys(state.objectives), "front_rank", "genotype_hash", "search_seconds",
+        "eval_seconds"];
       return [...new Set(wanted)].filter((name) =>
         state.columns.includes(name) || name === "front_rank");
     }
@@ -224,7 +226,8 @@
       const sweep = await api(apiSweep(id));
       error.classList.add("hidden");
       renderHeader(sweep);
-      const key = [sweep.status, sweep.progress.done, sweep.progress.failed].join("/");
+      const p = sweep.progress;
+      const key = [sweep.status, p.done, p.stopped, p.failed].join("/");
       const [over, changed] = [TERMINAL.includes(sweep.status), key !== state.lastKey];
       state.lastKey = key;
       if (!changed && !over) return;

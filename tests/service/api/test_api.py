@@ -299,9 +299,10 @@ def test_list_is_empty_at_first(client: TestClient) -> None:
     assert response.json() == {"data": [], "count": 0}
 
 
-def test_validate_answers_the_name_without_submitting(client: TestClient) -> None:
+@pytest.mark.parametrize("scheduler", ["", "scheduler: {kind: mo_asha, grace_period: 1}\n"])
+def test_validate_answers_the_name_without_submitting(client: TestClient, scheduler: str) -> None:
     body = SMALL_SWEEP.replace("F: [0.3, 0.9, 2.0]", "F: [0.3]")  # 3 trials: under the cap
-    response = client.post("/api/sweeps/validate", content=body, headers=YAML)
+    response = client.post("/api/sweeps/validate", content=body + scheduler, headers=YAML)
     assert response.status_code == 200, response.text
     assert response.json() == {"id": "quick"}
     assert client.get("/api/sweeps").json()["count"] == 0
@@ -320,6 +321,14 @@ def test_validate_answers_the_name_without_submitting(client: TestClient) -> Non
             id="negative-bound",
         ),
         pytest.param(SMALL_SWEEP, YAML, 422, "cap of 4", id="over-the-cap"),
+        pytest.param(
+            SMALL_SWEEP.replace("F: [0.3, 0.9, 2.0]", "F: [0.3]")
+            + "scheduler: {kind: mo_asha, reduction_factor: 1}\n",
+            YAML,
+            422,
+            "scheduler.reduction_factor",
+            id="early-stopping-factor",
+        ),
         pytest.param(
             "[1, 2, 3]", {"Content-Type": "application/json"}, 422, "JSON object", id="json-list"
         ),
@@ -427,6 +436,7 @@ def test_list_and_read_a_finished_sweep(client: TestClient, finished: pd.DataFra
         "pending": 0,
         "running": 0,
         "done": 11,
+        "stopped": 0,  # a progress stored before early stopping existed
         "failed": 3,
         "epochs": 70,
     }
@@ -1102,6 +1112,7 @@ def test_a_real_sweep_survives_a_restart_and_can_be_cancelled(
         "pending": 0,
         "running": 0,
         "done": 2,
+        "stopped": 0,
         "failed": 0,
         "epochs": 8,
     }, final

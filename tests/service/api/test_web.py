@@ -366,6 +366,10 @@ def _trial(sweep_id: str, index: int, shift: float) -> dict[str, Any]:
     if index == 4:
         return row
     genotype = BUNDLED[sorted(BUNDLED)[index % len(BUNDLED)]]
+    if index == 8 and sweep_id == SYNTHETIC_B:  # stopped early by MO-ASHA after 3 epochs
+        row.update(status="stopped", val_loss=0.75, params_m=0.1, flops_m=1.5, search_epochs=3.0)
+        row.update(genotype=genotype.dumps(), genotype_hash=genotype.genotype_hash())
+        return row
     row.update(
         status="done",
         val_loss=0.5,
@@ -395,6 +399,8 @@ def write_synthetic_sweeps(store: ResultStore) -> None:
         spec = parse_sweep(_SPEC.format(name=sweep_id)).model_dump(mode="json")
         store.upsert_sweep(sweep_id, sweep_id, "done", spec)
         progress = {"total": 9, "pending": 0, "running": 0, "done": 8, "failed": 1, "epochs": 40}
+        if sweep_id == SYNTHETIC_B:
+            progress.update(done=7, stopped=1, epochs=38)
         store.update_sweep(sweep_id, progress=progress)
         store.ingest(results_frame([_trial(sweep_id, i, shift) for i in range(9)]))
     store.close()
@@ -545,6 +551,15 @@ def test_pages_in_browser(service: Service, tmp_path: Path) -> None:
         assert page.locator("#selection").get_attribute("data-front") == "true"
         _wait_genotype(page)
         page.screenshot(path=str(ARTIFACTS / "synthetic_sweep_page.png"), full_page=True)
+
+        # A trial stopped early: its status and epochs in the table, apart in the progress.
+        page.goto(f"{service.url}/sweeps/{SYNTHETIC_B}")
+        page.wait_for_selector('body[data-loaded="true"]')
+        assert "1 stopped early" in page.locator("#sweep-progress").inner_text()
+        page.fill("#table-filter", "stopped")
+        assert page.locator("#trials-body tr").count() == 1
+        stopped_row = page.locator("#trials-body tr").inner_text().split("\t")
+        assert stopped_row[:3] == ["0008", "stopped", "3"], stopped_row
 
         page.goto(f"{service.url}/compare?a={SYNTHETIC_A}&b={SYNTHETIC_B}&x=test_error&y=params_m")
         page.wait_for_selector("#compare-body tr:nth-child(2)")

@@ -34,7 +34,13 @@ from service.errors import SweepStateError
 from service.orchestration.addresses import free_port, free_ports
 from service.orchestration.collect import collect, stored_table
 from service.orchestration.processes import group_alive
-from service.orchestration.rundir import read_sweep_state, sweep_id_for, trial_key, trial_states
+from service.orchestration.rundir import (
+    read_scheduler_state,
+    read_sweep_state,
+    sweep_id_for,
+    trial_key,
+    trial_states,
+)
 from service.orchestration.spec import load_sweep
 
 SCRIPT = Path(sys.executable).parent / "e2rnas"
@@ -272,6 +278,7 @@ def test_local_sweep_writes_every_artefact_and_collects_idempotently(
         "pending": 0,
         "running": 0,
         "done": 2,
+        "stopped": 0,
         "failed": 0,
         "epochs": 8,
     }
@@ -298,12 +305,13 @@ dataset: digits
 ood_dataset: digits-ood
 search:
   preset: cpu-tiny
-  overrides: {epochs: 1, steps_per_epoch: 1, order: first, nodes: 2}
+  overrides: {epochs: 2, steps_per_epoch: 1, order: first, nodes: 2}
 evaluation:
   mode: proxy
   overrides: {epochs: 1}
 grid:
   seed: [0]
+scheduler: {kind: mo_asha, reduction_factor: 2}  # a rung after epoch 1: one of two goes on
 strategy:
   kind: optuna
   sampler: nsga2
@@ -312,28 +320,35 @@ strategy:
   L: {low: 0.02, high: 0.12}
   F: {low: 0.3, high: 1.5}
   objectives: [test_error, params_m, flops_m]
-resources: {gpu: 0, cpu: 1}
+resources: {gpu: 0, cpu: 1, max_concurrent: 1}
 max_trials: 2
 """
 
 
 @pytest.mark.integration
 @pytest.mark.slow
-def test_optuna_sweep_samples_bounds_in_their_ranges(tmp_path: Path) -> None:
+def test_optuna_sweep_samples_bounds_in_their_ranges_under_mo_asha(tmp_path: Path) -> None:
     path = tmp_path / "opt.yaml"
     path.write_text(OPTUNA_SWEEP, encoding="utf-8")
     run_dir = tmp_path / "run"
     done = _e2rnas("sweep", "run", str(path), "--out", str(run_dir), cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     frame = pd.read_parquet(run_dir / "results.parquet")
-    assert len(frame) == 2 and set(frame["status"]) == {"done"}
+    assert len(frame) == 2 and set(frame["status"]) <= {"done", "stopped"}
+    # MO-ASHA named the trials as their directories are named (with Tune's trial id): the
+    # first to reach the rung went on, the second only if it dominated the first there.
+    scheduler = read_scheduler_state(run_dir)
+    first, second = (d["trial"] for d in scheduler["decisions"] if d["milestone"] == 1)
+    assert frame.set_index("trial_id").loc[first, "status"] == "done"
+    stopped = set(frame.loc[frame["status"] == "stopped", "trial_id"])
+    assert stopped == set(scheduler["stopped"]) <= {second}
     assert frame["L"].between(0.02, 0.12).all() and frame["F"].between(0.3, 1.5).all()
     assert set(frame["seed"]) == {0}
     assert frame["trial_id"].is_unique
     with sqlite3.connect(run_dir / "results.db") as db:
         assert db.execute("select count(*) from trials").fetchone() == (2,)
     front = pd.read_parquet(run_dir / "export" / "front.parquet")
-    assert 1 <= len(front) <= 2
+    assert 1 <= len(front) <= 2 and set(front["trial_id"]).isdisjoint(stopped)
 
 
 @pytest.mark.integration
