@@ -51,6 +51,8 @@ resources:
 max_trials: 4
 """
 REFERENCE_L = (0.03, 0.08)
+ASHA_SCHEDULER = "scheduler: {kind: mo_asha, reduction_factor: 2}\n"
+ASHA_SETTING = {"reduction_factor": 2}  # the same, as a replay's setting
 EPOCHS = 4
 # What a trial computes (not its timings): equal to the bit in a disturbed run.
 RESULT_COLUMNS = (
@@ -74,6 +76,14 @@ RESULT_COLUMNS = (
 def sweep_text(name: str, grid_l: tuple[float, ...] = REFERENCE_L) -> str:
     """The reference sweep file under another name, on some of its grid points."""
     return REFERENCE_SWEEP.format(name=name, L=json.dumps(list(grid_l)))
+
+
+def asha_text(name: str) -> str:
+    """The reference sweep under MO-ASHA (rungs after 1 and 2 of its 4 epochs, half kept
+    there), one trial at a time: its trials run as in the reference, to the bit, and the
+    scheduler sees them in Tune's order, as a replay of the reference ``--order trials``."""
+    text = sweep_text(name).replace("  cpu: 1\n", "  cpu: 1\n  max_concurrent: 1\n")
+    return text + ASHA_SCHEDULER
 
 
 def e2rnas_env() -> dict[str, str]:

@@ -25,7 +25,7 @@ import pandas as pd  # type: ignore[import-untyped, unused-ignore]
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from sweepkit import EPOCHS, SharedRun, e2rnas_env, sweep_text
+from sweepkit import ASHA_SETTING, EPOCHS, SharedRun, asha_text, e2rnas_env, sweep_text
 
 from service import cli
 from service.errors import ConfigError, SweepStateError
@@ -42,15 +42,7 @@ from service.orchestration.tuner import ParetoHalvingScheduler
 from service.results.table import read_search_records, trial_row
 
 SCRIPT = Path(sys.executable).parent / "e2rnas"
-SCHEDULER = "scheduler: {kind: mo_asha, reduction_factor: 2}\n"
 SEARCH_COLUMNS = ("val_loss", "ood_loss", "adv_loss", "nop_loss", "flops_loss", "mgda_weights")
-
-
-def _asha_text(name: str) -> str:
-    """The reference sweep under MO-ASHA (rungs after 1 and 2 of its 4 epochs, half kept),
-    one trial at a time."""
-    text = sweep_text(name).replace("  cpu: 1\n", "  cpu: 1\n  max_concurrent: 1\n")
-    return text + SCHEDULER
 
 
 # -- bad settings: refused before anything runs, naming the field ---------------------------
@@ -302,7 +294,7 @@ def test_bad_replay_settings_name_the_pair(pair: str, expected: str) -> None:
 def asha_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     folder = tmp_path_factory.mktemp("asha")
     path = folder / "asha.yaml"
-    path.write_text(_asha_text("asha"), encoding="utf-8")
+    path.write_text(asha_text("asha"), encoding="utf-8")
     run_dir = folder / "run"
     done = subprocess.run(
         [str(SCRIPT), "sweep", "run", str(path), "--out", str(run_dir)],
@@ -373,7 +365,7 @@ def test_replay_of_the_fifo_sweep_stops_what_the_real_run_stopped(
     run_dir, _ = asha_run
     real = read_scheduler_state(run_dir)
     (replayed,) = replay_sweep(
-        reference_sweep.run_dir, [{"reduction_factor": 2}], order="trials", include_fifo=False
+        reference_sweep.run_dir, [ASHA_SETTING], order="trials", include_fifo=False
     )
     assert replayed.stopped == real["stopped"]
     # The replay's decisions are the real scheduler's, one by one, and those of the rule fed
@@ -396,7 +388,7 @@ def test_replay_of_the_fifo_sweep_stops_what_the_real_run_stopped(
 
 def _decisions_by_hand(reference: SharedRun) -> list[Any]:
     rule = ParetoHalving(
-        {name: "min" for name in parse_sweep(_asha_text("asha")).scheduler.ranked}, 1, 2, EPOCHS
+        {name: "min" for name in parse_sweep(asha_text("asha")).scheduler.ranked}, 1, 2, EPOCHS
     )  # every default metric is minimised
     records = [
         (name, r["epoch"], r)
