@@ -35,6 +35,7 @@ DEFAULT_SETTINGS = (
     "grace_period=1,2",
     "reduction_factor=2,3,4",
     "metrics=val_loss+adv_loss+ood_loss+params_m+flops_m,val_loss+params_m+flops_m",
+    "tie_break=crowding,hypervolume",
 )
 EPOCH_AIM, HYPERVOLUME_AIM = 0.40, 0.90
 

@@ -5,7 +5,8 @@ Asynchronous successive halving (ASHA; Li et al. 2020) stops a trial at a *rung*
 of the trials that have reached that rung so far. MO-ASHA (Schmucker et al. 2021,
 "Multi-objective Asynchronous Successive Halving") ranks them on several objectives at once:
 by non-dominated sorting, ties within a front broken by NSGA-II's crowding distance (the larger
-first, a front's extreme points first of all), then by arrival at the rung.
+first, a front's extreme points first of all) or by hypervolume contribution (the larger first,
+objectives scaled over the front), then by arrival at the rung.
 
 The rule here, at a rung that ``n`` trials have reached (the new one included): the trial goes
 on when its place in that order is among the first ``max(1, floor(n / reduction_factor))``,
@@ -29,6 +30,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import moocore  # type: ignore[import-untyped, unused-ignore]
 import numpy as np
 import numpy.typing as npt
 
@@ -52,6 +54,7 @@ __all__ = [
     "ParetoHalving",
     "SweepRungs",
     "crowding_distances",
+    "hypervolume_contributions",
     "milestones",
     "pareto_order",
     "replay",
@@ -59,6 +62,8 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+TIE_BREAKS = ("crowding", "hypervolume")
+REFERENCE_OFFSET = 0.1  # the reference point of hypervolume_contributions, past the scaled worst
 CONTINUE: Literal["continue"] = "continue"
 STOP: Literal["stop"] = "stop"
 
@@ -101,22 +106,45 @@ def crowding_distances(points: npt.ArrayLike) -> npt.NDArray[np.float64]:
     return distance
 
 
-def pareto_order(points: npt.ArrayLike) -> list[int]:
-    """Row indices from best to worst, all objectives minimised: by non-dominated rank, then by
-    crowding distance within the front (larger first), then by row (earlier first). Rows with a
+def hypervolume_contributions(points: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    """Each point's exclusive hypervolume within one front (rows: points, columns: objectives,
+    minimised): what the front's hypervolume loses without it. Each objective is scaled to
+    [0, 1] over the front (a constant one to 0) and the reference point is 1.1 in each, so
+    that no unit outweighs another and the extreme points contribute too."""
+    values = np.asarray(points, dtype=np.float64)
+    if len(values) == 0:
+        return np.zeros(0)
+    low, high = values.min(axis=0), values.max(axis=0)
+    span = np.where(high > low, high - low, 1.0)
+    scaled = (values - low) / span
+    reference = np.full(values.shape[1], 1.0 + REFERENCE_OFFSET)
+    if values.shape[1] == 1:  # moocore wants two objectives; one is a line
+        ordered = np.sort(scaled[:, 0])
+        second = ordered[1] if len(ordered) > 1 else reference[0]
+        return np.where(scaled[:, 0] == ordered[0], second - ordered[0], 0.0)
+    return np.asarray(moocore.hv_contributions(scaled, ref=reference), dtype=np.float64)
+
+
+def pareto_order(points: npt.ArrayLike, tie_break: str = "crowding") -> list[int]:
+    """Row indices from best to worst, all objectives minimised: by non-dominated rank, then
+    within the front by crowding distance (``tie_break="crowding"``) or by hypervolume
+    contribution (``"hypervolume"``), larger first, then by row (earlier first). Rows with a
     missing or infinite value come last, in row order."""
     values = np.asarray(points, dtype=np.float64)
     if values.ndim != 2:
         raise ValueError(f"points: expected rows of objective values, got shape {values.shape}")
+    if tie_break not in TIE_BREAKS:
+        raise ValueError(f"tie_break: expected one of {', '.join(TIE_BREAKS)}, got {tie_break!r}")
     finite = np.isfinite(values).all(axis=1)
     rows = np.flatnonzero(finite)
     order: list[int] = []
     if len(rows):
         minimised = {str(i): "min" for i in range(values.shape[1])}
         ranks = nondomination_ranks(values[rows], minimised)
+        measure = crowding_distances if tie_break == "crowding" else hypervolume_contributions
         for rank in sorted(set(ranks.tolist())):
             members = rows[ranks == rank]
-            crowding = crowding_distances(values[members])
+            crowding = measure(values[members])
             keyed = sorted(
                 zip(members.tolist(), crowding.tolist(), strict=True),
                 key=lambda item: (-item[1], item[0]),
@@ -155,7 +183,13 @@ class ParetoHalving:
         grace_period: int,
         reduction_factor: float,
         max_epochs: int,
+        tie_break: str = "crowding",
     ) -> None:
+        if tie_break not in TIE_BREAKS:
+            raise ValueError(
+                f"tie_break: expected one of {', '.join(TIE_BREAKS)}, got {tie_break!r}"
+            )
+        self.tie_break = tie_break
         bad = {name: d for name, d in metrics.items() if d not in ("min", "max")}
         if not metrics or bad:
             raise ValueError(f"metrics: expected names with 'min' or 'max', got {dict(metrics)}")
@@ -195,7 +229,8 @@ class ParetoHalving:
             rung = self.rungs[milestone]
             rung[trial] = vector
             names = list(rung)
-            place = pareto_order([rung[name] for name in names]).index(names.index(trial))
+            vectors = [rung[name] for name in names]
+            place = pareto_order(vectors, self.tie_break).index(names.index(trial))
             kept = max(1, math.floor(len(names) / self.reduction_factor + 1e-9))
             action = CONTINUE if place < kept else STOP
             self.decisions.append(Decision(trial, milestone, action, place, len(names), kept))
@@ -217,6 +252,7 @@ class ParetoHalving:
             "grace_period": self.grace_period,
             "reduction_factor": self.reduction_factor,
             "max_epochs": self.max_epochs,
+            "tie_break": self.tie_break,
             "rungs": {str(m): rung for m, rung in self.rungs.items()},
             "decisions": [asdict(d) for d in self.decisions],
             "stopped": self.stopped,
@@ -226,7 +262,13 @@ class ParetoHalving:
     @classmethod
     def from_state(cls, state: Mapping[str, Any]) -> ParetoHalving:
         metrics = dict(state["metrics"])  # pairs (a mapping is taken too)
-        rule = cls(metrics, state["grace_period"], state["reduction_factor"], state["max_epochs"])
+        rule = cls(
+            metrics,
+            state["grace_period"],
+            state["reduction_factor"],
+            state["max_epochs"],
+            state.get("tie_break", "crowding"),
+        )
         rule.rungs = {int(m): dict(rung) for m, rung in state["rungs"].items()}
         rule.decisions = [Decision(**d) for d in state["decisions"]]
         rule.stopped = {str(k): int(v) for k, v in state["stopped"].items()}
@@ -236,8 +278,8 @@ class ParetoHalving:
 
 def rule_for(spec: SweepSpec, **settings: Any) -> ParetoHalving:
     """The rule of a sweep whose ``scheduler`` is ``mo_asha``, with ``settings``
-    (``metrics``, ``grace_period``, ``reduction_factor``) replacing the spec's; ranked
-    metrics take their directions from the objectives registry."""
+    (``metrics``, ``grace_period``, ``reduction_factor``, ``tie_break``) replacing the spec's;
+    ranked metrics take their directions from the objectives registry."""
     scheduler = spec.scheduler
     metrics = settings.get("metrics") or scheduler.ranked
     return ParetoHalving(
@@ -245,6 +287,7 @@ def rule_for(spec: SweepSpec, **settings: Any) -> ParetoHalving:
         int(settings.get("grace_period") or scheduler.grace),
         float(settings.get("reduction_factor") or scheduler.factor),
         search_epochs(spec),
+        str(settings.get("tie_break") or scheduler.ties),
     )
 
 

@@ -32,7 +32,7 @@ from service.analysis.pareto import pareto_info
 from service.errors import ConfigError, SweepStateError
 from service.objectives import EPOCH_METRICS
 from service.orchestration.collect import results_table
-from service.orchestration.mo_asha import ParetoHalving, replay, rule_for
+from service.orchestration.mo_asha import TIE_BREAKS, ParetoHalving, replay, rule_for
 from service.orchestration.points import sweep_objectives
 from service.orchestration.rundir import spec_of, trial_states
 from service.results.table import read_search_records
@@ -48,7 +48,7 @@ __all__ = [
 ]
 
 ORDERS = ("arrival", "trials")
-SETTING_KEYS = ("metrics", "grace_period", "reduction_factor")
+SETTING_KEYS = ("metrics", "grace_period", "reduction_factor", "tie_break")
 Record = tuple[str, int, Mapping[str, Any]]
 
 
@@ -105,6 +105,12 @@ def parse_settings(pairs: Sequence[str]) -> dict[str, list[Any]]:
 
 
 def _setting_value(pair: str, key: str, item: str) -> Any:
+    if key == "tie_break":
+        if item not in TIE_BREAKS:
+            raise ConfigError(
+                f"--set {pair!r}: tie_break: expected one of {', '.join(TIE_BREAKS)}, got {item!r}"
+            )
+        return item
     if key == "metrics":
         names = tuple(name.strip() for name in item.split("+"))
         unknown = [name for name in names if name not in EPOCH_METRICS]
@@ -222,6 +228,7 @@ def _setting_of(rule: ParetoHalving) -> dict[str, Any]:
         "metrics": tuple(rule.metrics),
         "grace_period": rule.grace_period,
         "reduction_factor": rule.reduction_factor,
+        "tie_break": rule.tie_break,
     }
 
 

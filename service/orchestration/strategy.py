@@ -102,7 +102,8 @@ class StrategySection(_Model):
 class SchedulerSection(_Model):
     """When trials stop early: ``fifo`` runs every trial to its last epoch; ``mo_asha`` stops
     those that rank low on ``metrics`` at the rungs of successive halving (after
-    ``grace_period · reduction_factor**k`` epochs; :mod:`service.orchestration.mo_asha`).
+    ``grace_period · reduction_factor**k`` epochs; :mod:`service.orchestration.mo_asha`),
+    ties within a front broken by crowding distance or by hypervolume contribution.
     ``metrics`` are what a search reports every epoch, each ranked in its direction of the
     objectives registry. That the grace period fits the search's epochs is checked with the
     search configs (:mod:`service.orchestration.checks`)."""
@@ -112,6 +113,8 @@ class SchedulerSection(_Model):
     # ood_loss, params_m, flops_m
     grace_period: int | None = Field(default=None, ge=1, le=100_000)  # mo_asha; default 1
     reduction_factor: float | None = Field(default=None, allow_inf_nan=False)  # default 3
+    # mo_asha: what orders the trials of one front at a rung; default crowding
+    tie_break: Literal["crowding", "hypervolume"] | None = None
 
     @field_validator("metrics")
     @classmethod
@@ -141,7 +144,7 @@ class SchedulerSection(_Model):
         if self.kind == "fifo":
             given = [
                 key
-                for key in ("metrics", "grace_period", "reduction_factor")
+                for key in ("metrics", "grace_period", "reduction_factor", "tie_break")
                 if getattr(self, key) is not None
             ]
             if given:
@@ -163,3 +166,7 @@ class SchedulerSection(_Model):
     @property
     def factor(self) -> float:
         return self.reduction_factor or 3.0
+
+    @property
+    def ties(self) -> str:
+        return self.tie_break or "crowding"

@@ -58,6 +58,7 @@ SEARCH_COLUMNS = ("val_loss", "ood_loss", "adv_loss", "nop_loss", "flops_loss", 
         ("{kind: mo_asha, grace_period: 0}", "scheduler.grace_period"),
         ("{kind: fifo, grace_period: 2}", "grace_period: used only by kind mo_asha"),
         ("{kind: hyperband}", "scheduler.kind"),
+        ("{kind: mo_asha, tie_break: random}", "scheduler.tie_break"),
         ("{kind: mo_asha, rungs: 3}", "scheduler.rungs: unknown key"),
     ],
 )
@@ -280,6 +281,7 @@ def test_replay_settings_are_parsed_into_a_grid() -> None:
         ("reduction_factor=1", "reduction_factor: expected a number > 1"),
         ("metrics=test_error", "metrics: expected distinct names"),
         ("metrics=", "KEY=V1"),
+        ("tie_break=nearest", "tie_break: expected one of crowding, hypervolume"),
     ],
 )
 def test_bad_replay_settings_name_the_pair(pair: str, expected: str) -> None:

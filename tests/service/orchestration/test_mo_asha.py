@@ -19,6 +19,7 @@ from service.orchestration.mo_asha import (
     STOP,
     ParetoHalving,
     crowding_distances,
+    hypervolume_contributions,
     milestones,
     pareto_order,
     replay,
@@ -55,12 +56,44 @@ def _crowding(points: list[list[float]]) -> list[float]:
     return distance
 
 
-def _order(points: list[list[float]]) -> list[int]:
+def _hypervolume(points: list[list[float]], reference: list[float]) -> float:
+    """The volume dominated by ``points`` below ``reference``, by brute force: every cell of
+    the grid of their coordinates, counted when some point is at or below its lower corner."""
+    import itertools
+
+    axes = [sorted({p[m] for p in points} | {reference[m]}) for m in range(len(reference))]
+    total = 0.0
+    for cell in itertools.product(*(range(len(axis) - 1) for axis in axes)):
+        low = [axes[m][k] for m, k in enumerate(cell)]
+        if any(all(p[m] <= low[m] for m in range(len(low))) for p in points):
+            total += math.prod(axes[m][k + 1] - axes[m][k] for m, k in enumerate(cell))
+    return total
+
+
+def _contributions(points: list[list[float]]) -> list[float]:
+    """Each point's exclusive hypervolume, objectives scaled to [0, 1], reference 1.1."""
+    columns = list(zip(*points, strict=True))
+    scaled = [
+        [
+            (v - min(c)) / (max(c) - min(c)) if max(c) > min(c) else 0.0
+            for v, c in zip(p, columns, strict=True)
+        ]
+        for p in points
+    ]
+    reference = [1.1] * len(columns)
+    whole = _hypervolume(scaled, reference)
+    return [
+        whole - _hypervolume(scaled[:i] + scaled[i + 1 :], reference) for i in range(len(points))
+    ]
+
+
+def _order(points: list[list[float]], tie_break: str = "crowding") -> list[int]:
     finite = [i for i, p in enumerate(points) if all(math.isfinite(v) for v in p)]
     out: list[int] = []
+    measure = _crowding if tie_break == "crowding" else _contributions
     for front in _fronts([points[i] for i in finite]):
         rows = [finite[i] for i in front]
-        crowd = _crowding([points[r] for r in rows])
+        crowd = [round(c, 12) for c in measure([points[r] for r in rows])]
         out.extend(r for _, r in sorted(zip([-c for c in crowd], rows, strict=True)))
     return out + [i for i in range(len(points)) if i not in finite]
 
@@ -70,6 +103,7 @@ def _reference_run(
     metrics: dict[str, str],
     rungs: tuple[int, ...],
     eta: float,
+    tie_break: str = "crowding",
 ) -> tuple[list[tuple[str, int, str]], dict[str, int]]:
     seen: dict[int, list[tuple[str, list[float]]]] = {m: [] for m in rungs}
     stopped: dict[str, int] = {}
@@ -82,7 +116,7 @@ def _reference_run(
                 continue
             vector = [values[k] if d == "min" else -values[k] for k, d in metrics.items()]
             seen[m].append((trial, vector))
-            place = _order([v for _, v in seen[m]]).index(len(seen[m]) - 1)
+            place = _order([v for _, v in seen[m]], tie_break).index(len(seen[m]) - 1)
             keep = max(1, int(len(seen[m]) // eta))
             action = CONTINUE if place < keep else STOP
             decisions.append((trial, m, action))
@@ -138,8 +172,26 @@ def test_ranks_crowding_and_order_match_brute_force(seed: int) -> None:
     assert pareto_order(points) == _order(points)
 
 
+def test_hypervolume_contributions_of_a_hand_made_front() -> None:
+    # Scaled to [0, 1]: (0, 1), (0.5, 0.5), (1, 0); reference (1.1, 1.1). Each extreme point
+    # alone dominates a 0.1 x 0.5 strip, the middle one a 0.5 x 0.5 square.
+    got = hypervolume_contributions([[1.0, 30.0], [2.0, 20.0], [3.0, 10.0]])
+    np.testing.assert_allclose(got, [0.05, 0.25, 0.05])
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_hypervolume_contributions_match_brute_force(seed: int) -> None:
+    rng = random.Random(500 + seed)
+    dims = rng.choice([2, 3])
+    points = [[float(rng.randint(0, 6)) for _ in range(dims)] for _ in range(rng.randint(1, 7))]
+    front = [points[i] for i in _fronts(points)[0]]
+    np.testing.assert_allclose(hypervolume_contributions(front), _contributions(front), atol=1e-12)
+    assert pareto_order(points, "hypervolume") == _order(points, "hypervolume")
+
+
+@pytest.mark.parametrize("tie_break", ["crowding", "hypervolume"])
 @pytest.mark.parametrize("seed", range(40))
-def test_decisions_at_every_rung_match_the_reference(seed: int) -> None:
+def test_decisions_at_every_rung_match_the_reference(seed: int, tie_break: str) -> None:
     rng = random.Random(1000 + seed)
     metrics = {"val_loss": "min", "params_m": "min", "ood_aupr": "max"}
     chosen = dict(rng.sample(sorted(metrics.items()), rng.randint(1, 3)))
@@ -153,9 +205,9 @@ def test_decisions_at_every_rung_match_the_reference(seed: int) -> None:
         progress[trial] += 1
         values = {k: float(rng.randint(0, 5)) for k in metrics}
         records.append((trial, progress[trial], values))
-    rule = ParetoHalving(chosen, grace, eta, epochs)
+    rule = ParetoHalving(chosen, grace, eta, epochs, tie_break)
     ran = replay(rule, records)
-    decisions, stopped = _reference_run(records, chosen, rule.milestones, eta)
+    decisions, stopped = _reference_run(records, chosen, rule.milestones, eta, tie_break)
     assert [(d.trial, d.milestone, d.action) for d in rule.decisions] == decisions
     assert rule.stopped == stopped
     for trial in trials:
@@ -196,6 +248,7 @@ def test_state_round_trips_through_json() -> None:
         (({"val_loss": "up"}, 1, 3, 9), "metrics"),
         (({"val_loss": "min"}, 0, 3, 9), "grace_period"),
         (({"val_loss": "min"}, 1, 1, 9), "reduction_factor"),
+        (({"val_loss": "min"}, 1, 3, 9, "random"), "tie_break"),
     ],
 )
 def test_bad_settings_are_refused(args: tuple[Any, ...], field: str) -> None:
