@@ -33,9 +33,10 @@ from service.orchestration.tuner import run_sweep
 
 DEFAULT_SETTINGS = (
     "grace_period=1,2",
-    "reduction_factor=2,3,4",
+    "reduction_factor=2,3",
     "metrics=val_loss+adv_loss+ood_loss+params_m+flops_m,val_loss+params_m+flops_m",
     "tie_break=crowding,hypervolume",
+    "max_rungs=1,all",
 )
 EPOCH_AIM, HYPERVOLUME_AIM = 0.40, 0.90
 

@@ -38,9 +38,9 @@ def add_replay(commands: Commands) -> None:
         metavar="KEY=V1[,V2...]",
         help=(
             "a setting and its values: grace_period=1,2  reduction_factor=2,3  "
-            "metrics=val_loss+params_m,params_m+flops_m  tie_break=crowding,hypervolume "
-            "(default: the sweep file's scheduler section, else grace 1, factor 3, the five "
-            "default metrics, crowding)"
+            "metrics=val_loss+params_m,params_m+flops_m  tie_break=crowding,hypervolume  "
+            "max_rungs=1,all (default: the sweep file's scheduler section, else grace 1, "
+            "factor 3, the five default metrics, crowding, every rung)"
         ),
     )
     parser.add_argument(

@@ -171,7 +171,8 @@ class ParetoHalving:
     """MO-ASHA's decisions for one sweep (see the module docstring).
 
     ``metrics`` maps each ranked metric to its direction (``min`` or ``max``, from the
-    objectives registry); ``max_epochs`` is a trial's full length. :meth:`on_result` takes a
+    objectives registry); ``max_epochs`` is a trial's full length; ``max_rungs`` keeps only
+    the first rungs of the geometric series (1: one halving). :meth:`on_result` takes a
     trial's record after an epoch and answers :data:`CONTINUE` or :data:`STOP`;
     :attr:`decisions` keeps every decision, :meth:`state` and :meth:`from_state` carry the rungs
     through a JSON file.
@@ -184,6 +185,7 @@ class ParetoHalving:
         reduction_factor: float,
         max_epochs: int,
         tie_break: str = "crowding",
+        max_rungs: int | None = None,
     ) -> None:
         if tie_break not in TIE_BREAKS:
             raise ValueError(
@@ -197,7 +199,11 @@ class ParetoHalving:
         self.grace_period = grace_period
         self.reduction_factor = reduction_factor
         self.max_epochs = max_epochs
-        self.milestones = milestones(grace_period, reduction_factor, max_epochs)
+        if max_rungs is not None and max_rungs < 1:
+            raise ValueError(f"max_rungs: expected None or at least 1, got {max_rungs}")
+        self.max_rungs = max_rungs
+        found = milestones(grace_period, reduction_factor, max_epochs)
+        self.milestones = found if max_rungs is None else found[:max_rungs]
         # milestone -> trial -> its values there, minimised, in order of arrival
         self.rungs: dict[int, dict[str, list[float]]] = {m: {} for m in self.milestones}
         self.decisions: list[Decision] = []
@@ -253,6 +259,7 @@ class ParetoHalving:
             "reduction_factor": self.reduction_factor,
             "max_epochs": self.max_epochs,
             "tie_break": self.tie_break,
+            "max_rungs": self.max_rungs,
             "rungs": {str(m): rung for m, rung in self.rungs.items()},
             "decisions": [asdict(d) for d in self.decisions],
             "stopped": self.stopped,
@@ -268,6 +275,7 @@ class ParetoHalving:
             state["reduction_factor"],
             state["max_epochs"],
             state.get("tie_break", "crowding"),
+            state.get("max_rungs"),
         )
         rule.rungs = {int(m): dict(rung) for m, rung in state["rungs"].items()}
         rule.decisions = [Decision(**d) for d in state["decisions"]]
@@ -278,7 +286,8 @@ class ParetoHalving:
 
 def rule_for(spec: SweepSpec, **settings: Any) -> ParetoHalving:
     """The rule of a sweep whose ``scheduler`` is ``mo_asha``, with ``settings``
-    (``metrics``, ``grace_period``, ``reduction_factor``, ``tie_break``) replacing the spec's;
+    (``metrics``, ``grace_period``, ``reduction_factor``, ``tie_break``, ``max_rungs``: None
+    for no cap) replacing the spec's;
     ranked metrics take their directions from the objectives registry."""
     scheduler = spec.scheduler
     metrics = settings.get("metrics") or scheduler.ranked
@@ -288,6 +297,7 @@ def rule_for(spec: SweepSpec, **settings: Any) -> ParetoHalving:
         float(settings.get("reduction_factor") or scheduler.factor),
         search_epochs(spec),
         str(settings.get("tie_break") or scheduler.ties),
+        settings.get("max_rungs", scheduler.max_rungs),
     )
 
 

@@ -48,14 +48,15 @@ __all__ = [
 ]
 
 ORDERS = ("arrival", "trials")
-SETTING_KEYS = ("metrics", "grace_period", "reduction_factor", "tie_break")
+SETTING_KEYS = ("metrics", "grace_period", "reduction_factor", "tie_break", "max_rungs")
 Record = tuple[str, int, Mapping[str, Any]]
 
 
 @dataclass(frozen=True)
 class Replayed:
     """One scheduler's replay: its setting, the epochs each trial would have run, the trials
-    it stopped (at which epoch), the cost and the hypervolumes (``full_*``: every trial)."""
+    it stopped (at which epoch), the cost, the hypervolumes (``full_*``: every trial), the size
+    of the front of the trials it let finish and how many of the whole front those include."""
 
     scheduler: str
     setting: dict[str, Any]
@@ -67,6 +68,7 @@ class Replayed:
     full_hypervolume: float
     finished: int
     front: int
+    front_kept: int  # trials of the whole sweep's front among those it let finish
 
     @property
     def epoch_ratio(self) -> float:
@@ -77,12 +79,6 @@ class Replayed:
         if self.full_hypervolume > 0:
             return self.hypervolume / self.full_hypervolume
         return math.nan
-
-    def describe(self) -> str:
-        if self.scheduler == "fifo":
-            return "fifo"
-        shown = {**self.setting, "metrics": "+".join(self.setting["metrics"])}
-        return "mo_asha " + " ".join(f"{key}={shown[key]}" for key in SETTING_KEYS)
 
 
 def parse_settings(pairs: Sequence[str]) -> dict[str, list[Any]]:
@@ -105,6 +101,8 @@ def parse_settings(pairs: Sequence[str]) -> dict[str, list[Any]]:
 
 
 def _setting_value(pair: str, key: str, item: str) -> Any:
+    if key == "max_rungs" and item == "all":
+        return None
     if key == "tie_break":
         if item not in TIE_BREAKS:
             raise ConfigError(
@@ -120,12 +118,15 @@ def _setting_value(pair: str, key: str, item: str) -> Any:
                 f"{', '.join(EPOCH_METRICS)} joined by '+', got {item!r}"
             )
         return names
+    whole = key in ("grace_period", "max_rungs")
     try:
-        number = int(item) if key == "grace_period" else float(item)
+        number = int(item) if whole else float(item)
     except ValueError:
         number = math.nan
-    if not (number >= 1 if key == "grace_period" else number > 1) or not math.isfinite(number):
-        expected = "a whole number >= 1" if key == "grace_period" else "a number > 1"
+    if not (number >= 1 if whole else number > 1) or not math.isfinite(number):
+        expected = "a whole number >= 1" if whole else "a number > 1"
+        if key == "max_rungs":
+            expected += " or all"
         raise ConfigError(f"--set {pair!r}: {key}: expected {expected}, got {item!r}")
     return number
 
@@ -200,12 +201,14 @@ def replay_sweep(
     objectives = sweep_objectives(spec)
     whole = pareto_info(done, objectives)
     full_epochs = sum(full.values())
+    front_ids = {str(done.loc[i, "trial_id"]) for i in whole.front}
     outcomes = []
     if include_fifo:
         outcomes.append(
             Replayed(
                 "fifo", {}, dict(full), {}, full_epochs, full_epochs,
                 whole.hypervolume, whole.hypervolume, len(full), len(whole.front),
+                len(whole.front),
             )
         )  # fmt: skip
     for setting in settings:
@@ -217,7 +220,7 @@ def replay_sweep(
             Replayed(
                 "mo_asha", _setting_of(rule), ran, dict(rule.stopped), sum(ran.values()),
                 full_epochs, kept.hypervolume, whole.hypervolume, len(finished),
-                len(kept.front),
+                len(kept.front), len(front_ids - set(rule.stopped)),
             )
         )  # fmt: skip
     return outcomes
@@ -229,23 +232,34 @@ def _setting_of(rule: ParetoHalving) -> dict[str, Any]:
         "grace_period": rule.grace_period,
         "reduction_factor": rule.reduction_factor,
         "tie_break": rule.tie_break,
+        "max_rungs": "all" if rule.max_rungs is None else rule.max_rungs,
     }
 
 
 def replay_table(outcomes: Sequence[Replayed]) -> pd.DataFrame:
-    """The replays as a table: one row per scheduler setting."""
-    return pd.DataFrame(
-        [
+    """The replays as a table: one row per scheduler setting (its keys as columns, the ranked
+    metrics shortened: ``val+params+flops``), then what it stopped, spent and kept."""
+    rows = []
+    for outcome in outcomes:
+        setting = {key: "-" for key in SETTING_KEYS}
+        if outcome.scheduler != "fifo":
+            setting = {**outcome.setting, "metrics": _short(outcome.setting["metrics"])}
+        rows.append(
             {
-                "scheduler": outcome.describe(),
+                "scheduler": outcome.scheduler,
+                **setting,
                 "stopped": len(outcome.stopped),
                 "finished": outcome.finished,
                 "front": outcome.front,
+                "front_kept": outcome.front_kept,
                 "search_epochs": outcome.epochs,
                 "epochs_ratio": outcome.epoch_ratio,
                 "hypervolume": outcome.hypervolume,
                 "hypervolume_ratio": outcome.hypervolume_ratio,
             }
-            for outcome in outcomes
-        ]
-    )
+        )
+    return pd.DataFrame(rows)
+
+
+def _short(metrics: Sequence[str]) -> str:
+    return "+".join(name.removesuffix("_loss").removesuffix("_m") for name in metrics)

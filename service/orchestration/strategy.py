@@ -115,6 +115,8 @@ class SchedulerSection(_Model):
     reduction_factor: float | None = Field(default=None, allow_inf_nan=False)  # default 3
     # mo_asha: what orders the trials of one front at a rung; default crowding
     tie_break: Literal["crowding", "hypervolume"] | None = None
+    # mo_asha: only the first rungs of the geometric series (1: a single halving); default all
+    max_rungs: int | None = Field(default=None, ge=1, le=100)
 
     @field_validator("metrics")
     @classmethod
@@ -144,7 +146,7 @@ class SchedulerSection(_Model):
         if self.kind == "fifo":
             given = [
                 key
-                for key in ("metrics", "grace_period", "reduction_factor", "tie_break")
+                for key in ("metrics", "grace_period", "reduction_factor", "tie_break", "max_rungs")
                 if getattr(self, key) is not None
             ]
             if given:

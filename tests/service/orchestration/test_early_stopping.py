@@ -59,6 +59,7 @@ SEARCH_COLUMNS = ("val_loss", "ood_loss", "adv_loss", "nop_loss", "flops_loss", 
         ("{kind: fifo, grace_period: 2}", "grace_period: used only by kind mo_asha"),
         ("{kind: hyperband}", "scheduler.kind"),
         ("{kind: mo_asha, tie_break: random}", "scheduler.tie_break"),
+        ("{kind: mo_asha, max_rungs: 0}", "scheduler.max_rungs"),
         ("{kind: mo_asha, rungs: 3}", "scheduler.rungs: unknown key"),
     ],
 )
@@ -270,6 +271,7 @@ def test_replay_settings_are_parsed_into_a_grid() -> None:
         {"metrics": ("flops_m",), "grace_period": 2},
     ]
     assert settings_grid({}) == [{}]
+    assert parse_settings(["max_rungs=1,all"]) == {"max_rungs": [1, None]}
 
 
 @pytest.mark.parametrize(
@@ -282,6 +284,7 @@ def test_replay_settings_are_parsed_into_a_grid() -> None:
         ("metrics=test_error", "metrics: expected distinct names"),
         ("metrics=", "KEY=V1"),
         ("tie_break=nearest", "tie_break: expected one of crowding, hypervolume"),
+        ("max_rungs=0", "max_rungs: expected a whole number >= 1 or all"),
     ],
 )
 def test_bad_replay_settings_name_the_pair(pair: str, expected: str) -> None:

@@ -172,6 +172,18 @@ def test_ranks_crowding_and_order_match_brute_force(seed: int) -> None:
     assert pareto_order(points) == _order(points)
 
 
+def test_max_rungs_keeps_the_first_rungs_only() -> None:
+    assert ParetoHalving({"val_loss": "min"}, 1, 3, 30).milestones == (1, 3, 9, 27)
+    one = ParetoHalving({"val_loss": "min"}, 1, 3, 30, max_rungs=1)
+    assert one.milestones == (1,)
+    assert ParetoHalving.from_state(one.state()).milestones == (1,)
+    # Past its only rung, a trial that went on is never ranked again.
+    assert one.on_result("a", 1, {"val_loss": 1.0}) == CONTINUE
+    assert one.on_result("b", 1, {"val_loss": 0.5}) == CONTINUE  # better: 2 // 3 = 0 -> 1 kept
+    assert one.on_result("a", 9, {"val_loss": 9.0}) == CONTINUE
+    assert [d.milestone for d in one.decisions] == [1, 1]
+
+
 def test_hypervolume_contributions_of_a_hand_made_front() -> None:
     # Scaled to [0, 1]: (0, 1), (0.5, 0.5), (1, 0); reference (1.1, 1.1). Each extreme point
     # alone dominates a 0.1 x 0.5 strip, the middle one a 0.5 x 0.5 square.
@@ -249,6 +261,7 @@ def test_state_round_trips_through_json() -> None:
         (({"val_loss": "min"}, 0, 3, 9), "grace_period"),
         (({"val_loss": "min"}, 1, 1, 9), "reduction_factor"),
         (({"val_loss": "min"}, 1, 3, 9, "random"), "tie_break"),
+        (({"val_loss": "min"}, 1, 3, 9, "crowding", 0), "max_rungs"),
     ],
 )
 def test_bad_settings_are_refused(args: tuple[Any, ...], field: str) -> None:
