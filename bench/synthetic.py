@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from search_core.derive import derive_genotype
+from service.objectives import PROXY_METRICS
 from service.orchestration.points import grid_points, trial_count
 from service.orchestration.rundir import trial_key
 from service.orchestration.spec import parse_sweep
@@ -98,6 +99,7 @@ def _rows(sweep_id: str, points: list[dict[str, Any]], seed: int) -> list[dict[s
                 "evaluation": "proxy",
                 "genotype": genotype.dumps(),
                 "genotype_hash": genotype.genotype_hash(),
+                **dict.fromkeys(PROXY_METRICS, float("nan")),
                 "search_epochs": 50.0,
                 "search_seconds": float(rng.uniform(50.0, 150.0)),
                 "eval_seconds": float(rng.uniform(10.0, 40.0)),

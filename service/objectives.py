@@ -29,6 +29,7 @@ __all__ = [
     "EPOCH_METRICS",
     "FRONT_METRICS",
     "METRICS",
+    "PROXY_METRICS",
     "SEARCH_OBJECTIVES",
     "UNEVALUATED_OBJECTIVES",
     "Direction",
@@ -55,7 +56,7 @@ class Metric:
     kind: Kind
 
 
-_ALL = (
+_ALL: tuple[Metric, ...] = (
     Metric("test_error", "min", "%", "Test error", "front"),
     Metric("params_m", "min", "M params", "Parameters", "front"),
     Metric("flops_m", "min", "M MACs", "FLOPs (multiply-accumulates)", "front"),
@@ -69,6 +70,16 @@ _ALL = (
     Metric("latency_ms", "min", "ms", "Latency, batch 1", "other"),
 )
 
+_ALL = (
+    *_ALL,
+    # The proxy's measures of a two-stage sweep, whose front metrics are the retrain's.
+    Metric("proxy_test_error", "min", "%", "Test error (proxy)", "other"),
+    Metric("proxy_params_m", "min", "M params", "Parameters (proxy)", "other"),
+    Metric("proxy_flops_m", "min", "M MACs", "FLOPs (proxy)", "other"),
+    Metric("proxy_pgd_acc", "max", "%", "Accuracy under PGD (proxy)", "other"),
+    Metric("proxy_ood_aupr", "max", "%", "OoD detection AUPR (proxy)", "other"),
+)
+
 METRICS: dict[str, Metric] = {metric.name: metric for metric in _ALL}
 """Every known metric by name."""
 
@@ -77,6 +88,9 @@ FRONT_METRICS: tuple[str, ...] = tuple(m.name for m in _ALL if m.kind == "front"
 
 SEARCH_OBJECTIVES: tuple[str, ...] = tuple(m.name for m in _ALL if m.kind == "search")
 """The five search objectives (losses) of eq. (7), in the paper's order."""
+
+PROXY_METRICS: tuple[str, ...] = tuple(f"proxy_{name}" for name in FRONT_METRICS)
+"""A two-stage sweep's proxy measures of the front metrics, in the same order."""
 
 UNEVALUATED_OBJECTIVES: tuple[str, ...] = (
     "val_loss",

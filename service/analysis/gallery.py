@@ -23,7 +23,7 @@ from service.analysis.figures import (
 )
 from service.analysis.plotdata import FRONT_RANK, Aggregate, RankedTable, compare_info, grid_note
 from service.errors import ConfigError
-from service.objectives import DEFAULT_PROJECTION_2D, DEFAULT_PROJECTION_3D, METRICS
+from service.objectives import DEFAULT_PROJECTION_2D, DEFAULT_PROJECTION_3D, FRONT_METRICS, METRICS
 
 BACKBONE = "backbone"
 """The results column naming each trial's search backbone (darts, pc_darts, pdarts)."""
@@ -38,6 +38,7 @@ __all__ = [
     "fronts_by_backbone",
     "sweep_figure",
     "sweep_figures",
+    "two_stage_fronts",
     "why_not",
 ]
 
@@ -50,6 +51,7 @@ FigureName = Literal[
     "heatmap_flops",
     "heatmap_rank",
     "fronts_by_backbone",
+    "two_stage",
 ]
 FIGURE_NAMES: tuple[FigureName, ...] = get_args(FigureName)
 """The figures of a sweep, in the order of the page."""
@@ -69,6 +71,7 @@ SECTIONS: dict[str, tuple[FigureName, ...]] = {
     "parallel": ("parallel",),
     "heatmaps": tuple(HEATMAPS),
     "backbones": ("fronts_by_backbone",),
+    "two_stage": ("two_stage",),
 }
 """The sections of a sweep's figures, on the page and in the report, each with its figures."""
 
@@ -84,7 +87,7 @@ def _axes(
     name: FigureName, projection_2d: Sequence[str], projection_3d: Sequence[str]
 ) -> tuple[str, ...]:
     """The columns a projection plots, checked; () for the other figures."""
-    if name not in ("projection_2d", "projection_3d", "fronts_by_backbone"):
+    if name not in ("projection_2d", "projection_3d", "fronts_by_backbone", "two_stage"):
         return ()
     axes, size = (projection_3d, 3) if name == "projection_3d" else (projection_2d, 2)
     if len(axes) != size or len(set(axes)) != size:
@@ -110,6 +113,22 @@ def why_not(
         return f"Skipped: the results have no {', '.join(absent)} column."
     if name == "fronts_by_backbone":
         return _why_not_by_backbone(ranked, axes)
+    if name == "two_stage":
+        return _why_not_two_stage(ranked, axes)
+    return None
+
+
+def _why_not_two_stage(ranked: RankedTable, axes: Sequence[str]) -> str | None:
+    others = [a for a in axes if a not in FRONT_METRICS]
+    if others:
+        return (
+            "Skipped: the fronts of two stages are drawn over two front metrics of the 2-D "
+            f"projection; {' and '.join(others)} {'is' if len(others) == 1 else 'are'} none."
+        )
+    table, proxies = ranked.table, [f"proxy_{a}" for a in axes]
+    retrained = "evaluation" in table.columns and (table["evaluation"] == "retrain").any()
+    if not retrained or any(p not in table.columns for p in proxies):
+        return "Not a two-stage sweep, or no trial retrained yet: no proxy front to compare."
     return None
 
 
@@ -144,6 +163,35 @@ def fronts_by_backbone(ranked: RankedTable, x: str, y: str) -> go.Figure:
     return compare_fronts(compare_info(groups, x, y))
 
 
+def two_stage_fronts(ranked: RankedTable, x: str, y: str) -> go.Figure:
+    """A two-stage sweep's two fronts over ``x`` and ``y`` (the 2-D projection's axes): the
+    proxy's (every trial's proxy measures) and the retrain's (the retrained trials), as in the
+    comparison of two sweeps, each retrained point linked to its proxy point by a dotted line
+    (how far the retrain moved it)."""
+    table = ranked.table
+    px, py = f"proxy_{x}", f"proxy_{y}"
+    proxy = table.assign(**{x: table[px], y: table[py]}).dropna(subset=[x, y])
+    retrained = table[table["evaluation"] == "retrain"]
+    fig = compare_fronts(compare_info([("proxy", proxy), ("retrain", retrained)], x, y))
+    xs: list[float | None] = []
+    ys: list[float | None] = []
+    for row in retrained[[px, py, x, y]].dropna().itertuples(index=False):
+        xs += [float(row[0]), float(row[2]), None]
+        ys += [float(row[1]), float(row[3]), None]
+    fig.add_trace(
+        go.Scatter(
+            name="retrained point and its proxy",
+            uid="two-stage-links",
+            mode="lines",
+            x=xs,
+            y=ys,
+            hoverinfo="skip",
+            line={"color": "#555555", "dash": "dot", "width": 1},
+        )
+    )
+    return fig
+
+
 def sweep_figure(
     ranked: RankedTable,
     name: FigureName,
@@ -162,6 +210,8 @@ def sweep_figure(
     x, y, *z = _axes(name, projection_2d, projection_3d)
     if name == "fronts_by_backbone":
         return fronts_by_backbone(ranked, x, y)
+    if name == "two_stage":
+        return two_stage_fronts(ranked, x, y)
     return projection(table, x, y, z[0] if z else None, ranked.front)
 
 

@@ -46,6 +46,7 @@ SECTION_TITLES: dict[str, str] = {
     "parallel": "Parallel coordinates",
     "heatmaps": "L×F grid heatmaps",
     "backbones": "Fronts by backbone",
+    "two_stage": "Two-stage fronts: proxy and retrain",
     "cells": "Cells of the front genotypes",
 }
 """The title of each section of the page, by section id (the projections' titles name their

@@ -21,11 +21,12 @@ from service.orchestration.points import (
     evaluation_preset,
     grid_points,
     plottable_columns,
+    retrain_preset,
     search_config_for,
     search_epochs,
     trial_count,
 )
-from service.orchestration.spec import BOUND_KEYS
+from service.orchestration.spec import BOUND_KEYS, is_uri
 from service.yamltext import excerpt
 
 if TYPE_CHECKING:
@@ -130,6 +131,8 @@ def _check_evaluation(spec: SweepSpec) -> None:
             eval_preset(name, {key: value})
         except ConfigError as error:
             raise ConfigError(f"evaluation.overrides.{key}: {_relative(str(error), key)}") from None
+    if evaluation.mode == "two_stage":
+        _check_two_stage(spec)
     if evaluation.mode == "none" and spec.strategy.kind == "optuna":
         raise ConfigError(
             "strategy.kind: optuna improves the front metrics, which evaluation.mode none "
@@ -172,6 +175,36 @@ def _check_scheduler(spec: SweepSpec) -> None:
             f"scheduler.grace_period: {scheduler.grace} falls in the search's warm-up "
             f"(arch_warmup_epochs {warmup}), whose epochs measure no {losses[0]}; expected "
             f"a grace period above {warmup}, or rank on params_m and flops_m alone"
+        )
+
+
+def _check_two_stage(spec: SweepSpec) -> None:
+    """The proxy's and the retrain's overrides are known keys with good values, the retrain's
+    preset exists, and the run directory is shared (the second stage reads the first's
+    genotypes there)."""
+    evaluation = spec.evaluation
+    retrain = evaluation.retrain
+    assert retrain is not None  # the schema requires it
+    if retrain.preset is not None and retrain.preset not in EVAL_PRESETS:
+        raise ConfigError(
+            f"evaluation.retrain.preset: unknown preset {excerpt(retrain.preset)}; expected one "
+            "of " + ", ".join(EVAL_PRESETS)
+        )
+    stages = (("proxy", evaluation.proxy), ("retrain", retrain))
+    for stage, section in stages:
+        name = retrain_preset(spec) if stage == "retrain" else "paper"
+        for key, value in (section.overrides if section is not None else {}).items():
+            try:
+                eval_preset(name, {key: value})
+            except ConfigError as error:
+                raise ConfigError(
+                    f"evaluation.{stage}.overrides.{key}: {_relative(str(error), key)}"
+                ) from None
+    if is_uri(spec.storage.path):
+        raise ConfigError(
+            f"storage.path {excerpt(spec.storage.path)}: a two_stage evaluation retrains the "
+            "genotypes of the run directory, which a storage URI does not share with the "
+            "trials; use a shared directory, or evaluation mode proxy or retrain"
         )
 
 

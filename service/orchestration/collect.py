@@ -33,10 +33,18 @@ from service.orchestration.rundir import (
     trial_states,
 )
 from service.orchestration.spec import SweepSpec, parse_sweep
+from service.orchestration.twostage import summarize
 from service.results.store import ResultStore
 from service.results.table import results_frame, trial_row
 
-__all__ = ["Collected", "collect", "results_table", "stored_table", "write_run_report"]
+__all__ = [
+    "Collected",
+    "collect",
+    "results_table",
+    "stored_table",
+    "sweep_outcome",
+    "write_run_report",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -72,9 +80,25 @@ def results_table(run_dir: Path) -> pd.DataFrame:
                 status,
                 backbone=_configured_backbone(spec, info["point"]),
                 stopped_at=info.get("stopped_at"),
+                two_stage=spec.evaluation.mode == "two_stage",
             )
         )
     return results_frame(rows)
+
+
+def sweep_outcome(errors: int, spec: SweepSpec, run_dir: Path) -> str:
+    """The sweep's status once Tune returned with ``errors`` trials failed for good.
+
+    Ctrl-C makes Tune stop every running trial, save its state and return, with those trials
+    TERMINATED and no error: only their trial.json, never marked done, tells them apart (a
+    trial the scheduler stopped early counts as finished).
+    """
+    finished = [t for t in trial_states(run_dir) if t.get("status") in ("done", "stopped")]
+    if errors:
+        return "failed"
+    if len(finished) < trial_count(spec):
+        return "interrupted"
+    return "done"
 
 
 def _configured_backbone(spec: SweepSpec, point: Mapping[str, object]) -> str | None:
@@ -129,6 +153,8 @@ def collect(
             status = "failed"
         set_status(run_dir, status)
         state["status"] = status
+    if spec.evaluation.mode == "two_stage":
+        summarize(run_dir, frame)
     results = run_dir / RESULTS_FILE
     replace_atomically(results, lambda path: frame.to_parquet(path, index=False))
     _store_rows(state, frame, sweep_progress(run_dir, trial_count(spec)))

@@ -38,6 +38,8 @@ __all__ = [
     "evaluation_preset",
     "grid_points",
     "plottable_columns",
+    "retrain_config_for",
+    "retrain_preset",
     "search_config_for",
     "search_epochs",
     "sweep_objectives",
@@ -89,16 +91,37 @@ def evaluation_preset(spec: SweepSpec) -> str:
     return spec.search.preset if spec.search.preset in EVAL_PRESETS else "paper"
 
 
+def retrain_preset(spec: SweepSpec) -> str:
+    """A two-stage evaluation's retrain preset: as given, else as :func:`evaluation_preset`."""
+    retrain = spec.evaluation.retrain
+    if retrain is not None and retrain.preset is not None:
+        return retrain.preset
+    return spec.search.preset if spec.search.preset in EVAL_PRESETS else "paper"
+
+
 def eval_config_for(spec: SweepSpec, search: SearchConfig) -> EvalConfig | None:
-    """The evaluation after ``search``'s trial, with the evaluation overrides; None for
-    ``mode: none``."""
-    if spec.evaluation.mode == "none":
+    """The evaluation after ``search``'s trial, with the evaluation overrides (a two-stage
+    evaluation's proxy, with its proxy overrides); None for ``mode: none``."""
+    evaluation = spec.evaluation
+    if evaluation.mode == "none":
         return None
-    if spec.evaluation.mode == "proxy":
+    if evaluation.mode == "two_stage":
+        overrides = evaluation.proxy.overrides if evaluation.proxy is not None else {}
+        return proxy_config(search).replace(**overrides)
+    if evaluation.mode == "proxy":
         base = proxy_config(search)
     else:
         base = retrain_config(search, evaluation_preset(spec))
-    return base.replace(**spec.evaluation.overrides)
+    return base.replace(**evaluation.overrides)
+
+
+def retrain_config_for(spec: SweepSpec, search: SearchConfig) -> EvalConfig:
+    """The second stage of a two-stage evaluation: the full retrain of ``search``'s genotype,
+    with the retrain section's preset and overrides."""
+    retrain = spec.evaluation.retrain
+    if retrain is None:
+        raise ConfigError("evaluation.retrain: missing; only mode two_stage has a second stage")
+    return retrain_config(search, retrain_preset(spec)).replace(**retrain.overrides)
 
 
 def trial_resources(spec: SweepSpec, cuda_available: bool | None = None) -> dict[str, float]:

@@ -54,9 +54,11 @@ __all__ = [
     "BOUND_KEYS",
     "MAX_TRIALS",
     "EvaluationSection",
+    "ProxyStage",
     "Range",
     "ReportSection",
     "ResourcesSection",
+    "RetrainStage",
     "SchedulerSection",
     "SearchSection",
     "StorageSection",
@@ -84,12 +86,54 @@ class SearchSection(_Model):
     overrides: dict[str, Any] = Field(default_factory=dict)
 
 
-class EvaluationSection(_Model):
-    """What follows each search: nothing, a cheap proxy, or the paper's full retrain."""
+class ProxyStage(_Model):
+    """The proxy of a two-stage evaluation: overrides of the proxy after each search."""
 
-    mode: Literal["none", "proxy", "retrain"] = "proxy"
+    overrides: dict[str, Any] = Field(default_factory=dict)
+
+
+class RetrainStage(_Model):
+    """The retrain of a two-stage evaluation: its preset and overrides, and ``max``, the most
+    proxy-front genotypes retrained (chosen by hypervolume contribution; None: all)."""
+
     preset: str | None = None  # None: the search's preset name, if an evaluation preset has it
     overrides: dict[str, Any] = Field(default_factory=dict)
+    max: int | None = Field(default=None, ge=1, le=MAX_TRIALS)
+
+
+class EvaluationSection(_Model):
+    """What follows each search: nothing, a cheap proxy, the paper's full retrain, or
+    ``two_stage``: a proxy after every search, then, once every search has ended, the full
+    retrain of the proxy front only (``proxy`` and ``retrain`` sections)."""
+
+    mode: Literal["none", "proxy", "retrain", "two_stage"] = "proxy"
+    preset: str | None = None  # None: the search's preset name, if an evaluation preset has it
+    overrides: dict[str, Any] = Field(default_factory=dict)
+    proxy: ProxyStage | None = None  # two_stage only
+    retrain: RetrainStage | None = None  # two_stage only
+
+    @model_validator(mode="after")
+    def _stages(self) -> EvaluationSection:
+        if self.mode != "two_stage":
+            given = [key for key in ("proxy", "retrain") if getattr(self, key) is not None]
+            if given:
+                raise ValueError(
+                    f"{', '.join(given)}: used only by mode two_stage; mode {self.mode} takes "
+                    "preset and overrides"
+                )
+            return self
+        if self.retrain is None:
+            raise ValueError(
+                "retrain: missing; mode two_stage retrains the proxy front: give e.g. "
+                "retrain: {preset: cpu-tiny, max: 3}"
+            )
+        given = [key for key in ("preset", "overrides") if getattr(self, key)]
+        if given:
+            raise ValueError(
+                f"{', '.join(given)}: mode two_stage takes them in its proxy and retrain "
+                "sections (proxy: {overrides: ...}, retrain: {preset: ..., overrides: ...})"
+            )
+        return self
 
 
 class ResourcesSection(_Model):

@@ -19,14 +19,23 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from service.errors import StorageError
+from service.errors import StorageError, SweepStateError
 from service.files import replace_directory
-from service.orchestration.rundir import TRIAL_FILE, TRIALS_DIR, read_sweep_state
+from service.orchestration.rundir import (
+    SWEEP_FILE,
+    TRIAL_FILE,
+    TRIALS_DIR,
+    create_state,
+    read_sweep_state,
+    sweep_id_for,
+)
+from service.orchestration.spec import SweepSpec, is_uri
 
 __all__ = [
     "SCRATCH_DIR",
     "check_storage",
     "experiment_reachable",
+    "prepare_state",
     "scratch_dir",
     "stage",
     "sync_trials",
@@ -66,6 +75,35 @@ def experiment_reachable(tune_path: str) -> bool:
         return bool(fs.get_file_info(path).type == pyarrow.fs.FileType.Directory)
     except (StorageError, OSError):
         return False
+
+
+def prepare_state(spec: SweepSpec, run_dir: Path, resume: bool) -> dict[str, Any]:
+    """The sweep's state: read back on resume, else written for a new sweep (with the
+    experiment's place on the storage URI, checked to be free, when there is one)."""
+    from service.results.store import default_url
+
+    if resume:
+        return read_sweep_state(run_dir)
+    if (run_dir / SWEEP_FILE).exists():
+        raise SweepStateError(
+            f"{run_dir}: already holds a sweep; continue it with 'e2rnas sweep resume "
+            f"{run_dir}' or choose another --out"
+        )
+    database_url = spec.storage.database_url or default_url(run_dir)
+    if not is_uri(spec.storage.path):
+        return create_state(spec, run_dir, database_url)
+    import pyarrow.fs  # type: ignore[import-untyped, unused-ignore]
+
+    # One experiment per run directory: sweeps of the same name share a storage URI.
+    tune_path = f"{spec.storage.path.rstrip('/')}/{sweep_id_for(spec, run_dir)}"
+    fs, fs_path = check_storage(tune_path)
+    if fs.get_file_info(fs_path).type != pyarrow.fs.FileType.NotFound:
+        raise SweepStateError(
+            f"storage {tune_path}: already holds a Tune experiment of run directory "
+            f"{run_dir}, but the run directory has no {SWEEP_FILE}; remove it there or "
+            "choose another --out"
+        )
+    return create_state(spec, run_dir, database_url, tune_path=tune_path)
 
 
 def scratch_dir(sweep_id: str, key: str) -> Path:

@@ -42,7 +42,7 @@ from service.orchestration.rundir import (
 from service.orchestration.spec import SweepSpec, parse_sweep
 from service.orchestration.storage import scratch_dir, stage
 
-__all__ = ["TrialSession", "report_metrics", "run_trial"]
+__all__ = ["TrialSession", "report_metrics", "run_retrain", "run_trial"]
 
 logger = logging.getLogger(__name__)
 CORRUPT_SUFFIX = ".corrupt"
@@ -200,7 +200,7 @@ def _evaluate(spec: SweepSpec, search_config: Any, result: Any, trial_dir: Path)
     metrics_path = trial_dir / METRICS_FILE
     if metrics_path.exists():
         measured = json.loads(metrics_path.read_text(encoding="utf-8"))
-    elif spec.evaluation.mode == "proxy":
+    elif spec.evaluation.mode in ("proxy", "two_stage"):
         supernet = load_checkpoint(trial_dir / CHECKPOINT)["net"]
         measured = run_proxy(
             result.genotype,
@@ -275,3 +275,21 @@ def run_trial(
     with _staged(trial_dir, trial_dir, remote) as staging:
         session.report(final, checkpoint=staging)
     _forget_scratch(trial_dir)
+
+
+def run_retrain(
+    config: dict[str, Any], spec_data: dict[str, Any], run_dir: str, session: TrialSession
+) -> None:
+    """One trial of a two-stage sweep's second stage: the full retrain of the first-stage
+    trial ``config["trial"]`` (:func:`service.orchestration.twostage.retrain_one`), reported
+    once, as a trial's final report."""
+    from service.orchestration.twostage import retrain_one
+
+    spec = parse_sweep(spec_data)
+    measured = retrain_one(spec, Path(run_dir), str(config["trial"]))
+    final: dict[str, Any] = {"phase": "done", "trial": str(config["trial"])}
+    for name in (*FRONT_METRICS, "eval_seconds"):
+        value = measured.get(name)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            final[name] = float(value)
+    session.report(final)

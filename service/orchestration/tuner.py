@@ -32,23 +32,19 @@ from service.errors import ConfigError, StorageError, SweepStateError
 from service.logs import sweep_context
 from service.objectives import FRONT_METRICS
 from service.orchestration.addresses import GCS_PORT, check_address
-from service.orchestration.collect import collect
+from service.orchestration.collect import collect, results_table, sweep_outcome
 from service.orchestration.driverlock import driver_lock
 from service.orchestration.mo_asha import STOP, SweepRungs
 from service.orchestration.points import sweep_objectives, trial_count, trial_resources
 from service.orchestration.rundir import (
-    SWEEP_FILE,
     TUNE_DIR,
-    create_state,
-    read_sweep_state,
     set_status,
-    sweep_id_for,
     trial_key,
-    trial_states,
 )
 from service.orchestration.spec import BOUND_KEYS, SweepSpec, is_uri
-from service.orchestration.storage import check_storage, experiment_reachable
-from service.orchestration.trainable import run_trial
+from service.orchestration.storage import check_storage, experiment_reachable, prepare_state
+from service.orchestration.trainable import run_retrain, run_trial
+from service.orchestration.twostage import choose_retrains
 
 __all__ = ["ParetoHalvingScheduler", "TuneSession", "latest_checkpoints", "run_sweep"]
 
@@ -86,6 +82,11 @@ def search_trial(
 ) -> None:
     """The function trainable Tune runs: one trial in a :class:`TuneSession`."""
     run_trial(config, spec_data, run_dir, TuneSession(), scratch=scratch)
+
+
+def retrain_trial(config: dict[str, Any], spec_data: dict[str, Any], run_dir: str) -> None:
+    """The function trainable of a two-stage sweep's second stage (one retrain)."""
+    run_retrain(config, spec_data, run_dir, TuneSession())
 
 
 def latest_checkpoints(experiment_path: str, filesystem: Any) -> list[str]:
@@ -217,35 +218,6 @@ def _init_ray(address: str | None, num_cpus: int | None) -> None:
         )
 
 
-def _prepare(spec: SweepSpec, run_dir: Path, resume: bool) -> dict[str, Any]:
-    """The sweep's state: read back on resume, else written for a new sweep (with the
-    experiment's place on the storage URI, checked to be free, when there is one)."""
-    from service.results.store import default_url
-
-    if resume:
-        return read_sweep_state(run_dir)
-    if (run_dir / SWEEP_FILE).exists():
-        raise SweepStateError(
-            f"{run_dir}: already holds a sweep; continue it with 'e2rnas sweep resume "
-            f"{run_dir}' or choose another --out"
-        )
-    database_url = spec.storage.database_url or default_url(run_dir)
-    if not is_uri(spec.storage.path):
-        return create_state(spec, run_dir, database_url)
-    import pyarrow.fs  # type: ignore[import-untyped, unused-ignore]
-
-    # One experiment per run directory: sweeps of the same name share a storage URI.
-    tune_path = f"{spec.storage.path.rstrip('/')}/{sweep_id_for(spec, run_dir)}"
-    fs, fs_path = check_storage(tune_path)
-    if fs.get_file_info(fs_path).type != pyarrow.fs.FileType.NotFound:
-        raise SweepStateError(
-            f"storage {tune_path}: already holds a Tune experiment of run directory "
-            f"{run_dir}, but the run directory has no {SWEEP_FILE}; remove it there or "
-            "choose another --out"
-        )
-    return create_state(spec, run_dir, database_url, tune_path=tune_path)
-
-
 def _check_before_start(spec: SweepSpec, run_dir: Path, address: str | None) -> None:
     """Everything that can be checked before Ray starts: the Optuna restrictions, the Ray
     address, and a storage URI's reachability (and that it is no run directory)."""
@@ -262,6 +234,51 @@ def _check_before_start(spec: SweepSpec, run_dir: Path, address: str | None) -> 
         check_storage(spec.storage.path)
 
 
+def _concurrency(spec: SweepSpec) -> int:
+    """How many trials run at once: as many as the cluster's CPUs hold, at most
+    ``resources.max_concurrent``."""
+    cpus = float(ray.cluster_resources().get("CPU", 1.0))  # type: ignore[no-untyped-call, unused-ignore]
+    concurrent = max(1, int(cpus // spec.resources.cpu))
+    return min(concurrent, spec.resources.max_concurrent or concurrent)
+
+
+def _second_stage(spec: SweepSpec, run_dir: Path) -> str:
+    """A two-stage sweep's retrain of its proxy front, as a Tune experiment of its own
+    (restored on resume; a finished retrain is not run again); the sweep's status after it."""
+    chosen = choose_retrains(run_dir, spec, results_table(run_dir))["chosen"]
+    if not chosen:
+        return "done"
+    path = run_dir / TUNE_DIR / f"{spec.name}-retrain"
+    space = {"trial": tune.grid_search(chosen)}
+    trainable = tune.with_resources(
+        tune.with_parameters(
+            retrain_trial, spec_data=spec.model_dump(mode="json"), run_dir=str(run_dir)
+        ),
+        trial_resources(spec, cuda_available=None if spec.resources.gpu is None else False),
+    )
+    if tune.Tuner.can_restore(str(path)):
+        tuner = tune.Tuner.restore(
+            str(path), trainable, resume_unfinished=True, resume_errored=True, param_space=space
+        )
+    else:
+        logger.info("second stage: retraining %d trials of the proxy front", len(chosen))
+        tuner = tune.Tuner(
+            trainable,
+            param_space=space,
+            tune_config=tune.TuneConfig(
+                reuse_actors=True, max_concurrent_trials=_concurrency(spec)
+            ),
+            run_config=tune.RunConfig(
+                name=path.name,
+                storage_path=str(path.parent),
+                failure_config=tune.FailureConfig(max_failures=MAX_FAILURES),
+                callbacks=[CSVLoggerCallback(), JsonLoggerCallback()],  # type: ignore[no-untyped-call, unused-ignore]
+                verbose=0,
+            ),
+        )
+    return "failed" if _errors(tuner.fit()) else "done"
+
+
 def _tuner(spec: SweepSpec, state: dict[str, Any], trainable: Any, resume: bool) -> Any:
     """A new Tuner for the sweep, or the interrupted experiment restored."""
     tune_path = str(state["tune_path"])  # a local path or a URI: Tune resolves either
@@ -274,9 +291,7 @@ def _tuner(spec: SweepSpec, state: dict[str, Any], trainable: Any, resume: bool)
             param_space=_param_space(spec),
         )
     remote = bool(state.get("storage_uri"))
-    cpus = float(ray.cluster_resources().get("CPU", 1.0))  # type: ignore[no-untyped-call, unused-ignore]
-    concurrent = max(1, int(cpus // spec.resources.cpu))
-    concurrent = min(concurrent, spec.resources.max_concurrent or concurrent)
+    concurrent = _concurrency(spec)
     logger.info(
         "%d trials, up to %d at a time, in %s", trial_count(spec), concurrent, state["run_dir"]
     )
@@ -306,20 +321,9 @@ def _tuner(spec: SweepSpec, state: dict[str, Any], trainable: Any, resume: bool)
     )
 
 
-def _outcome(grid: Any, spec: SweepSpec, run_dir: Path) -> str:
-    """The sweep's status once Tune returned.
-
-    A trial that failed after its retries carries its error. Ctrl-C makes Tune stop every
-    running trial, save its state and return, with those trials TERMINATED and no error: only
-    their trial.json, never marked done, tells them apart.
-    """
-    errors = sum(1 for i in range(len(grid)) if grid[i].error is not None)
-    finished = [t for t in trial_states(run_dir) if t.get("status") in ("done", "stopped")]
-    if errors:
-        return "failed"
-    if len(finished) < trial_count(spec):
-        return "interrupted"
-    return "done"
+def _errors(grid: Any) -> int:
+    """Trials of a Tune result grid that failed after their retries."""
+    return sum(1 for i in range(len(grid)) if grid[i].error is not None)
 
 
 def run_sweep(
@@ -349,7 +353,7 @@ def run_sweep(
 def _drive(
     spec: SweepSpec, run_dir: Path, address: str | None, resume: bool, num_cpus: int | None
 ) -> None:
-    state = _prepare(spec, run_dir, resume)
+    state = prepare_state(spec, run_dir, resume)
     remote = bool(state.get("storage_uri"))
     trainable = tune.with_resources(
         tune.with_parameters(
@@ -370,7 +374,9 @@ def _drive(
             tuner = _tuner(spec, state, trainable, resume)
             set_status(run_dir, "running")
             try:
-                grid = tuner.fit()
+                status = sweep_outcome(_errors(tuner.fit()), spec, run_dir)
+                if spec.evaluation.mode == "two_stage" and status == "done":
+                    status = _second_stage(spec, run_dir)
             except KeyboardInterrupt:
                 set_status(run_dir, "interrupted")
                 raise
@@ -385,7 +391,7 @@ def _drive(
                 raise
             # Collected before Ray shuts down: inside a Ray Job, the shutdown deletes the
             # job's working directory, which is this process's current directory.
-            collect(run_dir, status=_outcome(grid, spec, run_dir))
+            collect(run_dir, status=status)
         finally:
             ray.shutdown()
             try:

@@ -34,7 +34,7 @@ import pandas as pd  # type: ignore[import-untyped, unused-ignore]
 
 from search_core.genotypes import Genotype
 from service.errors import ConfigError, GenotypeError, TrialResultError
-from service.objectives import FRONT_METRICS, SEARCH_OBJECTIVES
+from service.objectives import FRONT_METRICS, PROXY_METRICS, SEARCH_OBJECTIVES
 
 __all__ = [
     "CONFIG_COLUMNS",
@@ -43,6 +43,7 @@ __all__ = [
     "FRONT_METRICS",
     "OBJECTIVE_COLUMNS",
     "RESULT_COLUMNS",
+    "RETRAIN_DIR",
     "STOPPED",
     "TEXT_COLUMNS",
     "TRIAL_STATUSES",
@@ -58,6 +59,7 @@ __all__ = [
 SEARCH_METRICS = "metrics.jsonl"
 EVAL_METRICS = "metrics.json"
 SEARCH_CONFIG = "config.json"
+RETRAIN_DIR = "retrain"  # a two-stage sweep's second stage, inside the trial's directory
 
 OBJECTIVE_COLUMNS: tuple[str, ...] = SEARCH_OBJECTIVES
 EVALUATIONS: tuple[str, ...] = ("none", "proxy", "retrain")
@@ -74,6 +76,7 @@ RESULT_COLUMNS: tuple[str, ...] = (
     *OBJECTIVE_COLUMNS,
     "mgda_weights",
     *FRONT_METRICS,
+    *PROXY_METRICS,
     "latency_ms",
     "evaluation",
     "genotype",
@@ -89,6 +92,7 @@ RESULT_COLUMNS: tuple[str, ...] = (
 FLOAT_COLUMNS: tuple[str, ...] = (
     *OBJECTIVE_COLUMNS,
     *FRONT_METRICS,
+    *PROXY_METRICS,
     "latency_ms",
     "search_epochs",
     "search_seconds",
@@ -240,6 +244,23 @@ def _evaluation_columns(
     return None
 
 
+def _evaluations(
+    row: dict[str, Any], evaluation: dict[str, Any], trial_dir: Path, two_stage: bool
+) -> Genotype | None:
+    """Fill the evaluation's columns of ``row`` (a two-stage sweep's proxy into ``proxy_*``,
+    its retrain, if any, into the front metrics); returns the genotype evaluated, if named."""
+    genotype = _evaluation_columns(row, evaluation, trial_dir / EVAL_METRICS)
+    if not two_stage:
+        return genotype
+    for name, proxy in zip(FRONT_METRICS, PROXY_METRICS, strict=True):
+        row[proxy], row[name] = row[name], math.nan
+    where = trial_dir / RETRAIN_DIR / EVAL_METRICS
+    retrained = _read_object(where)
+    if retrained is None:
+        return genotype
+    return _evaluation_columns(row, retrained, where) or genotype
+
+
 def trial_row(
     sweep_id: str,
     trial_id: str,
@@ -248,6 +269,7 @@ def trial_row(
     status: str,
     backbone: str | None = None,
     stopped_at: int | None = None,
+    two_stage: bool = False,
 ) -> dict[str, Any]:
     """The results row of one trial, read from ``trial_dir``.
 
@@ -259,7 +281,9 @@ def trial_row(
 
     ``stopped_at`` is the epoch at which the sweep's scheduler stopped the trial (status
     ``"stopped"``): the row has the search's columns of that epoch (an epoch the trial ran on
-    while the stop was on its way is not counted) and no evaluation.
+    while the stop was on its way is not counted) and no evaluation. In a ``two_stage`` sweep
+    the proxy's measures go to ``proxy_*`` and the front metrics are the retrain's
+    (``retrain/metrics.json``), empty for a trial not retrained (``evaluation``: ``proxy``).
     """
     for name, value in (("sweep_id", sweep_id), ("trial_id", trial_id), ("status", status)):
         if not isinstance(value, str) or not value:
@@ -272,10 +296,9 @@ def trial_row(
         )
     trial_dir = Path(trial_dir)
     records = read_search_records(trial_dir / SEARCH_METRICS)
-    evaluation = _read_object(trial_dir / EVAL_METRICS)
+    evaluation = None if stopped_at is not None else _read_object(trial_dir / EVAL_METRICS)
     if stopped_at is not None:
         records = [r for i, r in enumerate(records, 1) if _epoch(r, i) <= stopped_at]
-        evaluation = None
     config = _read_object(trial_dir / SEARCH_CONFIG)
     row = _empty_row(sweep_id, trial_id, status if records else "failed")
     row.update({key: value for key, value in swept.items() if key not in CONFIG_COLUMNS})
@@ -291,10 +314,9 @@ def trial_row(
         row["backbone"] = found
     if not records:
         return row
-
     genotype = _search_columns(row, records, trial_dir / SEARCH_METRICS)
     if evaluation is not None:
-        genotype = _evaluation_columns(row, evaluation, trial_dir / EVAL_METRICS) or genotype
+        genotype = _evaluations(row, evaluation, trial_dir, two_stage) or genotype
     row["genotype"] = genotype.dumps()
     row["genotype_hash"] = genotype.genotype_hash()
     return row

@@ -106,13 +106,14 @@ def _projection_axes(
     params = {
         "projection_2d": ("x", "y"),
         "fronts_by_backbone": ("x", "y"),
+        "two_stage": ("x", "y"),
         "projection_3d": ("x", "y", "z"),
     }.get(name, ())
     for param, value in given.items():
         if value is not None and param not in params:
             raise ConfigError(
-                f"{param}: {name} takes no {param} axis; only projection_2d and "
-                "fronts_by_backbone (x, y) and projection_3d (x, y, z) do"
+                f"{param}: {name} takes no {param} axis; only projection_2d, "
+                "fronts_by_backbone and two_stage (x, y) and projection_3d (x, y, z) do"
             )
     if not params:
         return default_2d, default_3d

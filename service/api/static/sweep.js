@@ -42,9 +42,9 @@
         .then(renderHeader).catch((e) => showError(error, e));
     });
     $("table-filter").addEventListener("input", drawTable);
-    // A new axis redraws the figures over those axes alone (the fronts by backbone follow the
-    // 2-D projection's); the next refresh keeps the chosen axes.
-    const SHARING = { projection_2d: ["projection_2d", "fronts_by_backbone"],
+    // A new axis redraws the figures over those axes alone (the fronts by backbone and of the
+    // two stages follow the 2-D projection's); the next refresh keeps the chosen axes.
+    const SHARING = { projection_2d: ["projection_2d", "fronts_by_backbone", "two_stage"],
       projection_3d: ["projection_3d"] };
     PROJECTIONS.forEach((name) => selectsOf(name).forEach((select) => {
       select.addEventListener("change", () => {

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd  # type: ignore[import-untyped, unused-ignore]
 import plotly.graph_objects as go
 import pytest
 
@@ -28,9 +29,11 @@ from service.analysis.gallery import (
     fronts_by_backbone,
     sweep_figure,
     sweep_figures,
+    two_stage_fronts,
     why_not,
 )
 from service.analysis.plotdata import FRONT_RANK, compare_info, rank_table
+from service.objectives import FRONT_METRICS
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from synthetic_front import FRONT, METRICS, brute_force_front, sweep_frame
@@ -178,9 +181,36 @@ def test_fronts_by_backbone_need_two_backbones_and_two_metrics() -> None:
 
 # -- the figures of a sweep ----------------------------------------------------------------
 
+NOT_TWO_STAGE = "Not a two-stage sweep, or no trial retrained yet: no proxy front to compare."
+
+
+def test_two_stage_fronts_draw_both_fronts_and_link_each_retrained_point() -> None:
+    table = _two_staged(sweep_frame())
+    fig = two_stage_fronts(rank_table(table), "test_error", "params_m")
+    traces = {t.name: t for t in fig.data}
+    assert list(traces["proxy (all trials)"].x) == list(table["proxy_test_error"])
+    retrained = table[table["evaluation"] == "retrain"]
+    assert list(traces["retrain (all trials)"].x) == list(retrained["test_error"])
+    links = traces["retrained point and its proxy"]
+    assert list(links.x) == [
+        v for r in retrained.itertuples() for v in (r.proxy_test_error, r.test_error, None)
+    ]
+    assert why_not(rank_table(table), "two_stage", ("L", "params_m")) == (
+        "Skipped: the fronts of two stages are drawn over two front metrics of the 2-D "
+        "projection; L is none."
+    )
+
+
+def _two_staged(df: pd.DataFrame) -> pd.DataFrame:
+    """A results table as a two-stage sweep's: proxy measures beside the front metrics, the
+    first six trials retrained."""
+    proxies = {f"proxy_{name}": df[name] * 1.1 for name in FRONT_METRICS}
+    evaluation = ["retrain" if i < 6 else "proxy" for i in range(len(df))]
+    return df.assign(**proxies, evaluation=evaluation)
+
 
 def test_sweep_figures_draws_every_figure_of_the_ranked_table() -> None:
-    ranked = rank_table(sweep_frame().assign(backbone=BACKBONES))
+    ranked = rank_table(_two_staged(sweep_frame().assign(backbone=BACKBONES)))
     drawn = sweep_figures(ranked, ("flops_m", "test_error"), ("seed", "F", "ood_aupr"))
     assert tuple(drawn.figures) == FIGURE_NAMES and drawn.notes == {}
     assert [name for names in SECTIONS.values() for name in names] == list(FIGURE_NAMES)
@@ -203,6 +233,7 @@ def test_sweep_figures_notes_what_the_table_cannot_give() -> None:
         "projection_2d": "Skipped: the results have no latency_ms column.",
         "heatmaps": "Heatmaps skipped: the results have no L or F column.",
         "backbones": "Skipped: the results have no latency_ms column.",
+        "two_stage": "Skipped: the results have no latency_ms column.",
     }
     assert why_not(ranked, "heatmap_flops") == drawn.notes["heatmaps"]
     no_flops = rank_table(sweep_frame().drop(columns="flops_m"), ["test_error"])
@@ -216,6 +247,7 @@ def test_sweep_figures_of_no_finished_trial_yet() -> None:
     assert drawn.notes == {
         "heatmaps": "Heatmaps skipped: no trial has both L and F.",
         "backbones": "Skipped: no finished trial names its backbone.",
+        "two_stage": NOT_TWO_STAGE,
     }
     assert all(len(trace.x) == 0 for trace in drawn.figures["projection_2d"].data)
 
@@ -225,7 +257,8 @@ def test_sweep_figures_of_unevaluated_trials() -> None:
         test_error=math.nan, pgd_acc=math.nan, ood_aupr=math.nan, backbone=BACKBONES
     )
     drawn = sweep_figures(rank_table(df))
-    assert tuple(drawn.figures) == FIGURE_NAMES
+    assert tuple(drawn.figures) == tuple(n for n in FIGURE_NAMES if n != "two_stage")
+    assert drawn.notes == {"two_stage": NOT_TWO_STAGE}
     assert not np.any(rank_table(df).front)
     assert list(drawn.figures["parallel"].data[0].line.color) == [-1.0] * 9
 

@@ -717,6 +717,9 @@ def _done(client: TestClient, sweep_id: str) -> pd.DataFrame:
     return frame[frame["status"] == "done"].reset_index(drop=True)
 
 
+NOT_TWO_STAGE = "Not a two-stage sweep, or no trial retrained yet: no proxy front to compare."
+
+
 def _json(figure: Any) -> Any:
     return json.loads(figure.to_json(remove_uids=False))
 
@@ -729,17 +732,20 @@ def test_api_figures_are_the_python_builders_figures(
     everything = client.get(f"/api/sweeps/{SWEEP_ID}/figures")
     assert everything.status_code == 200, everything.text
     body = everything.json()
-    assert list(body["figures"]) == list(FIGURE_NAMES) and body["notes"] == {}
+    drawn = [n for n in FIGURE_NAMES if n != "two_stage"]  # a one-stage sweep
+    assert list(body["figures"]) == drawn and body["notes"] == {"two_stage": NOT_TWO_STAGE}
     assert body["objectives"] == OBJECTIVES5
     assert (body["projection_2d"], body["projection_3d"]) == (
         ["test_error", "params_m"],
         ["test_error", "params_m", "pgd_acc"],
     )
-    for name in FIGURE_NAMES:
+    for name in drawn:
         expected = _json(sweep_figure(ranked, name))
         one = client.get(f"/api/sweeps/{SWEEP_ID}/figures/{name}")
         assert one.status_code == 200, (name, one.text)
         assert one.json() == expected == body["figures"][name], name
+    two_stage = client.get(f"/api/sweeps/{SWEEP_ID}/figures/two_stage")
+    assert two_stage.status_code == 409 and NOT_TWO_STAGE in _detail(two_stage)
     # The public drawing steps give them too.
     assert body["figures"]["scatter_matrix"] == _json(scatter_matrix(ranked.table, OBJECTIVES5))
     chosen = client.get(f"/api/sweeps/{SWEEP_ID}/figures/projection_2d?x=L&y=flops_m")
@@ -757,11 +763,15 @@ def test_api_figures_take_axes_and_objectives(client: TestClient, finished: pd.D
     assert body["objectives"] == {"test_error": "min", "params_m": "min"}
     assert (body["projection_2d"], body["projection_3d"]) == (["seed", "F"], ["L", "F", "val_loss"])
     axes = ("seed", "F"), ("L", "F", "val_loss")
-    for name in (n for n in FIGURE_NAMES if n != "fronts_by_backbone"):
+    for name in (n for n in FIGURE_NAMES if n not in ("fronts_by_backbone", "two_stage")):
         assert body["figures"][name] == _json(sweep_figure(ranked, name, *axes)), name
     # The fronts by backbone follow the 2-D projection's axes, which must then be metrics.
     assert "fronts_by_backbone" not in body["figures"]
-    assert body["notes"] == {"backbones": why_not(ranked, "fronts_by_backbone", *axes)}
+    assert body["notes"] == {
+        "backbones": why_not(ranked, "fronts_by_backbone", *axes),
+        "two_stage": why_not(ranked, "two_stage", *axes),
+    }
+    assert body["notes"]["two_stage"].endswith("seed and F are none.")
     assert body["notes"]["backbones"].endswith("seed and F are no metric.")
     by_backbone = client.get(
         f"/api/sweeps/{SWEEP_ID}/figures/fronts_by_backbone", params={"x": "pgd_acc"}
@@ -814,6 +824,7 @@ def test_figures_of_a_sweep_without_finished_trials(client: TestClient) -> None:
     assert body["notes"] == {
         "heatmaps": "Heatmaps skipped: the results have no L or F column.",
         "backbones": "Skipped: no finished trial names its backbone.",
+        "two_stage": NOT_TWO_STAGE,
     }
     assert body["axes"] == ["test_error", "params_m", "pgd_acc"]  # the chosen ones only
     heatmap = client.get("/api/sweeps/waiting-1/figures/heatmap_rank")

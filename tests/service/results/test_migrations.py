@@ -100,7 +100,7 @@ def test_a_new_database_is_built_by_the_revisions_and_equals_the_tables(
 ) -> None:
     assert revision_of(store.engine) is None
     store.create_schema()
-    assert revision_of(store.engine) == head_revision() == "0004"
+    assert revision_of(store.engine) == head_revision() == "0005"
     assert schema_differences(store.engine) == []
 
 
