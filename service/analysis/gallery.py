@@ -9,9 +9,11 @@ The figures (:data:`FIGURE_NAMES`, grouped in :data:`SECTIONS`) are drawn by
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Literal, NamedTuple, get_args
 
+import pandas as pd  # type: ignore[import-untyped, unused-ignore]
 import plotly.graph_objects as go  # type: ignore[import-untyped, unused-ignore]
 
 from service.analysis.figures import (
@@ -36,6 +38,7 @@ __all__ = [
     "FigureName",
     "SweepFigures",
     "fronts_by_backbone",
+    "proxy_agreement",
     "sweep_figure",
     "sweep_figures",
     "two_stage_fronts",
@@ -163,6 +166,21 @@ def fronts_by_backbone(ranked: RankedTable, x: str, y: str) -> go.Figure:
     return compare_fronts(compare_info(groups, x, y))
 
 
+def proxy_agreement(table: pd.DataFrame) -> dict[str, float | None]:
+    """Kendall's τ (scipy's tau-b) between each front metric's proxy measure and the retrain's
+    over a two-stage sweep's retrained trials: how well the proxy ranked them. None with fewer
+    than two such trials, or where one side is constant."""
+    from scipy.stats import kendalltau
+
+    retrained = table[table["evaluation"] == "retrain"]
+    tau: dict[str, float | None] = {}
+    for name in FRONT_METRICS:
+        pairs = retrained[[f"proxy_{name}", name]].dropna()
+        value = kendalltau(pairs.iloc[:, 0], pairs.iloc[:, 1]).statistic if len(pairs) > 1 else None
+        tau[name] = None if value is None or math.isnan(value) else float(value)
+    return tau
+
+
 def two_stage_fronts(ranked: RankedTable, x: str, y: str) -> go.Figure:
     """A two-stage sweep's two fronts over ``x`` and ``y`` (the 2-D projection's axes): the
     proxy's (every trial's proxy measures) and the retrain's (the retrained trials), as in the
@@ -178,6 +196,17 @@ def two_stage_fronts(ranked: RankedTable, x: str, y: str) -> go.Figure:
     for row in retrained[[px, py, x, y]].dropna().itertuples(index=False):
         xs += [float(row[0]), float(row[2]), None]
         ys += [float(row[1]), float(row[3]), None]
+    tau = ", ".join(
+        f"{name} {'-' if v is None else f'{v:.2f}'}" for name, v in proxy_agreement(table).items()
+    )
+    proxied = int(table[px].notna().sum())
+    fig.update_layout(
+        title={
+            "text": f"{len(retrained)} of {proxied} trials retrained; Kendall's τ of proxy "
+            f"and retrain: {tau}",
+            "font": {"size": 13},
+        }
+    )
     fig.add_trace(
         go.Scatter(
             name="retrained point and its proxy",

@@ -11,14 +11,13 @@ retrains the same trials. The tuner then runs one Ray Tune trial per chosen tria
 into ``trials/<key>/retrain/`` and resuming there after a restart; a finished retrain is read
 back, never redone. :func:`summarize` records what the second stage saved (retrains not run)
 and how well the proxy predicted the retrain (Kendall's τ per front metric over the retrained
-trials; scipy computes it).
+trials; :func:`service.analysis.gallery.proxy_agreement`, which the two-stage figure shows too).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import math
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +26,10 @@ import numpy as np
 import pandas as pd  # type: ignore[import-untyped, unused-ignore]
 
 from search_core.genotypes import Genotype
+from service.analysis.gallery import proxy_agreement
 from service.analysis.pareto import pareto_info, to_minimisation
 from service.errors import SweepStateError
 from service.files import write_json_atomically
-from service.objectives import FRONT_METRICS
 from service.orchestration.points import retrain_config_for, search_config_for, sweep_objectives
 from service.orchestration.rundir import TRIALS_DIR, read_trial_info
 from service.orchestration.spec import SweepSpec
@@ -136,17 +135,11 @@ def summarize(run_dir: Path, frame: pd.DataFrame) -> dict[str, Any]:
     ``two_stage.json``: retrains run and saved (first-stage trials not retrained), and
     Kendall's τ between each proxy measure and the retrain's over the retrained trials (None
     with fewer than two, or where one side is constant)."""
-    from scipy.stats import kendalltau
-
     state = read_two_stage(run_dir)
     if not state:
         return {}
     retrained = frame[frame["evaluation"] == "retrain"]
-    tau: dict[str, float | None] = {}
-    for name in FRONT_METRICS:
-        pairs = retrained[[f"proxy_{name}", name]].dropna()
-        value = kendalltau(pairs.iloc[:, 0], pairs.iloc[:, 1]).statistic if len(pairs) > 1 else None
-        tau[name] = None if value is None or math.isnan(value) else float(value)
+    tau = proxy_agreement(frame)
     state["summary"] = {
         "retrained": len(retrained),
         "saved": int(state.get("first_stage_trials", 0)) - len(retrained),

@@ -43,6 +43,7 @@ from plotly.basedatatypes import BaseTraceType
 from search_core.genotypes import BUNDLED
 from service.api.main import create_app
 from service.api.settings import load_settings
+from service.objectives import FRONT_METRICS
 from service.orchestration.rundir import SWEEP_FILE
 from service.orchestration.spec import parse_sweep
 from service.results.store import ResultStore
@@ -390,6 +391,11 @@ def _trial(sweep_id: str, index: int, shift: float) -> dict[str, Any]:
         eval_seconds=5.0,
         device="cpu",
     )
+    if sweep_id == SYNTHETIC_B:  # two-staged: every trial's proxy, the first four retrained
+        for name in FRONT_METRICS:
+            row[f"proxy_{name}"] = row[name] * 1.05
+            row[name] = row[name] if index < 4 else math.nan
+        row["evaluation"] = "retrain" if index < 4 else "proxy"
     return row
 
 
@@ -560,6 +566,16 @@ def test_pages_in_browser(service: Service, tmp_path: Path) -> None:
         assert page.locator("#trials-body tr").count() == 1
         stopped_row = page.locator("#trials-body tr").inner_text().split("\t")
         assert stopped_row[:3] == ["0008", "stopped", "3"], stopped_row
+        # Its two stages: the proxy front and the retrained one, each retrained point linked.
+        two_stage = page.evaluate(
+            """() => { const div = document.getElementById("two-stage");
+              return { names: div.data.map((t) => t.name),
+                       title: div.layout.title.text }; }"""
+        )
+        assert "retrain front" in two_stage["names"] and "proxy front" in two_stage["names"]
+        assert "retrained point and its proxy" in two_stage["names"]
+        assert two_stage["title"].startswith("4 of 7 trials retrained"), two_stage
+        page.screenshot(path=str(ARTIFACTS / "two_stage_sweep_page.png"), full_page=True)
 
         page.goto(f"{service.url}/compare?a={SYNTHETIC_A}&b={SYNTHETIC_B}&x=test_error&y=params_m")
         page.wait_for_selector("#compare-body tr:nth-child(2)")
