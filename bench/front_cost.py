@@ -22,6 +22,7 @@ from pathlib import Path
 
 from service.logs import configure_logging
 from service.orchestration.replay import (
+    format_table,
     parse_settings,
     replay_sweep,
     replay_table,
@@ -85,16 +86,7 @@ def main() -> None:
         f"sweep {run_dir}: {fifo.finished} trials, {fifo.full_epochs} search epochs, front of "
         f"{fifo.front}, hypervolume {fifo.full_hypervolume:.6g}; replay order {args.order}"
     )
-    print(
-        table.to_string(
-            index=False,
-            formatters={
-                "epochs_ratio": "{:.1%}".format,
-                "hypervolume_ratio": "{:.1%}".format,
-                "hypervolume": "{:.4g}".format,
-            },
-        )
-    )
+    print(format_table(table))
     met = table[table["aim"] == "yes"]
     print(
         f"aim (<= {EPOCH_AIM:.0%} of the epochs, >= {HYPERVOLUME_AIM:.0%} of the hypervolume): "

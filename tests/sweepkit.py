@@ -18,8 +18,11 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -98,16 +101,40 @@ def e2rnas_env() -> dict[str, str]:
     return env
 
 
-def start_sweep(path: Path, run_dir: Path, cwd: Path) -> subprocess.Popen[str]:
-    """``e2rnas sweep run`` of ``path`` into ``run_dir`` in the background, output captured."""
+def driver(*args: str, cwd: Path) -> subprocess.Popen[str]:
+    """``e2rnas sweep ARGS`` (a sweep's driver) in the background, output captured."""
     return subprocess.Popen(
-        [str(SCRIPT), "sweep", "run", str(path), "--out", str(run_dir)],
+        [str(SCRIPT), "sweep", *args],
         cwd=cwd,
         env=e2rnas_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def start_sweep(path: Path, run_dir: Path, cwd: Path) -> subprocess.Popen[str]:
+    """``e2rnas sweep run`` of ``path`` into ``run_dir`` in the background, output captured."""
+    return driver("run", str(path), "--out", str(run_dir), cwd=cwd)
+
+
+def kill_when(
+    process: subprocess.Popen[str], condition: Callable[[], object], what: str, limit: float = 400
+) -> None:
+    """SIGKILL ``process`` as soon as ``condition()`` holds (polled every 50 ms); fails if it
+    ends first or ``limit`` seconds pass. The process is reaped either way."""
+    try:
+        deadline = time.monotonic() + limit
+        while not condition():
+            assert time.monotonic() < deadline and process.poll() is None, f"no {what}"
+            time.sleep(0.05)
+        process.send_signal(signal.SIGKILL)
+        process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == -signal.SIGKILL
 
 
 @dataclass(frozen=True)

@@ -58,6 +58,7 @@ def add_replay(commands: Commands) -> None:
 
 def _replay(args: argparse.Namespace) -> int:
     from service.orchestration.replay import (
+        format_table,
         parse_settings,
         replay_sweep,
         replay_table,
@@ -71,14 +72,5 @@ def _replay(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(frame_records(table), indent=2))
         return 0
-    print(
-        table.to_string(
-            index=False,
-            formatters={
-                "epochs_ratio": "{:.1%}".format,
-                "hypervolume_ratio": "{:.1%}".format,
-                "hypervolume": "{:.4g}".format,
-            },
-        )
-    )
+    print(format_table(table))
     return 0

@@ -41,6 +41,7 @@ __all__ = [
     "ORDERS",
     "SETTING_KEYS",
     "Replayed",
+    "format_table",
     "parse_settings",
     "replay_sweep",
     "replay_table",
@@ -263,3 +264,18 @@ def replay_table(outcomes: Sequence[Replayed]) -> pd.DataFrame:
 
 def _short(metrics: Sequence[str]) -> str:
     return "+".join(name.removesuffix("_loss").removesuffix("_m") for name in metrics)
+
+
+def format_table(table: pd.DataFrame) -> str:
+    """:func:`replay_table` as text: ratios as percentages."""
+    percent = "{:.1%}".format
+    return str(
+        table.to_string(
+            index=False,
+            formatters={
+                "epochs_ratio": percent,
+                "hypervolume_ratio": percent,
+                "hypervolume": "{:.4g}".format,
+            },
+        )
+    )

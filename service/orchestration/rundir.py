@@ -51,6 +51,7 @@ __all__ = [
     "create_state",
     "epochs_done",
     "read_scheduler_state",
+    "read_state_file",
     "read_sweep_state",
     "read_trial_info",
     "set_status",
@@ -235,22 +236,26 @@ def trial_states(run_dir: Path) -> list[dict[str, Any]]:
     return states
 
 
-def read_scheduler_state(run_dir: Path) -> dict[str, Any]:
-    """The run directory's ``scheduler.json`` (MO-ASHA's state: rungs, decisions and the
-    trials it stopped); {} for a sweep without one (``fifo``, or no stop yet)."""
-    path = Path(run_dir) / SCHEDULER_FILE
+def read_state_file(path: Path, what: str, fix: str, key: str) -> dict[str, Any]:
+    """A JSON object the driver writes whole (``scheduler.json``, ``two_stage.json``); {} when
+    there is none. One that cannot be read, or lacks ``key`` as an object or list, raises
+    SweepStateError naming the file, ``what`` it holds and the ``fix``."""
     if not path.exists():
         return {}
     try:
         state = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as error:
-        raise SweepStateError(
-            f"{path}: cannot read the scheduler's state ({error}); restore it, or remove it "
-            "to rank the unfinished trials afresh"
-        ) from None
-    if not isinstance(state, dict) or not isinstance(state.get("stopped", {}), dict):
-        raise SweepStateError(f"{path}: expected an object with 'stopped'")
+        raise SweepStateError(f"{path}: cannot read {what} ({error}); {fix}") from None
+    if not isinstance(state, dict) or not isinstance(state.get(key), dict | list):
+        raise SweepStateError(f"{path}: expected an object with '{key}'; {fix}")
     return state
+
+
+def read_scheduler_state(run_dir: Path) -> dict[str, Any]:
+    """The run directory's ``scheduler.json`` (MO-ASHA's state: rungs, decisions and the
+    trials it stopped); {} for a sweep without one (``fifo``, or no decision yet)."""
+    fix = "restore it, or remove it to rank the unfinished trials afresh"
+    return read_state_file(Path(run_dir) / SCHEDULER_FILE, "the scheduler's state", fix, "stopped")
 
 
 def sweep_progress(run_dir: Path, total: int) -> dict[str, int]:

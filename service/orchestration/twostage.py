@@ -31,7 +31,7 @@ from service.analysis.pareto import pareto_info, to_minimisation
 from service.errors import SweepStateError
 from service.files import write_json_atomically
 from service.orchestration.points import retrain_config_for, search_config_for, sweep_objectives
-from service.orchestration.rundir import TRIALS_DIR, read_trial_info
+from service.orchestration.rundir import TRIALS_DIR, read_state_file, read_trial_info
 from service.orchestration.spec import SweepSpec
 from service.results.table import EVAL_METRICS, RETRAIN_DIR
 
@@ -55,19 +55,9 @@ def proxy_objectives(spec: SweepSpec) -> dict[str, str]:
 
 def read_two_stage(run_dir: Path) -> dict[str, Any]:
     """The run directory's ``two_stage.json``; {} before the first stage has ended."""
+    fix = "restore it (removing it chooses again from the proxy front)"
     path = Path(run_dir) / TWO_STAGE_FILE
-    if not path.exists():
-        return {}
-    try:
-        state = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as error:
-        raise SweepStateError(
-            f"{path}: cannot read the second stage's choice ({error}); restore it (removing "
-            "it chooses again from the proxy front)"
-        ) from None
-    if not isinstance(state, dict) or not isinstance(state.get("chosen"), list):
-        raise SweepStateError(f"{path}: expected an object with 'chosen'")
-    return state
+    return read_state_file(path, "the second stage's choice", fix, "chosen")
 
 
 def choose_retrains(run_dir: Path, spec: SweepSpec, frame: pd.DataFrame) -> dict[str, Any]:

@@ -29,7 +29,7 @@ import pandas as pd  # type: ignore[import-untyped, unused-ignore]
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from sweepkit import SCRIPT, SharedRun, compare_rows, e2rnas_env, sweep_text
+from sweepkit import SharedRun, compare_rows, driver, sweep_text
 
 from service import cli
 from service.errors import StoreError, TrialResultError
@@ -37,17 +37,6 @@ from service.orchestration.collect import collect, stored_table
 from service.orchestration.driverlock import lock_holder
 
 GRID_L = (0.03,)
-
-
-def _driver(*args: str, cwd: Path) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [str(SCRIPT), "sweep", *args],
-        cwd=cwd,
-        env=e2rnas_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
 
 
 def _wait(what: str, condition: Callable[[], object], driver: subprocess.Popen[str]) -> None:
@@ -77,16 +66,16 @@ def test_a_killed_driver_a_stopped_database_and_a_cut_trial_file_lose_no_row(
     path.write_text(f"{text}storage: {{database_url: '{stoppable_postgres.url}'}}\n", "utf-8")
 
     # 1-2. One driver per run directory, then a SIGKILL after a checkpoint.
-    first = _driver("run", str(path), "--out", str(run_dir), cwd=tmp_path)
+    first = driver("run", str(path), "--out", str(run_dir), cwd=tmp_path)
     try:
         _wait("lock", lambda: (h := lock_holder(run_dir)) is not None and h.pid == first.pid, first)
-        second = _driver("run", str(path), "--out", str(run_dir), cwd=tmp_path)
+        second = driver("run", str(path), "--out", str(run_dir), cwd=tmp_path)
         _out, err = second.communicate(timeout=120)
         assert second.returncode == 2, err
         assert err.count("\n") == 1 and err.startswith(f"e2rnas: error: {run_dir}: "), err
         assert f"pid {first.pid}" in err
         _wait("sweep.json", (run_dir / "sweep.json").exists, first)
-        resume = _driver("resume", str(run_dir), cwd=tmp_path)
+        resume = driver("resume", str(run_dir), cwd=tmp_path)
         _out, err = resume.communicate(timeout=120)
         assert resume.returncode == 2 and f"pid {first.pid}" in err, err
         _wait("checkpoint", lambda: list(run_dir.glob("trials/*/checkpoint.pt")), first)
@@ -99,7 +88,7 @@ def test_a_killed_driver_a_stopped_database_and_a_cut_trial_file_lose_no_row(
             first.communicate()
     assert first.returncode == -signal.SIGKILL
     assert lock_holder(run_dir) is None  # the kernel released it with the process
-    resumed = _driver("resume", str(run_dir), cwd=tmp_path)
+    resumed = driver("resume", str(run_dir), cwd=tmp_path)
     _out, err = resumed.communicate(timeout=600)
     assert resumed.returncode == 0, err[-3000:]
     assert json.loads((run_dir / "sweep.json").read_text(encoding="utf-8"))["status"] == "done"

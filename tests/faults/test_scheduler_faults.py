@@ -13,10 +13,7 @@ reference's values to the bit in every row.
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -28,10 +25,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sweepkit import (
     ASHA_SETTING,
     RESULT_COLUMNS,
-    SCRIPT,
     SharedRun,
     asha_text,
-    e2rnas_env,
+    driver,
+    kill_when,
+    start_sweep,
 )
 
 from service.orchestration.replay import replay_sweep
@@ -40,17 +38,6 @@ from service.results.table import read_search_records
 
 FIRST = "F=0.6_L=0.03"  # Tune's first trial
 SEARCH_COLUMNS = ("val_loss", "ood_loss", "adv_loss", "nop_loss", "flops_loss", "params_m")
-
-
-def _driver(*args: str, cwd: Path) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [str(SCRIPT), "sweep", *args],
-        cwd=cwd,
-        env=e2rnas_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
 
 
 def _first_trial_over(run_dir: Path) -> bool:
@@ -70,22 +57,10 @@ def test_a_driver_killed_mid_mo_asha_resumes_to_the_same_stops(
     killed = fault("driver SIGKILL mid MO-ASHA sweep, then resume")
     path, run_dir = tmp_path / "asha.yaml", tmp_path / "run"
     path.write_text(asha_text("asha-killed"), encoding="utf-8")
-    driver = _driver("run", str(path), "--out", str(run_dir), cwd=tmp_path)
-    try:
-        deadline = time.monotonic() + 300
-        while not _first_trial_over(run_dir):
-            assert time.monotonic() < deadline and driver.poll() is None, "no rung decisions"
-            time.sleep(0.05)
-        driver.send_signal(signal.SIGKILL)
-        driver.communicate(timeout=60)
-        killed["injected"] = True
-    finally:
-        if driver.poll() is None:
-            driver.kill()
-            driver.communicate()
-    assert driver.returncode == -signal.SIGKILL
+    kill_when(start_sweep(path, run_dir, tmp_path), lambda: _first_trial_over(run_dir), "rungs")
+    killed["injected"] = True
     assert len(read_scheduler_state(run_dir)["decisions"]) == 2
-    resumed = _driver("resume", str(run_dir), cwd=tmp_path)
+    resumed = driver("resume", str(run_dir), cwd=tmp_path)
     _out, err = resumed.communicate(timeout=600)
     assert resumed.returncode == 0, err[-3000:]
 

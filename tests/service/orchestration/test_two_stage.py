@@ -13,11 +13,8 @@ import itertools
 import json
 import math
 import os
-import signal
 import sqlite3
-import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +23,7 @@ import pandas as pd  # type: ignore[import-untyped, unused-ignore]
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from sweepkit import SCRIPT, e2rnas_env, sweep_text
+from sweepkit import driver, kill_when, start_sweep, sweep_text
 
 from service.analysis.pareto import hypervolume, pareto_info
 from service.errors import ConfigError
@@ -185,17 +182,6 @@ def test_the_proxy_columns_are_results_columns() -> None:
 # -- a real two-stage sweep, killed during its second stage --------------------------------------
 
 
-def _driver(*args: str, cwd: Path) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [str(SCRIPT), "sweep", *args],
-        cwd=cwd,
-        env=e2rnas_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
 def _second_retrain_under_way(run_dir: Path) -> bool:
     state = run_dir / TWO_STAGE_FILE
     if not state.exists():
@@ -213,23 +199,12 @@ def test_a_two_stage_sweep_killed_in_its_second_stage_resumes_without_redoing_a_
 ) -> None:
     path, run_dir = tmp_path / "two.yaml", tmp_path / "run"
     path.write_text(_two_stage_text("two"), encoding="utf-8")
-    driver = _driver("run", str(path), "--out", str(run_dir), cwd=tmp_path)
-    try:
-        deadline = time.monotonic() + 400
-        while not _second_retrain_under_way(run_dir):
-            assert time.monotonic() < deadline and driver.poll() is None, driver.stderr
-            time.sleep(0.05)
-        driver.send_signal(signal.SIGKILL)
-        driver.communicate(timeout=60)
-    finally:
-        if driver.poll() is None:
-            driver.kill()
-            driver.communicate()
-    assert driver.returncode == -signal.SIGKILL
+    under_way = lambda: _second_retrain_under_way(run_dir)  # noqa: E731
+    kill_when(start_sweep(path, run_dir, tmp_path), under_way, "second retrain")
     first, second = read_two_stage(run_dir)["chosen"]
     finished = run_dir / "trials" / first / "retrain"
     before = {p.name: p.stat().st_mtime_ns for p in finished.iterdir() if p.is_file()}
-    resumed = _driver("resume", str(run_dir), cwd=tmp_path)
+    resumed = driver("resume", str(run_dir), cwd=tmp_path)
     _out, err = resumed.communicate(timeout=600)
     assert resumed.returncode == 0, err[-3000:]
     # The finished retrain was read back, not run again.
