@@ -118,6 +118,19 @@ def start_sweep(path: Path, run_dir: Path, cwd: Path) -> subprocess.Popen[str]:
     return driver("run", str(path), "--out", str(run_dir), cwd=cwd)
 
 
+def run_to_end(path: Path, run_dir: Path, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """``e2rnas sweep run`` of ``path`` into ``run_dir``, waited for, output captured."""
+    return subprocess.run(
+        [str(SCRIPT), "sweep", "run", str(path), "--out", str(run_dir)],
+        cwd=cwd,
+        env=e2rnas_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+
 def kill_when(
     process: subprocess.Popen[str], condition: Callable[[], object], what: str, limit: float = 400
 ) -> None:
@@ -162,15 +175,7 @@ def shared_run(base: Path, name: str = "reference") -> SharedRun:
             sweep_file = folder / f"{name}.yaml"
             sweep_file.write_text(sweep_text(name), encoding="utf-8")
             run_dir = folder / "run"
-            done = subprocess.run(
-                [str(SCRIPT), "sweep", "run", str(sweep_file), "--out", str(run_dir)],
-                cwd=folder,
-                env=e2rnas_env(),
-                capture_output=True,
-                text=True,
-                timeout=600,
-                check=False,
-            )
+            done = run_to_end(sweep_file, run_dir, folder)
             fields = {
                 "sweep_file": str(sweep_file),
                 "run_dir": str(run_dir),

@@ -92,11 +92,12 @@ def evaluation_preset(spec: SweepSpec) -> str:
 
 
 def retrain_preset(spec: SweepSpec) -> str:
-    """A two-stage evaluation's retrain preset: as given, else as :func:`evaluation_preset`."""
+    """A two-stage evaluation's retrain preset: as given, else as :func:`evaluation_preset`
+    (a two-stage section has no top-level preset)."""
     retrain = spec.evaluation.retrain
     if retrain is not None and retrain.preset is not None:
         return retrain.preset
-    return spec.search.preset if spec.search.preset in EVAL_PRESETS else "paper"
+    return evaluation_preset(spec)
 
 
 def eval_config_for(spec: SweepSpec, search: SearchConfig) -> EvalConfig | None:

@@ -13,7 +13,6 @@ import json
 import math
 import pickle
 import sqlite3
-import subprocess
 import sys
 from collections.abc import Mapping
 from dataclasses import asdict
@@ -25,7 +24,7 @@ import pandas as pd  # type: ignore[import-untyped, unused-ignore]
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from sweepkit import ASHA_SETTING, EPOCHS, SharedRun, asha_text, e2rnas_env, sweep_text
+from sweepkit import ASHA_SETTING, EPOCHS, SharedRun, asha_text, run_to_end, sweep_text
 
 from service import cli
 from service.errors import ConfigError, SweepStateError
@@ -41,7 +40,6 @@ from service.orchestration.spec import parse_sweep
 from service.orchestration.tuner import ParetoHalvingScheduler
 from service.results.table import read_search_records, trial_row
 
-SCRIPT = Path(sys.executable).parent / "e2rnas"
 SEARCH_COLUMNS = ("val_loss", "ood_loss", "adv_loss", "nop_loss", "flops_loss", "mgda_weights")
 
 
@@ -301,15 +299,7 @@ def asha_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     path = folder / "asha.yaml"
     path.write_text(asha_text("asha"), encoding="utf-8")
     run_dir = folder / "run"
-    done = subprocess.run(
-        [str(SCRIPT), "sweep", "run", str(path), "--out", str(run_dir)],
-        cwd=folder,
-        env=e2rnas_env(),
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    done = run_to_end(path, run_dir, folder)
     assert done.returncode == 0, done.stderr[-3000:]
     return run_dir, done.stderr
 
