@@ -42,10 +42,10 @@ GENOTYPES = 12  # distinct genotypes among the trials
 STARTUP_S = 120.0
 
 
-def sweep_yaml(trials: int, name: str = "synthetic") -> str:
+def sweep_yaml(trials: int, name: str = "synthetic", seeds: int = 2) -> str:
     """A valid sweep file (quickstart's settings) whose grid has at least ``trials`` points:
-    L × F × two seeds."""
-    per_seed = -(-trials // 2)
+    L × F × ``seeds`` seeds."""
+    per_seed = -(-trials // seeds)
     l_count = max(1, int(np.ceil(np.sqrt(per_seed))))
     f_count = -(-per_seed // l_count)
     l_values = [round(0.01 + 0.01 * i, 4) for i in range(l_count)]
@@ -56,9 +56,10 @@ def sweep_yaml(trials: int, name: str = "synthetic") -> str:
         "ood_dataset: digits-ood\n"
         "search: {preset: cpu-tiny}\n"
         "evaluation: {mode: proxy, preset: cpu-tiny}\n"
-        f"grid: {{L: {json.dumps(l_values)}, F: {json.dumps(f_values)}, seed: [0, 1]}}\n"
+        f"grid: {{L: {json.dumps(l_values)}, F: {json.dumps(f_values)}, "
+        f"seed: {json.dumps(list(range(seeds)))}}}\n"
         "resources: {gpu: 0, cpu: 1}\n"
-        f"max_trials: {max(100, l_count * f_count * 2)}\n"
+        f"max_trials: {max(100, l_count * f_count * seeds)}\n"
     )
 
 
@@ -111,10 +112,13 @@ def _rows(sweep_id: str, points: list[dict[str, Any]], seed: int) -> list[dict[s
     return rows
 
 
-def build_sweep(url: str, trials: int = 240, seed: int = 0, name: str = "synthetic") -> str:
-    """Write a finished sweep of ``trials`` synthetic trials into the database at ``url``
-    (schema created if missing), as the service records one; returns its sweep id."""
-    spec = parse_sweep(sweep_yaml(trials, name), source="synthetic sweep")
+def build_sweep(
+    url: str, trials: int = 240, seed: int = 0, name: str = "synthetic", seeds: int = 2
+) -> str:
+    """Write a finished sweep of ``trials`` synthetic trials, ``seeds`` seeds per grid point,
+    into the database at ``url`` (schema created if missing), as the service records one;
+    returns its sweep id."""
+    spec = parse_sweep(sweep_yaml(trials, name, seeds), source="synthetic sweep")
     points = grid_points(spec)[:trials]
     sweep_id = f"{name}-{seed:08x}"
     store = ResultStore(url)

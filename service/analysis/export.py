@@ -2,7 +2,7 @@
 
 The formats are contracts (docs/ARCHITECTURE.md, "Units and names").
 
-`export_front` writes four files with fixed names into one directory:
+`export_front` writes four files (five with ``robust.csv``) with fixed names into one directory:
 
 - ``genotypes.json``: a JSON list, one object per distinct genotype (the first row of each
   ``genotype_hash`` wins) with its hash, the genotype as a JSON object, the five front metrics
@@ -10,7 +10,10 @@ The formats are contracts (docs/ARCHITECTURE.md, "Units and names").
 - ``genotypes.py``: the same genotypes as DARTS-compatible Python text, one
   ``E2RNAS_<hash> = Genotype(...)`` each and a ``GENOTYPES`` list, loadable unchanged by the
   original DARTS training code;
-- ``front.csv`` and ``front.parquet``: the front's rows with the columns of the results table.
+- ``front.csv`` and ``front.parquet``: the front's rows with the columns of the results table;
+- ``robust.csv``, when a robustness table is given: the sweep's configurations (swept values
+  without the seed) ranked by dominance probability, with their seeds' spreads
+  (:mod:`~service.analysis.robust`).
 
 The four files are one set: they are written into a temporary directory beside ``out_dir``,
 which is then swapped in for it by renames (:func:`service.files.replace_directory`), so a
@@ -37,6 +40,7 @@ __all__ = [
     "FRONT_PARQUET",
     "GENOTYPES_JSON",
     "GENOTYPES_PY",
+    "ROBUST_CSV",
     "export_front",
     "genotype_name",
 ]
@@ -45,6 +49,7 @@ GENOTYPES_JSON = "genotypes.json"
 GENOTYPES_PY = "genotypes.py"
 FRONT_CSV = "front.csv"
 FRONT_PARQUET = "front.parquet"
+ROBUST_CSV = "robust.csv"
 
 _BOUNDS = ("L", "F")
 _PY_HEADER = '''"""Pareto-front genotypes of an E2RNAS sweep, in the format of DARTS's genotypes.py.
@@ -112,8 +117,12 @@ def _genotypes_py(genotypes: list[tuple[Genotype, dict[str, Any]]]) -> str:
     return "\n".join(parts)
 
 
-def export_front(front: pd.DataFrame, out_dir: Path) -> dict[str, Path]:
-    """Write the front's four export files into ``out_dir`` (created); their paths by name.
+def export_front(
+    front: pd.DataFrame, out_dir: Path, robust: pd.DataFrame | None = None
+) -> dict[str, Path]:
+    """Write the front's four export files into ``out_dir`` (created), and ``robust.csv``
+    when ``robust`` (:func:`service.analysis.robustview.robust_csv_frame`) is given; their
+    paths by name.
 
     ``front`` is a results table (the nondominated rows); the CSV and Parquet files carry its
     columns unchanged, the contract columns first.
@@ -125,9 +134,12 @@ def export_front(front: pd.DataFrame, out_dir: Path) -> dict[str, Path]:
         raise ConfigError(f"front: missing contract columns {missing}")
     genotypes = _front_genotypes(front)  # checked before anything is created
     out = Path(out_dir)
-    names = (GENOTYPES_JSON, GENOTYPES_PY, FRONT_CSV, FRONT_PARQUET)
+    names: tuple[str, ...] = (GENOTYPES_JSON, GENOTYPES_PY, FRONT_CSV, FRONT_PARQUET)
+    if robust is not None:
+        names = (*names, ROBUST_CSV)
     if out.is_dir():
-        others = sorted(p.name for p in out.iterdir() if p.name not in names)
+        known = (*names, ROBUST_CSV)
+        others = sorted(p.name for p in out.iterdir() if p.name not in known)
         if others:
             raise ConfigError(
                 f"{out}: holds files other than the export's (e.g. {others[0]!r}), which "
@@ -141,6 +153,8 @@ def export_front(front: pd.DataFrame, out_dir: Path) -> dict[str, Path]:
         (folder / GENOTYPES_PY).write_text(py_text, encoding="utf-8")
         front.to_csv(folder / FRONT_CSV, index=False)
         front.to_parquet(folder / FRONT_PARQUET, index=False)
+        if robust is not None:
+            robust.to_csv(folder / ROBUST_CSV, index=False)
 
     replace_directory(out, write)
     return {name: out / name for name in names}

@@ -24,8 +24,11 @@ from service.analysis.figures import (
     scatter_matrix,
 )
 from service.analysis.plotdata import FRONT_RANK, Aggregate, RankedTable, compare_info, grid_note
+from service.analysis.robust import SEED, configuration_keys, configuration_labels, robust_info
+from service.analysis.robustview import robust_figure, robust_projection
 from service.errors import ConfigError
 from service.objectives import DEFAULT_PROJECTION_2D, DEFAULT_PROJECTION_3D, FRONT_METRICS, METRICS
+from service.objectives import directions as registry_directions
 
 BACKBONE = "backbone"
 """The results column naming each trial's search backbone (darts, pc_darts, pdarts)."""
@@ -39,6 +42,7 @@ __all__ = [
     "SweepFigures",
     "fronts_by_backbone",
     "proxy_agreement",
+    "seed_robustness",
     "sweep_figure",
     "sweep_figures",
     "two_stage_fronts",
@@ -55,6 +59,7 @@ FigureName = Literal[
     "heatmap_rank",
     "fronts_by_backbone",
     "two_stage",
+    "seed_robustness",
 ]
 FIGURE_NAMES: tuple[FigureName, ...] = get_args(FigureName)
 """The figures of a sweep, in the order of the page."""
@@ -75,8 +80,18 @@ SECTIONS: dict[str, tuple[FigureName, ...]] = {
     "heatmaps": tuple(HEATMAPS),
     "backbones": ("fronts_by_backbone",),
     "two_stage": ("two_stage",),
+    "robust": ("seed_robustness",),
 }
 """The sections of a sweep's figures, on the page and in the report, each with its figures."""
+
+
+_PROJECTED = (
+    "projection_2d",
+    "projection_3d",
+    "fronts_by_backbone",
+    "two_stage",
+    "seed_robustness",
+)
 
 
 class SweepFigures(NamedTuple):
@@ -90,7 +105,7 @@ def _axes(
     name: FigureName, projection_2d: Sequence[str], projection_3d: Sequence[str]
 ) -> tuple[str, ...]:
     """The columns a projection plots, checked; () for the other figures."""
-    if name not in ("projection_2d", "projection_3d", "fronts_by_backbone", "two_stage"):
+    if name not in _PROJECTED:
         return ()
     axes, size = (projection_3d, 3) if name == "projection_3d" else (projection_2d, 2)
     if len(axes) != size or len(set(axes)) != size:
@@ -118,7 +133,40 @@ def why_not(
         return _why_not_by_backbone(ranked, axes)
     if name == "two_stage":
         return _why_not_two_stage(ranked, axes)
+    if name == "seed_robustness":
+        return _why_not_robust(ranked, axes)
     return None
+
+
+def _why_not_robust(ranked: RankedTable, axes: Sequence[str]) -> str | None:
+    others = [a for a in axes if a not in METRICS]
+    if others:
+        return (
+            "Skipped: seed spreads and attainment surfaces are drawn over two metrics of the "
+            f"2-D projection; {' and '.join(others)} {'is' if len(others) == 1 else 'are'} "
+            "no metric."
+        )
+    table = ranked.table
+    if table.empty:
+        return "No finished trial yet: no seed spread to show."
+    if SEED not in table.columns:
+        return "Skipped: the results have no seed column: no seed spread to show."
+    labels = configuration_labels(table, configuration_keys(table))
+    seeds = pd.Series(table[SEED].to_numpy()).groupby(labels).nunique()
+    if seeds.empty or seeds.max() < 2:
+        return (
+            "No configuration has finished runs under two seeds yet: no seed spread to show "
+            "(sweep several seeds, grid: seed: [0, 1, 2])."
+        )
+    return None
+
+
+def seed_robustness(ranked: RankedTable, x: str, y: str) -> go.Figure:
+    """Seed spreads, dominance probability and attainment surfaces over ``x`` and ``y`` (the
+    2-D projection's axes), the probability over the sweep's objectives."""
+    info = robust_info(ranked.table, ranked.objectives)
+    axes = registry_directions((x, y))
+    return robust_figure(robust_projection(ranked.table, info, x, y, dict(axes)))
 
 
 def _why_not_two_stage(ranked: RankedTable, axes: Sequence[str]) -> str | None:
@@ -241,6 +289,8 @@ def sweep_figure(
         return fronts_by_backbone(ranked, x, y)
     if name == "two_stage":
         return two_stage_fronts(ranked, x, y)
+    if name == "seed_robustness":
+        return seed_robustness(ranked, x, y)
     return projection(table, x, y, z[0] if z else None, ranked.front)
 
 

@@ -29,7 +29,9 @@ from service.analysis.cells import cell_diagram
 from service.analysis.figures import PLOT_CONFIG
 from service.analysis.gallery import SECTIONS, sweep_figures
 from service.analysis.pareto import Objectives
-from service.analysis.plotdata import rank_table
+from service.analysis.plotdata import RankedTable, rank_table
+from service.analysis.robust import robust_info
+from service.analysis.robustview import spread_text
 from service.errors import ConfigError, GenotypeError
 from service.files import replace_atomically
 from service.objectives import DEFAULT_PROJECTION_2D, DEFAULT_PROJECTION_3D
@@ -47,10 +49,17 @@ SECTION_TITLES: dict[str, str] = {
     "heatmaps": "L×F grid heatmaps",
     "backbones": "Fronts by backbone",
     "two_stage": "Two-stage fronts: proxy and retrain",
+    "robust": "Seed robustness: spreads, dominance probability, attainment, duplicates",
     "cells": "Cells of the front genotypes",
 }
 """The title of each section of the page, by section id (the projections' titles name their
 axes, these with the default axes)."""
+
+
+class _Table(NamedTuple):
+    caption: str
+    columns: list[str]
+    rows: list[list[str]]
 
 
 class _Section(NamedTuple):
@@ -59,6 +68,52 @@ class _Section(NamedTuple):
     intro: str
     note: str  # why some of its figures are missing; "" when none is
     figures: list[str]  # plotly's HTML of each figure
+    tables: list[_Table]
+
+
+_ROBUST_ROWS = 20  # configurations listed in the report (the CLI and the API list them all)
+
+
+def _robust_tables(ranked: RankedTable) -> list[_Table]:
+    """The configurations most often on the front, with their seeds' spreads, when some has
+    several runs; and the duplicate genotypes (one architecture from several trials)."""
+    info = robust_info(ranked.table, ranked.objectives)
+    tables: list[_Table] = []
+    if info.runs[1] > 1:
+        top = info.table.head(_ROBUST_ROWS)
+        rows = [
+            [
+                str(row["configuration"]),
+                "-"
+                if pd.isna(row["dominance_probability"])
+                else f"{row['dominance_probability']:.3f}",
+                f"{row['valid_runs']}/{row['runs']}",
+                str(row["genotypes"]),
+                *(spread_text(row[f"{n}_mean"], row[f"{n}_std"]) for n in info.objectives),
+            ]
+            for _, row in top.iterrows()
+        ]
+        hv = info.hypervolume
+        caption = (
+            f"Configurations by dominance probability ({info.method}, {info.resamples} draws, "
+            f"random_seed {info.random_seed}); hypervolume of one seed per configuration "
+            f"{hv.mean:.4g}, {hv.confidence:.0%} interval [{hv.low:.4g}, {hv.high:.4g}], all "
+            f"seeds pooled {hv.pooled:.4g}"
+        )
+        columns = ["configuration", "P(front)", "valid/runs", "genotypes", *info.objectives]
+        tables.append(_Table(caption, columns, rows))
+    if info.twins:
+        rows = [[" = ".join(group)] for group in info.twins]
+        caption = "Configurations that found the same genotype under every seed"
+        tables.append(_Table(caption, ["configurations"], rows))
+    if info.duplicates:
+        rows = [
+            [group.genotype_hash, str(len(group.trials)), ", ".join(group.configurations)]
+            for group in info.duplicates
+        ]
+        caption = "Duplicate genotypes: one architecture reached by several trials"
+        tables.append(_Table(caption, ["genotype_hash", "trials", "configurations"], rows))
+    return tables
 
 
 class _Cell(NamedTuple):
@@ -149,11 +204,10 @@ def write_report(
     """
     ranked = rank_table(df, objectives, front_mask, ranks)
     drawn = sweep_figures(ranked, projection_2d, projection_3d)
-    (x2, y2), (x3, y3, z3) = projection_2d, projection_3d
     titles = {
         **SECTION_TITLES,
-        "projection_2d": f"Projection: {x2} vs {y2}",
-        "projection_3d": f"Projection: {x3}, {y3}, {z3}",
+        "projection_2d": f"Projection: {' vs '.join(projection_2d)}",
+        "projection_3d": f"Projection: {', '.join(projection_3d)}",
     }
     intro = (
         f"{len(ranked.table)} trials{_stopped_note(ranked.table)}, {int(ranked.front.sum())} on "
@@ -168,6 +222,7 @@ def write_report(
             intro=intro if key == "scatter" else "",
             note=drawn.notes.get(key, ""),
             figures=[divs.html(drawn.figures[name]) for name in names if name in drawn.figures],
+            tables=_robust_tables(ranked) if key == "robust" else [],
         )
         for key, names in SECTIONS.items()
     ]

@@ -21,6 +21,7 @@ from service.api.routes import (
     health,
     objectives,
     pages,
+    robust,
     sweeps,
 )
 from service.api.settings import ServiceSettings
@@ -79,6 +80,7 @@ def create_app(settings: ServiceSettings, manager: SweepManager | None = None) -
     app.include_router(health.router)
     app.include_router(sweeps.router)
     app.include_router(figures.router)
+    app.include_router(robust.router)
     app.include_router(compare.router)
     app.include_router(objectives.router)
     app.include_router(examples.router)

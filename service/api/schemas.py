@@ -68,6 +68,66 @@ class ParetoPublic(BaseModel):
     knee: str | None  # trial_id of the knee point
 
 
+class RobustHypervolume(BaseModel):
+    """The hypervolume of one seed per configuration over the draws, and of all seeds."""
+
+    pooled: float  # of every valid run together
+    mean: float
+    low: float  # the interval at ``confidence``: the draws' percentiles
+    high: float
+    confidence: float
+    method: Literal["exact", "bootstrap"]
+    draws: int
+    reference: list[float] | None
+
+
+class RobustDuplicate(BaseModel):
+    """Finished trials that found one genotype."""
+
+    genotype_hash: str
+    trials: list[str]
+    configurations: list[str]
+
+
+class RobustSurface(BaseModel):
+    percentile: float
+    points: list[list[float]]  # [x, y], best x first
+
+
+class RobustAttainment(BaseModel):
+    """The seeds' attainment surfaces over two columns (one set per seed value)."""
+
+    x: str
+    y: str
+    sets: list[str]
+    surfaces: list[RobustSurface]
+
+
+class RobustRuns(BaseModel):
+    min: int
+    max: int
+
+
+class RobustPublic(BaseModel):
+    """Which configurations (swept values without the seed) stay on the front when the seed
+    changes (`service.analysis.robust`)."""
+
+    objectives: dict[str, str]
+    seed_key: str | None  # None when the results have no seed column
+    keys: list[str]  # the configuration's columns
+    method: Literal["exact", "bootstrap"]  # of the dominance probabilities
+    combinations: int  # of one valid run per configuration
+    resamples: int  # draws behind the probabilities (all combinations when exact)
+    random_seed: int
+    runs: RobustRuns  # valid runs per configuration
+    note: str | None  # e.g. each configuration has one run
+    hypervolume: RobustHypervolume
+    configurations: list[dict[str, Any]]  # ranked by dominance_probability, with spreads
+    duplicates: list[RobustDuplicate]
+    twins: list[list[str]]  # configurations that found one genotype under every seed
+    attainment: RobustAttainment | None
+
+
 class ObjectivePublic(BaseModel):
     """One metric of the registry (`service.objectives`)."""
 
@@ -118,6 +178,10 @@ class CompareSweep(BaseModel):
     hypervolume: float  # against ``reference``
     reference: list[float] | None  # the sweep's own default reference; None without a front
     shared_hypervolume: float | None  # against ComparePublic.shared_reference
+    # One seed per configuration, against the shared reference: the mean and its interval
+    # (service.analysis.robust); None without a shared reference.
+    seed_hypervolume: RobustHypervolume | None = None
+    seed_note: str | None = None  # e.g. each configuration has one run: no interval width
 
 
 class ComparePublic(BaseModel):

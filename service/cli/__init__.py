@@ -34,7 +34,7 @@ from service.cli.common import (
     read_config_file,
 )
 from service.cli.replay import add_replay
-from service.cli.results import add_export, add_pareto, add_report
+from service.cli.results import add_export, add_pareto, add_report, add_robust
 from service.cli.search import add_count, add_evaluate, add_search
 from service.cli.serve import add_serve
 from service.cli.sweep import add_sweep
@@ -61,6 +61,7 @@ COMMANDS: tuple[Callable[[Commands], None], ...] = (
     add_sweep,
     add_pareto,
     add_export,
+    add_robust,
     add_report,
     add_replay,
     add_serve,

@@ -1,13 +1,16 @@
-"""``e2rnas pareto``, ``export`` and ``report``: a finished sweep's front, files and report page.
+"""``e2rnas pareto``, ``export``, ``robust`` and ``report``: a finished sweep's front, files,
+seed robustness and report page.
 
 ``pareto`` prints the nondominated trials with the hypervolume and the knee, ``export`` writes
-the front's genotypes and tables, both from the sweep's database; ``report`` rewrites the
-report page, e.g. with other projections.
+the front's genotypes and tables, ``robust`` ranks the configurations by how often a change of
+seed keeps them on the front, all from the sweep's database; ``report`` rewrites the report
+page, e.g. with other projections.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +18,7 @@ from service.cli.common import CommandLineError, Commands, check_out, objectives
 from service.orchestration.points import check_axes, plottable_columns, sweep_objectives
 from service.orchestration.rundir import spec_of
 
-__all__ = ["add_export", "add_pareto", "add_report"]
+__all__ = ["add_export", "add_pareto", "add_report", "add_robust"]
 
 
 def add_pareto(commands: Commands) -> None:
@@ -71,7 +74,9 @@ def add_export(commands: Commands) -> None:
         help="write a sweep's Pareto-front genotypes and tables",
         description=(
             "Write genotypes.json, genotypes.py (DARTS format), front.csv and front.parquet "
-            "of the sweep's Pareto front, read from its database, into --out."
+            "of the sweep's Pareto front, and robust.csv (its configurations ranked by "
+            "dominance probability over the seeds, see 'e2rnas robust'), read from its "
+            "database, into --out."
         ),
     )
     parser.add_argument("run_dir", type=Path, metavar="DIR", help="the sweep's run directory")
@@ -87,14 +92,85 @@ def add_export(commands: Commands) -> None:
 def _export(args: argparse.Namespace) -> int:
     from service.analysis.export import export_front
     from service.analysis.pareto import front_of
+    from service.analysis.robust import robust_info
+    from service.analysis.robustview import robust_csv_frame
     from service.orchestration.collect import stored_table
 
     check_out(args.out)
     objectives = _front_objectives(args.run_dir, args.objectives)
     frame = stored_table(args.run_dir)
-    paths = export_front(front_of(frame, objectives), args.out)
+    robust = robust_csv_frame(robust_info(frame, objectives))
+    paths = export_front(front_of(frame, objectives), args.out, robust)
     for path in paths.values():
         print(path)
+    return 0
+
+
+# -- robust --------------------------------------------------------------------------------
+
+
+def add_robust(commands: Commands) -> None:
+    parser = commands.add_parser(
+        "robust",
+        help="which configurations stay on a sweep's front when the seed changes",
+        description=(
+            "Read the sweep's results from its database and print its configurations (swept "
+            "values without the seed) ranked by dominance probability (the chance that one "
+            "seed per configuration puts it on the front: exact over every combination when "
+            "there are at most 100,000, else from --resamples draws), with each objective's "
+            "mean ± std over the seeds, the hypervolume of one seed per configuration with "
+            "its 95%% interval, and the genotypes found by several trials."
+        ),
+    )
+    parser.add_argument("run_dir", type=Path, metavar="DIR", help="the sweep's run directory")
+    parser.add_argument(
+        "--objectives",
+        metavar="A,B,...",
+        help="front metrics to use (default: the sweep's objectives)",
+    )
+    parser.add_argument(
+        "--resamples",
+        type=int,
+        metavar="N",
+        help="random draws when the combinations are too many to enumerate (default 1000, "
+        "as the API's)",
+    )
+    parser.add_argument(
+        "--random-seed", type=int, default=0, metavar="S", help="the draws' seed (default 0)"
+    )
+    parser.add_argument(
+        "--limit", type=int, default=None, metavar="N", help="print the first N configurations"
+    )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print the answer of GET /api/sweeps/{id}/robust instead (with the attainment "
+        "surfaces over the sweep's 2-D projection)",
+    )
+    parser.set_defaults(handler=_robust)
+
+
+def _robust(args: argparse.Namespace) -> int:
+    from service.analysis.attainment import attainment_surfaces
+    from service.analysis.robust import DEFAULT_RESAMPLES, robust_info
+    from service.analysis.robustview import robust_record, robust_text
+    from service.objectives import METRICS
+    from service.orchestration.collect import stored_table
+
+    if args.limit is not None and args.limit < 1:
+        raise CommandLineError(f"--limit: got {args.limit}; expected a whole number >= 1")
+    objectives = _front_objectives(args.run_dir, args.objectives)
+    frame = stored_table(args.run_dir)
+    resamples = DEFAULT_RESAMPLES if args.resamples is None else args.resamples
+    info = robust_info(frame, objectives, resamples=resamples, random_seed=args.random_seed)
+    if not args.json:
+        print(robust_text(info, args.limit))
+        return 0
+    axes = spec_of(args.run_dir).report.projection_2d
+    attainment = None
+    if all(name in METRICS for name in axes):
+        attainment = attainment_surfaces(frame, {n: METRICS[n].direction for n in axes})
+    print(json.dumps(robust_record(info, attainment), indent=2, allow_nan=False))
     return 0
 
 

@@ -18,6 +18,8 @@ import pandas as pd  # type: ignore[import-untyped, unused-ignore]
 from service.analysis.export import export_front
 from service.analysis.pareto import front_of
 from service.analysis.report import write_report
+from service.analysis.robust import robust_info
+from service.analysis.robustview import robust_csv_frame
 from service.errors import ConfigError, SweepStateError, UnknownSweepError
 from service.files import replace_atomically
 from service.orchestration.points import search_config_for, sweep_objectives, trial_count
@@ -160,7 +162,8 @@ def collect(
     _store_rows(state, frame, sweep_progress(run_dir, trial_count(spec)))
     objectives = sweep_objectives(spec)
     front = front_of(frame, objectives)
-    exported = export_front(front, export_dir or run_dir / EXPORT_DIR)
+    robust = robust_csv_frame(robust_info(frame, objectives))
+    exported = export_front(front, export_dir or run_dir / EXPORT_DIR, robust)
     report = write_report(
         frame,
         run_dir / REPORT_FILE,

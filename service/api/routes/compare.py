@@ -2,20 +2,31 @@
 
 The figure comes from :func:`service.analysis.figures.compare_fronts`; the numbers beside it
 (front sizes, hypervolumes against each sweep's own reference and against one reference shared
-by both) from :func:`service.analysis.plotdata.compare_info`.
+by both) from :func:`service.analysis.plotdata.compare_info`, and the hypervolume of one seed
+per configuration with its interval, against the shared reference, from
+:func:`service.analysis.robust.robust_info`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Any
 
+import pandas as pd  # type: ignore[import-untyped, unused-ignore]
 from fastapi import APIRouter, HTTPException, Query, status
 
 from service.analysis.figures import compare_fronts
 from service.analysis.plotdata import compare_info
+from service.analysis.robust import robust_info
 from service.api.deps import Manager
 from service.api.reads import finished_trials
-from service.api.schemas import PROBLEMS, ComparePublic, CompareSweep, FigurePublic
+from service.api.schemas import (
+    PROBLEMS,
+    ComparePublic,
+    CompareSweep,
+    FigurePublic,
+    RobustHypervolume,
+)
 from service.errors import ObjectiveError, UnknownSweepError
 from service.objectives import DEFAULT_PROJECTION_2D, METRICS
 
@@ -50,6 +61,21 @@ def _objectives(x: str | None, y: str | None) -> tuple[str, str]:
     return chosen
 
 
+def _seed_interval(
+    table: pd.DataFrame, objectives: dict[str, str], reference: Sequence[float] | None
+) -> tuple[RobustHypervolume | None, str | None]:
+    """The hypervolume of one seed per configuration against the shared reference, with its
+    95 % interval over the draws, and the robustness's note."""
+    if reference is None:
+        return None, None
+    info = robust_info(table, objectives, reference=list(reference))
+    hv = info.hypervolume
+    interval = RobustHypervolume.model_validate(
+        {**hv._asdict(), "reference": None if hv.reference is None else list(hv.reference)}
+    )
+    return interval, info.note
+
+
 @router.get("", response_model=ComparePublic, responses=PROBLEMS)
 def compare(
     manager: Manager,
@@ -67,6 +93,7 @@ def compare(
     labels = {"a": f"A: {a}", "b": f"B: {b}"}
     tables = {key: finished_trials(manager, row["sweep_id"]) for key, row in rows.items()}
     info = compare_info([(labels[key], tables[key]) for key in rows], x, y)
+    seeds = {key: _seed_interval(tables[key], info.objectives, info.reference) for key in rows}
     return ComparePublic(
         objectives=info.objectives,
         sweeps=[
@@ -79,6 +106,8 @@ def compare(
                 hypervolume=summary.hypervolume,
                 reference=None if summary.reference is None else list(summary.reference),
                 shared_hypervolume=summary.shared_hypervolume,
+                seed_hypervolume=seeds[key][0],
+                seed_note=seeds[key][1],
             )
             for (key, row), summary in zip(rows.items(), info.sweeps, strict=True)
         ],

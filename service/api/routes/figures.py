@@ -107,13 +107,15 @@ def _projection_axes(
         "projection_2d": ("x", "y"),
         "fronts_by_backbone": ("x", "y"),
         "two_stage": ("x", "y"),
+        "seed_robustness": ("x", "y"),
         "projection_3d": ("x", "y", "z"),
     }.get(name, ())
     for param, value in given.items():
         if value is not None and param not in params:
             raise ConfigError(
                 f"{param}: {name} takes no {param} axis; only projection_2d, "
-                "fronts_by_backbone and two_stage (x, y) and projection_3d (x, y, z) do"
+                "fronts_by_backbone, two_stage and seed_robustness (x, y) and projection_3d "
+                "(x, y, z) do"
             )
     if not params:
         return default_2d, default_3d
@@ -146,9 +148,9 @@ def one_figure(
     """One figure of the sweep page (see ``GET /api/sweeps/{sweep_id}/figures``).
 
     ``x``, ``y`` and, for ``projection_3d``, ``z`` choose a projection's columns, each by
-    default the sweep's ``report:`` choice (``fronts_by_backbone`` takes the 2-D projection's
-    ``x`` and ``y``); the other figures take no axes. 409 when the
-    finished trials cannot give the figure yet.
+    default the sweep's ``report:`` choice (``fronts_by_backbone``, ``two_stage`` and
+    ``seed_robustness`` take the 2-D projection's ``x`` and ``y``); the other figures take no
+    axes. 409 when the finished trials cannot give the figure yet.
     """
     spec = sweep_spec(manager, sweep_id)
     axes_2d, axes_3d = _projection_axes(name, {"x": x, "y": y, "z": z}, spec)

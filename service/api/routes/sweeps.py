@@ -43,8 +43,9 @@ EXPORT_TYPES = {
     "genotypes.py": "text/x-python; charset=utf-8",
     "front.csv": "text/csv; charset=utf-8",
     "front.parquet": "application/vnd.apache.parquet",
+    "robust.csv": "text/csv; charset=utf-8",
 }
-ExportFile = Literal["genotypes.json", "genotypes.py", "front.csv", "front.parquet"]
+ExportFile = Literal["genotypes.json", "genotypes.py", "front.csv", "front.parquet", "robust.csv"]
 
 _SWEEP_BODY = {
     "requestBody": {
@@ -238,15 +239,21 @@ def sweep_pareto(
     response_class=Response,
 )
 def sweep_export(sweep_id: str, file_name: ExportFile, manager: Manager) -> Response:
-    """One of the four exports of the front's genotypes, deduplicated by genotype hash."""
+    """One of the exports of the front's genotypes, deduplicated by genotype hash, or
+    ``robust.csv``: the configurations ranked by dominance probability over the seeds."""
     from service.analysis.export import export_front
     from service.analysis.pareto import front_of
+    from service.analysis.robust import robust_info
+    from service.analysis.robustview import robust_csv_frame
 
-    spec = sweep_spec(manager, sweep_id)
-    front = front_of(finished_trials(manager, sweep_id), sweep_objectives(spec))
+    objectives = sweep_objectives(sweep_spec(manager, sweep_id))
+    front = front_of(finished_trials(manager, sweep_id), objectives)
+    robust = None
+    if file_name == "robust.csv":
+        robust = robust_csv_frame(robust_info(manager.store.trials_frame(sweep_id), objectives))
     with tempfile.TemporaryDirectory(prefix="e2rnas-export-") as tmp:
-        # The name is one of four literals, so the path cannot leave the directory.
-        written = export_front(front, Path(tmp))
+        # The name is one of five literals, so the path cannot leave the directory.
+        written = export_front(front, Path(tmp), robust)
         content = written[file_name].read_bytes()
     return Response(
         content,

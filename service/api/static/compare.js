@@ -15,7 +15,15 @@
       el("td", { className: "num", text: fmt(sweep.hypervolume) }),
       el("td", { text: sweep.reference ? sweep.reference.map(fmt).join(", ") : "-" }),
       el("td", { className: "num shared-hv", text: fmt(sweep.shared_hypervolume) }),
+      el("td", { className: "num seed-hv", text: seedInterval(sweep), title: sweep.seed_note || "" }),
     ]);
+    /** The hypervolume of one seed per configuration: "mean [low, high]" at its confidence. */
+    const seedInterval = (sweep) => {
+      const hv = sweep.seed_hypervolume;
+      if (!hv) return "-";
+      return `${fmt(hv.mean)} [${fmt(hv.low)}, ${fmt(hv.high)}] ` +
+        `(${Math.round(hv.confidence * 100)} %, ${hv.draws} draws)`;
+    };
 
     async function draw() {
       error.classList.add("hidden");

@@ -44,8 +44,10 @@
     $("table-filter").addEventListener("input", drawTable);
     // A new axis redraws the figures over those axes alone (the fronts by backbone and of the
     // two stages follow the 2-D projection's); the next refresh keeps the chosen axes.
-    const SHARING = { projection_2d: ["projection_2d", "fronts_by_backbone", "two_stage"],
-      projection_3d: ["projection_3d"] };
+    const SHARING = {
+      projection_2d: ["projection_2d", "fronts_by_backbone", "two_stage", "seed_robustness"],
+      projection_3d: ["projection_3d"],
+    };
     PROJECTIONS.forEach((name) => selectsOf(name).forEach((select) => {
       select.addEventListener("change", () => {
         const axes = axesOf(name).split(",").map((column, i) => ["xyz"[i], column]);
@@ -89,10 +91,11 @@
     async function loadData() {
       const query = new URLSearchParams();
       PROJECTIONS.filter(axesOf).forEach((name) => query.set(name, axesOf(name)));
-      const [results, pareto, figures] = await Promise.all([
+      const [results, pareto, figures, robust] = await Promise.all([
         api(apiSweep(id) + "/results"),
         api(apiSweep(id) + "/pareto"),
         api(`${apiSweep(id)}/figures?${query}`),
+        api(apiSweep(id) + "/robust"),
       ]);
       const { objectives, knee } = pareto;
       Object.assign(state, { columns: results.columns, rows: results.data, objectives, knee });
@@ -106,7 +109,48 @@
         `of ${Object.keys(objectives).join(", ")}; hypervolume ${fmt(pareto.hypervolume)}` +
         (knee ? `; knee: trial ${knee}.` : ".");
       drawFigures(figures);
+      drawRobust(robust);
       drawTable();
+    }
+
+    /** The answer of GET .../robust: the draws and the hypervolume interval, the
+     * configurations ranked by dominance probability, and the duplicate genotypes. */
+    function drawRobust(robust) {
+      const hv = robust.hypervolume;
+      const draws = robust.method === "exact"
+        ? `exact over all ${robust.combinations} combinations`
+        : `${robust.resamples} random draws (seed ${robust.random_seed})`;
+      const runs = robust.runs.min === robust.runs.max ? robust.runs.min
+        : `${robust.runs.min}-${robust.runs.max}`;
+      $("robust-summary").textContent = `${robust.configurations.length} configurations, ` +
+        `${runs} valid runs each; dominance probability ${draws}. ` +
+        `Hypervolume of one seed per configuration: ${fmt(hv.mean)}, ` +
+        `${Math.round(hv.confidence * 100)} % interval [${fmt(hv.low)}, ${fmt(hv.high)}]; ` +
+        `all seeds pooled ${fmt(hv.pooled)}.` + (robust.note ? " " + robust.note : "");
+      const objectives = Object.keys(robust.objectives);
+      const columns = ["configuration", "P(front)", "runs", "genotypes", ...objectives];
+      clear($("robust-head")).append(el("tr", {}, columns.map((name) =>
+        el("th", { scope: "col", text: name }))));
+      const spread = (row, name) => {
+        const [mean, std] = [row[name + "_mean"], row[name + "_std"]];
+        if (!isNumber(mean)) return "-";
+        return isNumber(std) ? `${fmt(mean)} ± ${fmt(std)}` : fmt(mean);
+      };
+      clear($("robust-body")).append(...robust.configurations.map((row) =>
+        el("tr", { "data-configuration": row.configuration }, [
+          el("td", { text: row.configuration }),
+          el("td", { className: "num probability", text: fmt(row.dominance_probability) }),
+          el("td", { className: "num", text: `${row.valid_runs}/${row.runs}` }),
+          el("td", { className: "num", text: String(row.genotypes) }),
+          ...objectives.map((name) => el("td", { className: "num", text: spread(row, name) })),
+        ])));
+      const twins = robust.twins.map((group) => el("li", { className: "twins",
+        text: `Same genotype under every seed: ${group.join(" = ")}` }));
+      clear($("duplicates")).append(...twins, ...(robust.duplicates.length ? robust.duplicates.map((group) =>
+        el("li", { "data-hash": group.genotype_hash, text: `${group.genotype_hash}: ` +
+          `${group.trials.length} trials (${group.trials.join(", ")}) from ` +
+          `${group.configurations.length} configuration(s): ${group.configurations.join(", ")}` }))
+        : [el("li", { className: "muted", text: "No two finished trials found one genotype." })]));
     }
 
     /** The figures of the answer into their [data-figure] divs, and the notes of the

@@ -182,6 +182,10 @@ def test_fronts_by_backbone_need_two_backbones_and_two_metrics() -> None:
 # -- the figures of a sweep ----------------------------------------------------------------
 
 NOT_TWO_STAGE = "Not a two-stage sweep, or no trial retrained yet: no proxy front to compare."
+ONE_SEED = (
+    "No configuration has finished runs under two seeds yet: no seed spread to show (sweep "
+    "several seeds, grid: seed: [0, 1, 2])."
+)
 
 
 def test_two_stage_fronts_draw_both_fronts_and_link_each_retrained_point() -> None:
@@ -209,15 +213,21 @@ def _two_staged(df: pd.DataFrame) -> pd.DataFrame:
     return df.assign(**proxies, evaluation=evaluation)
 
 
+def _two_seeds(df: pd.DataFrame) -> pd.DataFrame:
+    """The table, then the same trials under seed 1 with every front metric 5 % higher."""
+    again = df.assign(seed=1, **{name: df[name] * 1.05 for name in FRONT_METRICS})
+    return pd.concat([df, again], ignore_index=True)
+
+
 def test_sweep_figures_draws_every_figure_of_the_ranked_table() -> None:
-    ranked = rank_table(_two_staged(sweep_frame().assign(backbone=BACKBONES)))
+    table = _two_seeds(sweep_frame().assign(backbone=BACKBONES))
+    ranked = rank_table(_two_staged(table))
     drawn = sweep_figures(ranked, ("flops_m", "test_error"), ("seed", "F", "ood_aupr"))
     assert tuple(drawn.figures) == FIGURE_NAMES and drawn.notes == {}
     assert [name for names in SECTIONS.values() for name in names] == list(FIGURE_NAMES)
     for name, fig in drawn.figures.items():
         alone = sweep_figure(ranked, name, ("flops_m", "test_error"), ("seed", "F", "ood_aupr"))
         assert as_json(fig) == as_json(alone), name
-    table = sweep_frame().assign(backbone=BACKBONES)
     assert as_json(drawn.figures["scatter_matrix"]) == as_json(scatter_matrix(table))
     assert as_json(drawn.figures["projection_2d"]) == as_json(
         projection(table, "flops_m", "test_error")
@@ -234,6 +244,7 @@ def test_sweep_figures_notes_what_the_table_cannot_give() -> None:
         "heatmaps": "Heatmaps skipped: the results have no L or F column.",
         "backbones": "Skipped: the results have no latency_ms column.",
         "two_stage": "Skipped: the results have no latency_ms column.",
+        "robust": "Skipped: the results have no latency_ms column.",
     }
     assert why_not(ranked, "heatmap_flops") == drawn.notes["heatmaps"]
     no_flops = rank_table(sweep_frame().drop(columns="flops_m"), ["test_error"])
@@ -248,6 +259,7 @@ def test_sweep_figures_of_no_finished_trial_yet() -> None:
         "heatmaps": "Heatmaps skipped: no trial has both L and F.",
         "backbones": "Skipped: no finished trial names its backbone.",
         "two_stage": NOT_TWO_STAGE,
+        "robust": "No finished trial yet: no seed spread to show.",
     }
     assert all(len(trace.x) == 0 for trace in drawn.figures["projection_2d"].data)
 
@@ -257,8 +269,9 @@ def test_sweep_figures_of_unevaluated_trials() -> None:
         test_error=math.nan, pgd_acc=math.nan, ood_aupr=math.nan, backbone=BACKBONES
     )
     drawn = sweep_figures(rank_table(df))
-    assert tuple(drawn.figures) == tuple(n for n in FIGURE_NAMES if n != "two_stage")
-    assert drawn.notes == {"two_stage": NOT_TWO_STAGE}
+    drawn_names = tuple(n for n in FIGURE_NAMES if n not in ("two_stage", "seed_robustness"))
+    assert tuple(drawn.figures) == drawn_names
+    assert drawn.notes == {"two_stage": NOT_TWO_STAGE, "robust": ONE_SEED}
     assert not np.any(rank_table(df).front)
     assert list(drawn.figures["parallel"].data[0].line.color) == [-1.0] * 9
 
@@ -276,3 +289,38 @@ def test_sweep_figures_reject_malformed_projections(
 ) -> None:
     with pytest.raises(ConfigError, match=expected):
         sweep_figures(rank_table(sweep_frame()), axes_2d, axes_3d)
+
+
+def test_seed_robustness_draws_each_configuration_over_its_seeds() -> None:
+    """The configurations at their seeds' mean with the seeds' range as error bars (against
+    a pandas groupby), coloured by the dominance probability of `robust_info`, every run as a
+    point, and one staircase per attainment surface through the surface's points."""
+    from service.analysis.attainment import attainment_surfaces
+    from service.analysis.robust import robust_info
+
+    table = _two_seeds(sweep_frame())
+    ranked = rank_table(table)
+    fig = sweep_figure(ranked, "seed_robustness", ("test_error", "params_m"))
+    traces = {trace.uid: trace for trace in fig.data}
+    runs, configurations = traces["robust-runs"], traces["robust-configurations"]
+    assert len(runs.x) == len(table) == 18
+    grouped = table.groupby(["F", "L"], sort=False)
+    assert list(configurations.x) == pytest.approx(grouped["test_error"].mean().tolist())
+    assert list(configurations.y) == pytest.approx(grouped["params_m"].mean().tolist())
+    high = grouped["test_error"].max() - grouped["test_error"].mean()
+    assert list(configurations.error_x.array) == pytest.approx(high.tolist())
+    info = robust_info(table, ranked.objectives)
+    chance = dict(
+        zip(info.table["configuration"], info.table["dominance_probability"], strict=True)
+    )
+    labels = [f"F={f}_L={bound}" for (f, bound) in grouped.groups]
+    assert list(configurations.marker.color) == pytest.approx([chance[label] for label in labels])
+    surfaces = attainment_surfaces(table, {"test_error": "min", "params_m": "min"}).surfaces
+    for percentile, points in surfaces.items():
+        stair = traces[f"robust-eaf-{percentile:g}"]
+        corners = set(zip(stair.x, stair.y, strict=True))
+        assert set(points) <= corners and len(stair.x) == 2 * len(points) - 1
+    assert why_not(ranked, "seed_robustness", ("L", "params_m")) == (
+        "Skipped: seed spreads and attainment surfaces are drawn over two metrics of the 2-D "
+        "projection; L is no metric."
+    )

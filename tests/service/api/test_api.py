@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import io
+import itertools
 import json
 import math
 import os
@@ -58,6 +59,7 @@ CONTRACT_PATHS = {
     "/api/sweeps/{sweep_id}/cancel": {"post"},
     "/api/sweeps/{sweep_id}/results": {"get"},
     "/api/sweeps/{sweep_id}/pareto": {"get"},
+    "/api/sweeps/{sweep_id}/robust": {"get"},
     "/api/sweeps/{sweep_id}/export/{file_name}": {"get"},
     "/api/health": {"get"},
     "/api/objectives": {"get"},
@@ -70,6 +72,7 @@ EXPORT_TYPES = {
     "genotypes.py": "text/x-python",
     "front.csv": "text/csv",
     "front.parquet": "application/vnd.apache.parquet",
+    "robust.csv": "text/csv",
 }
 
 # A valid sweep body that stays small (under the 2 KiB body limit of the app fixture).
@@ -718,6 +721,10 @@ def _done(client: TestClient, sweep_id: str) -> pd.DataFrame:
 
 
 NOT_TWO_STAGE = "Not a two-stage sweep, or no trial retrained yet: no proxy front to compare."
+ONE_SEED = (
+    "No configuration has finished runs under two seeds yet: no seed spread to show (sweep "
+    "several seeds, grid: seed: [0, 1, 2])."
+)
 
 
 def _json(figure: Any) -> Any:
@@ -732,8 +739,11 @@ def test_api_figures_are_the_python_builders_figures(
     everything = client.get(f"/api/sweeps/{SWEEP_ID}/figures")
     assert everything.status_code == 200, everything.text
     body = everything.json()
-    drawn = [n for n in FIGURE_NAMES if n != "two_stage"]  # a one-stage sweep
-    assert list(body["figures"]) == drawn and body["notes"] == {"two_stage": NOT_TWO_STAGE}
+    drawn = [
+        n for n in FIGURE_NAMES if n not in ("two_stage", "seed_robustness")
+    ]  # one stage, seed
+    assert list(body["figures"]) == drawn
+    assert body["notes"] == {"two_stage": NOT_TWO_STAGE, "robust": ONE_SEED}
     assert body["objectives"] == OBJECTIVES5
     assert (body["projection_2d"], body["projection_3d"]) == (
         ["test_error", "params_m"],
@@ -763,13 +773,15 @@ def test_api_figures_take_axes_and_objectives(client: TestClient, finished: pd.D
     assert body["objectives"] == {"test_error": "min", "params_m": "min"}
     assert (body["projection_2d"], body["projection_3d"]) == (["seed", "F"], ["L", "F", "val_loss"])
     axes = ("seed", "F"), ("L", "F", "val_loss")
-    for name in (n for n in FIGURE_NAMES if n not in ("fronts_by_backbone", "two_stage")):
+    skipped = ("fronts_by_backbone", "two_stage", "seed_robustness")
+    for name in (n for n in FIGURE_NAMES if n not in skipped):
         assert body["figures"][name] == _json(sweep_figure(ranked, name, *axes)), name
     # The fronts by backbone follow the 2-D projection's axes, which must then be metrics.
     assert "fronts_by_backbone" not in body["figures"]
     assert body["notes"] == {
         "backbones": why_not(ranked, "fronts_by_backbone", *axes),
         "two_stage": why_not(ranked, "two_stage", *axes),
+        "robust": why_not(ranked, "seed_robustness", *axes),
     }
     assert body["notes"]["two_stage"].endswith("seed and F are none.")
     assert body["notes"]["backbones"].endswith("seed and F are no metric.")
@@ -825,11 +837,138 @@ def test_figures_of_a_sweep_without_finished_trials(client: TestClient) -> None:
         "heatmaps": "Heatmaps skipped: the results have no L or F column.",
         "backbones": "Skipped: no finished trial names its backbone.",
         "two_stage": NOT_TWO_STAGE,
+        "robust": "No finished trial yet: no seed spread to show.",
     }
     assert body["axes"] == ["test_error", "params_m", "pgd_acc"]  # the chosen ones only
     heatmap = client.get("/api/sweeps/waiting-1/figures/heatmap_rank")
     assert heatmap.status_code == 409
     assert _detail(heatmap).startswith("name: heatmap_rank") and "no L or F" in _detail(heatmap)
+
+
+# -- seed robustness -----------------------------------------------------------------------
+
+
+def _seeded_sweep(client: TestClient, finished: pd.DataFrame) -> str:
+    """The finished sweep under seeds 0 and 1: seed 1's test_error moved by seeded noise."""
+    store = _store(client)
+    other = "seeded-0123abcd"
+    store.upsert_sweep(other, "seeded", "done", spec_mapping())
+    noise = np.random.default_rng(5).uniform(-4.0, 4.0, len(finished))
+    second = finished.assign(
+        seed=1,
+        trial_id=finished["trial_id"].str.replace("seed=0", "seed=1"),
+        test_error=finished["test_error"] + noise,
+    )
+    store.ingest(pd.concat([finished, second], ignore_index=True).assign(sweep_id=other))
+    return other
+
+
+def test_robust_answers_the_analysis_of_every_stored_trial(
+    client: TestClient, finished: pd.DataFrame
+) -> None:
+    """``/robust`` is `robust_info` and `attainment_surfaces` of the stored trials, and its
+    probabilities are those of a brute-force enumeration of every pair of seeds."""
+    from service.analysis.attainment import attainment_surfaces
+    from service.analysis.pareto import nondominated_mask
+    from service.analysis.robust import robust_info
+    from service.analysis.robustview import robust_record
+
+    other = _seeded_sweep(client, finished)
+    answer = client.get(f"/api/sweeps/{other}/robust", params={"resamples": 300, "random_seed": 4})
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    frame = _store(client).trials_frame(other)
+    info = robust_info(frame, OBJECTIVES5, resamples=300, random_seed=4)
+    attainment = attainment_surfaces(frame, {"test_error": "min", "params_m": "min"})
+    assert body == json.loads(json.dumps(robust_record(info, attainment)))
+    assert (body["method"], body["random_seed"], body["runs"]) == ("exact", 4, {"min": 2, "max": 2})
+    assert body["note"] is None and body["keys"] == ["backbone", "F", "L"]
+    # Brute force: the valid rows of each configuration, every combination, moocore's front.
+    valid = frame[(frame["status"] == "done") & frame[list(OBJECTIVES5)].notna().all(axis=1)]
+    keys = ["backbone", "F", "L"]
+    groups = {label: g[list(OBJECTIVES5)].to_numpy() for label, g in valid.groupby(keys)}
+    labels = list(groups)
+    counts = dict.fromkeys(labels, 0)
+    combinations = list(itertools.product(*(groups[label] for label in labels)))
+    for points in combinations:
+        for label, flag in zip(labels, nondominated_mask(points, OBJECTIVES5), strict=True):
+            counts[label] += int(flag)
+    assert body["combinations"] == len(combinations) == 2 ** len(labels)
+    expected = {
+        f"F={f}_L={bound}_backbone={b}": counts[(b, f, bound)] / len(combinations)
+        for b, f, bound in labels
+    }
+    got = {row["configuration"]: row["dominance_probability"] for row in body["configurations"]}
+    assert {k: got[k] for k in expected} == pytest.approx(expected)
+    assert all(got[k] is None for k in set(got) - set(expected))  # no valid run: no probability
+
+
+def test_robust_of_one_seed_says_so(client: TestClient, finished: pd.DataFrame) -> None:
+    """One run per configuration: a note, and probabilities 0 or 1 that are the front."""
+    body = client.get(f"/api/sweeps/{SWEEP_ID}/robust").json()
+    assert "one run" in body["note"] and body["runs"] == {"min": 1, "max": 1}
+    pareto = client.get(f"/api/sweeps/{SWEEP_ID}/pareto").json()
+    front = {f"F={row['F']}_L={row['L']}_backbone={row['backbone']}" for row in pareto["front"]}
+    on = {r["configuration"] for r in body["configurations"] if r["dominance_probability"] == 1}
+    assert on == front
+    hv = body["hypervolume"]
+    assert hv["low"] == hv["high"] == hv["mean"] == pytest.approx(hv["pooled"])
+    assert body["duplicates"] and all(len(g["trials"]) == 2 for g in body["duplicates"])
+
+
+def test_robust_of_tiny_and_failed_sweeps(client: TestClient, finished: pd.DataFrame) -> None:
+    """Nothing crashes on a sweep of one trial, nor on one whose trials all failed."""
+    store = _store(client)
+    rows = results_frame(synthetic_rows())
+    for sweep_id, kept in (("one-trial", rows.iloc[:1]), ("all-failed", rows.iloc[-2:])):
+        store.upsert_sweep(sweep_id, sweep_id, "done", spec_mapping())
+        store.ingest(kept.assign(sweep_id=sweep_id))
+        answer = client.get(f"/api/sweeps/{sweep_id}/robust")
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        if sweep_id == "one-trial":
+            assert [r["dominance_probability"] for r in body["configurations"]] == [1.0]
+        else:
+            assert body["note"].startswith("No trial has every objective")
+            assert body["hypervolume"]["reference"] is None
+        figures = client.get(f"/api/sweeps/{sweep_id}/figures")
+        assert figures.status_code == 200 and "robust" in figures.json()["notes"]
+
+
+@pytest.mark.parametrize(
+    ("query", "named"),
+    [
+        ("resamples=0", "resamples: "),
+        ("resamples=10001", "resamples: "),
+        ("x=L", "x: 'L' is no metric"),
+        ("y=test_error", "y: 'test_error' is x too"),
+        ("objectives=test_error,nope", "objectives: got"),
+    ],
+)
+def test_bad_robust_requests_are_422_naming_the_parameter(
+    client: TestClient, finished: pd.DataFrame, query: str, named: str
+) -> None:
+    response = client.get(f"/api/sweeps/{SWEEP_ID}/robust?{query}")
+    assert response.status_code == 422, response.text
+    assert named in _detail(response), _detail(response)
+    assert client.get("/api/sweeps/nope/robust").status_code == 404
+
+
+def test_robust_csv_is_the_ranked_configurations(
+    client: TestClient, finished: pd.DataFrame
+) -> None:
+    from service.analysis.robust import robust_info
+    from service.analysis.robustview import robust_csv_frame
+
+    other = _seeded_sweep(client, finished)
+    answer = client.get(f"/api/sweeps/{other}/export/robust.csv")
+    assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/csv")
+    got = pd.read_csv(io.StringIO(answer.text))
+    expected = robust_csv_frame(robust_info(_store(client).trials_frame(other), OBJECTIVES5))
+    pd.testing.assert_frame_equal(got, expected, check_dtype=False)
+    assert list(got["dominance_probability"].dropna()) == sorted(
+        got["dominance_probability"].dropna(), reverse=True
+    )
 
 
 def _second_sweep(client: TestClient, finished: pd.DataFrame) -> str:
@@ -880,6 +1019,10 @@ def test_compare_measures_both_fronts_against_one_reference(
         area = staircase_area(points, (signs[0] * shared[0], signs[1] * shared[1]))
         assert area > 0
         assert sweep["shared_hypervolume"] == pytest.approx(area, rel=1e-9)
+        # One seed per configuration: the one-seed hypervolume is every run's, no width.
+        seed = sweep["seed_hypervolume"]
+        assert seed["mean"] == seed["low"] == seed["high"] == pytest.approx(area, rel=1e-9)
+        assert seed["reference"] == pytest.approx(shared) and "one run" in sweep["seed_note"]
     assert body["sweeps"][0]["shared_hypervolume"] > body["sweeps"][1]["shared_hypervolume"]
     tables = [(f"A: {SWEEP_ID}", _done(client, SWEEP_ID)), (f"B: {other}", _done(client, other))]
     assert body["figure"] == _json(compare_fronts(compare_info(tables, "test_error", y)))

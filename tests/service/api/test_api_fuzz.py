@@ -67,6 +67,7 @@ READS = (
     "GET /api/sweeps/{sweep_id}",
     "GET /api/sweeps/{sweep_id}/results",
     "GET /api/sweeps/{sweep_id}/pareto",
+    "GET /api/sweeps/{sweep_id}/robust",
     "GET /api/sweeps/{sweep_id}/export/{file_name}",
     "GET /api/sweeps/{sweep_id}/genotypes/{genotype_hash}/cells",
     "GET /api/examples",
@@ -203,10 +204,15 @@ def _sweep_strategies(
         variants.append(
             st.sampled_from(stored.hashes).flatmap(lambda found: positive({}, genotype_hash=found))
         )
-    if path.endswith(("/pareto", "/figures", "/{name}")):
+    if path.endswith(("/pareto", "/robust", "/figures", "/{name}")):
         variants.append(_objective_lists().flatmap(lambda text: positive({"objectives": text})))
     if path.endswith("/figures"):
         variants.append(_axes_queries().flatmap(positive))
+    if path.endswith("/robust"):
+        names = st.sampled_from([*METRICS, "L", "nope"])
+        small = st.integers(min_value=1, max_value=50).map(str)
+        optional = {"x": names, "y": names, "resamples": small}
+        variants.append(st.fixed_dictionaries({}, optional=optional).flatmap(positive))
     if path.endswith("/{name}"):
         variants.append(
             st.tuples(st.sampled_from(FIGURE_NAMES), _axis_queries()).flatmap(

@@ -611,12 +611,13 @@ def _submit(page: Any) -> None:
 
 
 def _smaller_quickstart(quickstart: str) -> str:
-    """The quickstart file with two grid points, two first-order search epochs of one step
-    and a one-epoch proxy, edited as a user would."""
+    """The quickstart file with two grid points under two seeds, two first-order search
+    epochs of one step and a one-epoch proxy, edited as a user would."""
     edits = {
         "L: [0.02, 0.07, 0.15]": "L: [0.02, 0.15]",
         "F: [0.3, 0.9, 2.0]": "F: [0.9]",
-        "max_trials: 9": "max_trials: 2",
+        "seed: [0]": "seed: [0, 1]",
+        "max_trials: 9": "max_trials: 4",
         "    order: first  #": (
             "    epochs: 2\n    steps_per_epoch: 1\n    nodes: 2\n    order: first  #"
         ),
@@ -637,10 +638,11 @@ def test_quickstart_through_the_browser(service: Service) -> None:
 
     The file loaded into the editor is ``sweeps/quickstart.yaml`` itself; an unknown key typed
     into it must show an inline validation error, which goes away once undone. The grid is then
-    cut in the editor to two points of two epochs (about two minutes on two cores instead of
-    nine trials' six) and submitted. After the sweep is done the Pareto
+    cut in the editor to two points under two seeds, of two epochs each (about three minutes
+    on two cores instead of nine trials' six) and submitted. After the sweep is done the Pareto
     plot must hold one marker per done trial with a front trace, a click on a front point
-    must show its genotype, and ``genotypes.json`` must download. A full-page screenshot goes
+    must show its genotype, and ``genotypes.json`` must download. The sweep's seed robustness
+    is then checked end to end (:func:`_check_robust`). A full-page screenshot goes
     to ``runs/ci-artifacts/sweep_page.png`` and into the sweep's run dir.
     """
     playwright_api = pytest.importorskip("playwright.sync_api")
@@ -680,7 +682,7 @@ def test_quickstart_through_the_browser(service: Service) -> None:
         assert sweep["status"] == "done", sweep.get("message")
         results = service.get(f"/api/sweeps/{sweep_id}/results")["data"]
         done = [row for row in results if row["status"] == "done"]
-        assert len(results) == 2 and len(done) >= 1
+        assert len(results) == 4 and len(done) >= 3
 
         markers = _markers(page, "splom")
         assert sum(markers.values()) == len(done) and markers["Pareto front"] >= 1
@@ -696,9 +698,103 @@ def test_quickstart_through_the_browser(service: Service) -> None:
         assert isinstance(exported, list) and exported
         assert any(genotype == item.get("genotype") for item in exported), exported
 
+        (run_dir,) = [d for d in service.storage.glob("quickstart-*") if (d / SWEEP_FILE).exists()]
+        _check_robust(service, page, sweep_id, results, run_dir)
+
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "sweep_page.png"), full_page=True)
-        (run_dir,) = [d for d in service.storage.glob("quickstart-*") if (d / SWEEP_FILE).exists()]
         page.screenshot(path=str(run_dir / "sweep_page.png"), full_page=True)
         browser.close()
     assert not problems, problems
+
+
+def _brute_force_probability(results: list[dict[str, Any]]) -> dict[str, float]:
+    """Each configuration's dominance probability by enumerating every combination of one
+    finished seed per configuration, each draw's front by the Pareto code (moocore)."""
+    import itertools
+
+    from service.analysis.pareto import nondominated_mask
+    from service.objectives import directions
+
+    objectives = directions(FRONT_METRICS)
+    runs: dict[str, list[list[float]]] = {}
+    for row in results:
+        label = f"F={row['F']}_L={row['L']}"
+        values = [row[name] for name in objectives]
+        if row["status"] == "done" and all(v is not None for v in values):
+            runs.setdefault(label, []).append(values)
+    labels = sorted(runs)
+    on_front = dict.fromkeys(labels, 0)
+    combinations = list(itertools.product(*(runs[label] for label in labels)))
+    for points in combinations:
+        for label, flag in zip(labels, nondominated_mask(points, objectives), strict=True):
+            on_front[label] += int(flag)
+    return {label: on_front[label] / len(combinations) for label in labels}
+
+
+def _check_robust(
+    service: Service, page: Any, sweep_id: str, results: list[dict[str, Any]], run_dir: Path
+) -> None:
+    """The sweep's seed robustness end to end: the API's probabilities against brute force,
+    the sweep page's table, figure and duplicates in Chromium, ``robust.csv`` downloaded, the
+    command line's ``e2rnas robust --json`` and the report."""
+    answer = service.get(f"/api/sweeps/{sweep_id}/robust")
+    assert answer["seed_key"] == "seed" and answer["keys"] == ["F", "L"]
+    assert answer["method"] == "exact" and answer["runs"]["max"] == 2
+    probability = {
+        row["configuration"]: row["dominance_probability"] for row in answer["configurations"]
+    }
+    expected = _brute_force_probability(results)
+    assert set(probability) == {"F=0.9_L=0.02", "F=0.9_L=0.15"}
+    for label, value in expected.items():
+        assert probability[label] == pytest.approx(value)
+    hashes: dict[str, list[str]] = {}
+    for row in results:
+        if row["status"] == "done":
+            hashes.setdefault(row["genotype_hash"], []).append(row["trial_id"])
+    shared = {h: sorted(t) for h, t in hashes.items() if len(t) > 1}
+    assert {g["genotype_hash"]: sorted(g["trials"]) for g in answer["duplicates"]} == shared
+
+    page.wait_for_selector("#robust-body tr")
+    rows = page.locator("#robust-body tr")
+    assert rows.count() == len(answer["configurations"])
+    for number, row in enumerate(answer["configurations"]):
+        cells = rows.nth(number)
+        assert cells.get_attribute("data-configuration") == row["configuration"]
+        shown = float(cells.locator("td.probability").inner_text())
+        assert shown == pytest.approx(row["dominance_probability"], abs=5e-4)
+    assert "Hypervolume of one seed per configuration" in page.inner_text("#robust-summary")
+    items = page.locator("#duplicates li")
+    assert items.count() == max(1, len(shared))
+    drawn = page.evaluate(
+        """() => Object.fromEntries(document.getElementById("robust-plot").data
+            .map((trace) => [trace.uid, trace.x.length]))"""
+    )
+    finished = [row for row in results if row["status"] == "done"]
+    assert drawn["robust-runs"] == len(finished)
+    assert drawn["robust-configurations"] == len(expected)
+    assert any(uid.startswith("robust-eaf-") and n for uid, n in drawn.items())
+
+    with page.expect_download() as info:
+        page.click("#download-robust-csv")
+    import pandas as pd
+
+    csv = pd.read_csv(info.value.path())
+    assert dict(zip(csv["configuration"], csv["dominance_probability"], strict=True)) == (
+        pytest.approx(probability)
+    )
+    assert set(csv["method"]) == {"exact"}
+
+    env = {**os.environ, "E2RNAS_DATABASE_URL": f"sqlite:///{service.storage / 'service.db'}"}
+    cli = subprocess.run(
+        [str(Path(sys.executable).parent / "e2rnas"), "robust", str(run_dir), "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert cli.returncode == 0, cli.stderr
+    assert json.loads(cli.stdout) == answer
+    report = (run_dir / "report.html").read_text(encoding="utf-8")
+    assert "Seed robustness" in report and "Configurations by dominance probability" in report

@@ -1,0 +1,385 @@
+"""Seed robustness of a sweep's front: which configurations stay on it when the seed changes.
+
+DARTS-style searches are seed-sensitive, so a front read from one seed per grid point does not
+say which of its points are real. With several seeds per point, this module answers that:
+
+- *Configuration*: a trial's swept values without the seed (the results table's swept columns,
+  and ``backbone`` where the trials have several, minus ``seed``); its *runs* are its trials,
+  its *valid runs* those that take part in a front (finished, every objective present; as
+  the API's ``/pareto`` takes them).
+- *Spread*: per configuration and objective, the mean, standard deviation (ddof 1, NaN for a
+  single run), min and max over its valid runs; and how many distinct genotypes they found.
+- *Draw*: one valid run per configuration, each chosen uniformly and independently (what a
+  sweep run with a single seed per point could have given). Configurations without a valid
+  run take no part.
+- *Dominance probability*: the probability that a draw puts the configuration on the draw's
+  front (nondominated among the drawn runs; equal points are all nondominated, as in
+  :mod:`~service.analysis.pareto`). Exact, by enumerating every combination of runs, when
+  there are at most ``exact_limit`` of them; else the share of ``resamples`` random draws.
+- *Random stream*: the draws are ``numpy.random.default_rng(random_seed).integers(0, counts,
+  size=(resamples, configurations))``: row r is draw r, column c the position of the drawn
+  run among configuration c's valid runs in table order. ``random_seed`` and ``resamples``
+  are recorded in the answer, so any number can be replayed.
+- *Hypervolume interval*: the hypervolume of each draw's runs against one reference (by
+  default the worst value of every valid run, not only of the front, moved 10 % of their
+  range as in :func:`~service.analysis.pareto.default_reference`, so that every draw's front
+  counts; beside the *pooled* hypervolume of all seeds together), exact over every
+  combination when there are at most ``resamples`` of them, else over the random draws; its
+  mean and its percentile interval at ``confidence`` (numpy's linear quantiles). Two sweeps
+  compared this way must share the reference (the compare page passes one).
+- *Attainment surfaces*: in :mod:`~service.analysis.attainment`.
+- *Duplicates*: in :mod:`~service.analysis.duplicates`.
+
+What is hand-made here, and why: moocore computes the front, the hypervolume and the EAF of
+given sets, but nothing gives the probability, over draws, that a configuration is on the
+front. It is computed from one matrix of strict dominance between every pair of valid runs
+(O(n²·m) once), so that a batch of draws costs one numpy gather instead of one front per
+draw; the reference tests compute each draw's front with moocore instead.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Literal, NamedTuple
+
+import moocore  # type: ignore[import-untyped, unused-ignore]
+import numpy as np
+import numpy.typing as npt
+import pandas as pd  # type: ignore[import-untyped, unused-ignore]
+
+from service.analysis.duplicates import (
+    DuplicateGroup,
+    duplicate_groups,
+    has_hash,
+    twin_configurations,
+)
+from service.analysis.pareto import REFERENCE_MARGIN, Objectives, directions, to_minimisation
+from service.errors import ConfigError
+from service.results.table import RESULT_COLUMNS, plain_value
+
+__all__ = [
+    "DEFAULT_RANDOM_SEED",
+    "DEFAULT_RESAMPLES",
+    "EXACT_LIMIT",
+    "MAX_RESAMPLES",
+    "SEED",
+    "HypervolumeInterval",
+    "RobustInfo",
+    "configuration_keys",
+    "configuration_labels",
+    "dominance_matrix",
+    "robust_info",
+    "valid_rows",
+]
+
+SEED = "seed"
+DEFAULT_RESAMPLES = 1000
+DEFAULT_RANDOM_SEED = 0
+DEFAULT_CONFIDENCE = 0.95
+EXACT_LIMIT = 100_000
+MAX_RESAMPLES = 10_000  # a request costs about 0.15 ms per draw (bench/robust.py)
+_GATHER = 4_000_000  # booleans gathered at once: a batch of draws × configurations²
+DONE = "done"
+_NOT_KEYS = frozenset({*RESULT_COLUMNS, "front_rank"})
+
+Method = Literal["exact", "bootstrap"]
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
+
+
+class HypervolumeInterval(NamedTuple):
+    """The hypervolume of one draw of one seed per configuration, over the draws."""
+
+    pooled: float  # of every valid run (all seeds together)
+    mean: float  # over the draws (0.0 without a valid run)
+    low: float  # the interval's bounds: the draws' (1 - confidence) / 2 quantiles
+    high: float
+    confidence: float
+    method: Method  # every combination, or the random draws
+    draws: int
+    reference: tuple[float, ...] | None  # original units and directions; None without runs
+
+
+class RobustInfo(NamedTuple):
+    """The seed robustness of a results table over ``objectives``."""
+
+    objectives: dict[str, str]
+    seed_key: str | None  # None when the table has no seed column
+    keys: tuple[str, ...]  # the configuration columns
+    table: pd.DataFrame  # one row per configuration, most probably on the front first
+    method: Method  # of the dominance probabilities
+    combinations: int  # of one valid run per configuration
+    resamples: int  # draws behind the probabilities (= combinations when exact)
+    random_seed: int
+    hypervolume: HypervolumeInterval
+    duplicates: tuple[DuplicateGroup, ...]
+    twins: tuple[tuple[str, ...], ...]  # configurations with one genotype per seed
+    runs: tuple[int, int]  # the fewest and the most valid runs of a configuration
+    note: str | None  # why the answer says little (one run each, no valid run)
+
+
+def configuration_keys(table: pd.DataFrame, seed_key: str = SEED) -> tuple[str, ...]:
+    """The columns that make a configuration: the swept ones without the seed, and
+    ``backbone`` first where the table holds several."""
+    keys = [c for c in table.columns if c not in _NOT_KEYS and c != seed_key]
+    if "backbone" in table.columns and table["backbone"].nunique(dropna=True) > 1:
+        keys.insert(0, "backbone")
+    return tuple(keys)
+
+
+def configuration_labels(table: pd.DataFrame, keys: Sequence[str]) -> list[str]:
+    """Each row's configuration as text, ``F=0.9_L=0.07`` (keys sorted), ``all`` without keys."""
+    if not keys:
+        return ["all"] * len(table)
+    ordered = sorted(keys)
+    columns = [table[key].tolist() for key in ordered]
+    return [
+        "_".join(f"{key}={plain_value(value)}" for key, value in zip(ordered, values, strict=True))
+        for values in zip(*columns, strict=True)
+    ]
+
+
+def dominance_matrix(points: npt.ArrayLike) -> BoolArray:
+    """``D[i, j]``: row i strictly dominates row j (no worse anywhere, better somewhere), for
+    points already in minimisation."""
+    values = np.asarray(points, dtype=np.float64)
+    size = len(values)
+    no_worse = np.ones((size, size), dtype=bool)
+    better = np.zeros((size, size), dtype=bool)
+    for column in values.T:  # one objective at a time: n² memory, not n²·m
+        no_worse &= column[:, None] <= column[None, :]
+        better |= column[:, None] < column[None, :]
+    return no_worse & better
+
+
+def valid_rows(table: pd.DataFrame, columns: Sequence[str]) -> BoolArray:
+    """Rows that take part in a front over ``columns``: every one a finite number, and the
+    trial finished (``done``: not failed, not stopped early)."""
+    values = table[list(columns)].apply(pd.to_numeric, errors="coerce").to_numpy(np.float64)
+    valid = np.isfinite(values).all(axis=1)
+    if "status" in table.columns:
+        valid &= (table["status"] == DONE).to_numpy(dtype=bool)
+    return np.asarray(valid, dtype=bool)
+
+
+def _draw_fronts(dominates: BoolArray, runs: IntArray) -> BoolArray:
+    """For each draw (a row of ``runs``: one valid run per configuration), which of its runs
+    no other drawn run dominates."""
+    draws, width = runs.shape
+    on_front = np.empty((draws, width), dtype=bool)
+    batch = max(1, _GATHER // max(1, width * width))
+    for start in range(0, draws, batch):
+        chosen = runs[start : start + batch]
+        pairs = dominates[chosen[:, :, None], chosen[:, None, :]]  # [b, i, j]: i dominates j
+        on_front[start : start + batch] = ~pairs.any(axis=1)
+    return on_front
+
+
+def _check_settings(resamples: int, confidence: float, exact_limit: int) -> None:
+    if isinstance(resamples, bool) or not 1 <= int(resamples) <= MAX_RESAMPLES:
+        raise ConfigError(
+            f"resamples: got {resamples!r}; expected a whole number from 1 to {MAX_RESAMPLES}"
+        )
+    if not 0.0 < float(confidence) < 1.0:
+        raise ConfigError(f"confidence: got {confidence!r}; expected a number between 0 and 1")
+    if int(exact_limit) < 1:
+        raise ConfigError(f"exact_limit: got {exact_limit!r}; expected a whole number >= 1")
+
+
+class _Draws(NamedTuple):
+    """The valid runs of the configurations that have some, as draws are made of them."""
+
+    points: FloatArray  # valid runs in minimisation, table order
+    dominates: BoolArray  # [i, j]: valid run i strictly dominates valid run j
+    padded: IntArray  # [c, k]: the k-th valid run of drawn configuration c
+    counts: IntArray  # valid runs per drawn configuration
+    combinations: int
+
+    def runs(self, picks: IntArray) -> IntArray:
+        """The valid runs of draws given as positions within each configuration."""
+        return self.padded[np.arange(len(self.counts)), picks]
+
+    def every(self) -> IntArray:
+        """Every combination of one valid run per configuration, one draw per row."""
+        if not len(self.counts):  # no configuration to draw: the one empty draw
+            return np.zeros((self.combinations, 0), dtype=np.int64)
+        picks = np.unravel_index(np.arange(self.combinations), tuple(self.counts))
+        return self.runs(np.stack(picks, axis=1).astype(np.int64))
+
+
+def _draws(points: FloatArray, members: Sequence[IntArray]) -> _Draws:
+    counts = np.array([len(m) for m in members], dtype=np.int64)
+    padded = np.zeros((len(members), int(counts.max(initial=1))), dtype=np.int64)
+    for column, runs in enumerate(members):
+        padded[column, : len(runs)] = runs
+    combinations = math.prod(int(c) for c in counts)
+    return _Draws(points, dominance_matrix(points), padded, counts, combinations)
+
+
+def _enclosing(points: FloatArray) -> FloatArray:
+    """The worst value of every run moved 10 % of the runs' range further (in minimisation),
+    so that every draw's front counts; a zero range as in ``default_reference``."""
+    worst = points.max(axis=0)
+    span = worst - points.min(axis=0)
+    fallback = np.where(worst != 0, np.abs(worst), 1.0 / REFERENCE_MARGIN)
+    return np.asarray(worst + REFERENCE_MARGIN * np.where(span > 0, span, fallback))
+
+
+def _interval(
+    draws: _Draws,
+    sampled: IntArray,
+    chosen: dict[str, str],
+    reference: npt.ArrayLike | None,
+    confidence: float,
+) -> HypervolumeInterval:
+    """The hypervolume of the draws: exact over every combination when there are no more of
+    them than random draws, else over the random draws."""
+    if not len(draws.points):
+        return HypervolumeInterval(0.0, 0.0, 0.0, 0.0, confidence, "exact", 0, None)
+    if reference is None:
+        ref = _enclosing(draws.points)
+    else:
+        ref = to_minimisation(np.asarray(reference, dtype=np.float64)[None, :], chosen)[0]
+        if not np.isfinite(ref).all():
+            shown = np.asarray(reference, dtype=np.float64).tolist()
+            raise ConfigError(f"reference: got {shown}; expected finite numbers")
+    pooled = float(moocore.hypervolume(draws.points, ref=ref))
+    method: Method = "exact" if draws.combinations <= len(sampled) else "bootstrap"
+    runs = draws.every() if method == "exact" else sampled
+    fronts = _draw_fronts(draws.dominates, runs)
+    values = np.array(
+        [
+            moocore.hypervolume(draws.points[r[f]], ref=ref)
+            for r, f in zip(runs, fronts, strict=True)
+        ]
+    )
+    tail = (1.0 - confidence) / 2.0
+    low, high = np.quantile(values, [tail, 1.0 - tail])
+    return HypervolumeInterval(
+        pooled=pooled,
+        mean=float(values.mean()),
+        low=float(low),
+        high=float(high),
+        confidence=float(confidence),
+        method=method,
+        draws=len(values),
+        reference=tuple(float(v) for v in to_minimisation([ref], chosen)[0]),
+    )
+
+
+def robust_info(
+    table: pd.DataFrame,
+    objectives: Objectives,
+    *,
+    seed_key: str = SEED,
+    resamples: int = DEFAULT_RESAMPLES,
+    random_seed: int = DEFAULT_RANDOM_SEED,
+    confidence: float = DEFAULT_CONFIDENCE,
+    exact_limit: int = EXACT_LIMIT,
+    reference: npt.ArrayLike | None = None,
+) -> RobustInfo:
+    """The seed robustness of a results table (one row per trial) over ``objectives``: spreads
+    and dominance probability per configuration, the hypervolume interval and the duplicate
+    genotypes (see the module's docstring for each)."""
+    _check_settings(resamples, confidence, exact_limit)
+    chosen = directions(objectives)
+    names = list(chosen)
+    missing = [name for name in names if name not in table.columns]
+    if missing:
+        raise ConfigError(f"objectives: column(s) {missing} not in the results")
+    frame = table.reset_index(drop=True)
+    keys = configuration_keys(frame, seed_key)
+    labels = configuration_labels(frame, keys)
+    codes, uniques = pd.factorize(np.asarray(labels, dtype=object))
+    valid = valid_rows(frame, names)
+    points = to_minimisation(frame.loc[valid, names].to_numpy(np.float64), chosen)
+    valid_codes = codes[valid]
+    members = [np.flatnonzero(valid_codes == c) for c in range(len(uniques))]
+    drawn = np.array([c for c, runs in enumerate(members) if len(runs)], dtype=np.int64)
+    draws = _draws(points, [members[c] for c in drawn])
+    rng = np.random.default_rng(random_seed)
+    sampled = draws.runs(rng.integers(0, draws.counts, size=(int(resamples), len(drawn))))
+    method: Method = "exact" if draws.combinations <= exact_limit else "bootstrap"
+    fronts = _draw_fronts(draws.dominates, draws.every() if method == "exact" else sampled)
+    probability = np.full(len(uniques), np.nan)
+    probability[drawn] = fronts.mean(axis=0) if len(drawn) else []
+
+    result = _ranked(frame, keys, names, (codes, uniques), valid, probability)
+    runs = (int(draws.counts.min()), int(draws.counts.max())) if len(drawn) else (0, 0)
+    seed = seed_key if seed_key in frame.columns else None
+    return RobustInfo(
+        objectives=chosen,
+        seed_key=seed,
+        keys=keys,
+        table=result,
+        method=method,
+        combinations=draws.combinations,
+        resamples=draws.combinations if method == "exact" else int(resamples),
+        random_seed=int(random_seed),
+        hypervolume=_interval(draws, sampled, chosen, reference, confidence),
+        duplicates=duplicate_groups(frame, labels),
+        twins=twin_configurations(frame, labels, seed_key) if seed else (),
+        runs=runs,
+        note=_note(runs, len(drawn), seed),
+    )
+
+
+def _ranked(
+    frame: pd.DataFrame,
+    keys: Sequence[str],
+    names: Sequence[str],
+    factorized: tuple[IntArray, npt.NDArray[np.object_]],
+    valid: BoolArray,
+    probability: FloatArray,
+) -> pd.DataFrame:
+    """One row per configuration, the most probably on the front first: its key values, runs,
+    valid runs, distinct genotypes, dominance probability and spreads."""
+    codes, uniques = factorized
+    size = len(uniques)
+    result = pd.DataFrame({"configuration": uniques.astype(str)})
+    first = [int(np.flatnonzero(codes == c)[0]) for c in range(size)]
+    for key in keys:
+        result[key] = frame[key].iloc[first].to_numpy()
+    result["runs"] = np.bincount(codes, minlength=size)
+    result["valid_runs"] = np.bincount(codes[valid], minlength=size)
+    result["genotypes"] = _distinct_genotypes(frame, codes, valid, size)
+    result["dominance_probability"] = probability
+    result = pd.concat([result, _spreads(frame, names, codes, valid, size)], axis=1)
+    return result.sort_values(
+        ["dominance_probability", "configuration"], ascending=[False, True], na_position="last"
+    ).reset_index(drop=True)
+
+
+def _note(runs: tuple[int, int], configurations: int, seed: str | None) -> str | None:
+    if configurations == 0:
+        return "No trial has every objective yet: no configuration can be drawn."
+    if runs[1] <= 1:
+        why = "the results have no seed column" if seed is None else "one seed each"
+        return (
+            f"Each configuration has one run ({why}): its dominance probability is 0 or 1 and "
+            "the hypervolume interval has no width; sweep several seeds (grid: seed: [0, 1, 2])."
+        )
+    return None
+
+
+def _spreads(
+    frame: pd.DataFrame, names: Sequence[str], codes: IntArray, valid: BoolArray, size: int
+) -> pd.DataFrame:
+    values = frame.loc[valid, list(names)].astype(np.float64)
+    grouped = values.groupby(codes[valid])
+    columns: dict[str, pd.Series] = {}
+    for name in names:
+        for stat in ("mean", "std", "min", "max"):
+            columns[f"{name}_{stat}"] = grouped[name].agg(stat).reindex(range(size))
+    return pd.DataFrame(columns).reset_index(drop=True)
+
+
+def _distinct_genotypes(
+    frame: pd.DataFrame, codes: IntArray, valid: BoolArray, size: int
+) -> list[int]:
+    if "genotype_hash" not in frame.columns:
+        return [0] * size
+    hashes = frame["genotype_hash"].where(valid & has_hash(frame))
+    return [int(hashes[codes == c].dropna().nunique()) for c in range(size)]
