@@ -28,6 +28,7 @@ from synthetic import build_sweep, running_service
 
 from service.analysis.pareto import pareto_info
 from service.analysis.robust import robust_info
+from service.analysis.robustview import count_text
 from service.objectives import FRONT_METRICS, directions
 from service.results.store import ResultStore
 
@@ -65,7 +66,7 @@ def main() -> None:
     print(
         f"{len(frame)} trials: {len(info.table)} configurations x {info.runs[1]} seeds, "
         f"{len(objectives)} objectives; dominance probability by {info.method} "
-        f"({info.resamples} draws of {info.combinations:.3g} combinations), hypervolume "
+        f"({info.resamples} draws of {count_text(info.combinations)} combinations), hypervolume "
         f"interval by {info.hypervolume.method} ({info.hypervolume.draws} draws)"
     )
     with running_service(tmp / "storage", url) as service, httpx.Client(timeout=600) as client:

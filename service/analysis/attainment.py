@@ -37,6 +37,14 @@ class Attainment(NamedTuple):
     surfaces: dict[float, tuple[tuple[float, float], ...]]  # percentile → points, best x first
 
 
+def _seed_text(value: object) -> str:
+    """A seed as its set's name: ``3``, not ``3.0`` from a float column."""
+    plain = plain_value(value)
+    if isinstance(plain, float) and plain.is_integer():
+        return str(int(plain))
+    return str(plain)
+
+
 def attainment_surfaces(
     table: pd.DataFrame,
     axes: Mapping[str, str],
@@ -56,7 +64,8 @@ def attainment_surfaces(
     frame = table.reset_index(drop=True)
     valid = valid_rows(frame, [x, y])
     if seed_key in frame.columns:
-        sets = frame.loc[valid, seed_key].map(plain_value).astype(str).to_numpy()
+        valid &= frame[seed_key].notna().to_numpy(dtype=bool)  # a run of no known seed
+        sets = np.array([_seed_text(v) for v in frame.loc[valid, seed_key]], dtype=object)
     else:
         sets = np.full(int(valid.sum()), "all", dtype=object)
     codes, names = pd.factorize(sets, sort=True)

@@ -15,7 +15,7 @@ The formats are contracts (docs/ARCHITECTURE.md, "Units and names").
   without the seed) ranked by dominance probability, with their seeds' spreads
   (:mod:`~service.analysis.robust`).
 
-The four files are one set: they are written into a temporary directory beside ``out_dir``,
+The files are one set: they are written into a temporary directory beside ``out_dir``,
 which is then swapped in for it by renames (:func:`service.files.replace_directory`), so a
 reader never sees a new ``genotypes.json`` beside an old ``front.csv``. ``out_dir`` must hold
 nothing but export files, since the swap replaces the whole directory.

@@ -24,7 +24,13 @@ from service.analysis.figures import (
     scatter_matrix,
 )
 from service.analysis.plotdata import FRONT_RANK, Aggregate, RankedTable, compare_info, grid_note
-from service.analysis.robust import SEED, configuration_keys, configuration_labels, robust_info
+from service.analysis.robust import (
+    SEED,
+    configuration_keys,
+    configuration_labels,
+    robust_info,
+    valid_rows,
+)
 from service.analysis.robustview import robust_figure, robust_projection
 from service.errors import ConfigError
 from service.objectives import DEFAULT_PROJECTION_2D, DEFAULT_PROJECTION_3D, FRONT_METRICS, METRICS
@@ -151,8 +157,9 @@ def _why_not_robust(ranked: RankedTable, axes: Sequence[str]) -> str | None:
         return "No finished trial yet: no seed spread to show."
     if SEED not in table.columns:
         return "Skipped: the results have no seed column: no seed spread to show."
-    labels = configuration_labels(table, configuration_keys(table))
-    seeds = pd.Series(table[SEED].to_numpy()).groupby(labels).nunique()
+    runs = table[valid_rows(table, list(ranked.objectives))]
+    labels = configuration_labels(runs, configuration_keys(table))
+    seeds = pd.Series(runs[SEED].to_numpy()).groupby(labels).nunique()
     if seeds.empty or seeds.max() < 2:
         return (
             "No configuration has finished runs under two seeds yet: no seed spread to show "

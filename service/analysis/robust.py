@@ -7,26 +7,28 @@ say which of its points are real. With several seeds per point, this module answ
   and ``backbone`` where the trials have several, minus ``seed``); its *runs* are its trials,
   its *valid runs* those that take part in a front (finished, every objective present; as
   the API's ``/pareto`` takes them).
-- *Spread*: per configuration and objective, the mean, standard deviation (ddof 1, NaN for a
-  single run), min and max over its valid runs; and how many distinct genotypes they found.
+- *Spread*: per configuration, of each objective and each other front metric the results
+  hold, the mean, standard deviation (ddof 1, NaN for a single run), min and max over its
+  valid runs; and how many distinct genotypes they found.
 - *Draw*: one valid run per configuration, each chosen uniformly and independently (what a
   sweep run with a single seed per point could have given). Configurations without a valid
   run take no part.
 - *Dominance probability*: the probability that a draw puts the configuration on the draw's
   front (nondominated among the drawn runs; equal points are all nondominated, as in
   :mod:`~service.analysis.pareto`). Exact, by enumerating every combination of runs, when
-  there are at most ``exact_limit`` of them; else the share of ``resamples`` random draws.
-- *Random stream*: the draws are ``numpy.random.default_rng(random_seed).integers(0, counts,
-  size=(resamples, configurations))``: row r is draw r, column c the position of the drawn
-  run among configuration c's valid runs in table order. ``random_seed`` and ``resamples``
-  are recorded in the answer, so any number can be replayed.
-- *Hypervolume interval*: the hypervolume of each draw's runs against one reference (by
-  default the worst value of every valid run, not only of the front, moved 10 % of their
-  range as in :func:`~service.analysis.pareto.default_reference`, so that every draw's front
-  counts; beside the *pooled* hypervolume of all seeds together), exact over every
-  combination when there are at most ``resamples`` of them, else over the random draws; its
-  mean and its percentile interval at ``confidence`` (numpy's linear quantiles). Two sweeps
-  compared this way must share the reference (the compare page passes one).
+  there are at most ``exact_limit`` of them and their cost is within :data:`WORK_LIMIT`;
+  else the share of ``resamples`` random draws (:mod:`~service.analysis.draws` says how they
+  are drawn and ranked; ``random_seed`` and ``resamples`` are recorded in the answer, so any
+  number can be replayed).
+- *Hypervolume interval*: what the sweep's hypervolume could have been with one seed per
+  configuration (a bootstrap over seeds: the draws above), beside the *pooled* hypervolume of
+  all seeds together. Each draw's hypervolume is taken against one reference (by default the
+  worst value of every valid run, not only of the front, moved 10 % of their range as in
+  :func:`~service.analysis.pareto.default_reference`, so that every draw's front counts),
+  exact over every combination when there are at most ``resamples`` of them, else over the
+  random draws; the answer is their mean and their percentile interval at ``confidence``
+  (numpy's linear quantiles). Two sweeps compared this way must share the reference (the
+  compare page passes one).
 - *Attainment surfaces*: in :mod:`~service.analysis.attainment`.
 - *Duplicates*: in :mod:`~service.analysis.duplicates`.
 
@@ -34,12 +36,12 @@ What is hand-made here, and why: moocore computes the front, the hypervolume and
 given sets, but nothing gives the probability, over draws, that a configuration is on the
 front. It is computed from one matrix of strict dominance between every pair of valid runs
 (O(n²·m) once), so that a batch of draws costs one numpy gather instead of one front per
-draw; the reference tests compute each draw's front with moocore instead.
+draw (:mod:`~service.analysis.draws`); the reference tests compute each draw's front with
+moocore instead.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Literal, NamedTuple
 
@@ -48,6 +50,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd  # type: ignore[import-untyped, unused-ignore]
 
+from service.analysis.draws import Draws
 from service.analysis.duplicates import (
     DuplicateGroup,
     duplicate_groups,
@@ -56,6 +59,7 @@ from service.analysis.duplicates import (
 )
 from service.analysis.pareto import REFERENCE_MARGIN, Objectives, directions, to_minimisation
 from service.errors import ConfigError
+from service.objectives import FRONT_METRICS
 from service.results.table import RESULT_COLUMNS, plain_value
 
 __all__ = [
@@ -64,11 +68,11 @@ __all__ = [
     "EXACT_LIMIT",
     "MAX_RESAMPLES",
     "SEED",
+    "WORK_LIMIT",
     "HypervolumeInterval",
     "RobustInfo",
     "configuration_keys",
     "configuration_labels",
-    "dominance_matrix",
     "robust_info",
     "valid_rows",
 ]
@@ -79,7 +83,7 @@ DEFAULT_RANDOM_SEED = 0
 DEFAULT_CONFIDENCE = 0.95
 EXACT_LIMIT = 100_000
 MAX_RESAMPLES = 10_000  # a request costs about 0.15 ms per draw (bench/robust.py)
-_GATHER = 4_000_000  # booleans gathered at once: a batch of draws × configurations²
+WORK_LIMIT = 500_000_000  # dominance look-ups of one answer (draws × varying × configurations)
 DONE = "done"
 _NOT_KEYS = frozenset({*RESULT_COLUMNS, "front_rank"})
 
@@ -141,19 +145,6 @@ def configuration_labels(table: pd.DataFrame, keys: Sequence[str]) -> list[str]:
     ]
 
 
-def dominance_matrix(points: npt.ArrayLike) -> BoolArray:
-    """``D[i, j]``: row i strictly dominates row j (no worse anywhere, better somewhere), for
-    points already in minimisation."""
-    values = np.asarray(points, dtype=np.float64)
-    size = len(values)
-    no_worse = np.ones((size, size), dtype=bool)
-    better = np.zeros((size, size), dtype=bool)
-    for column in values.T:  # one objective at a time: n² memory, not n²·m
-        no_worse &= column[:, None] <= column[None, :]
-        better |= column[:, None] < column[None, :]
-    return no_worse & better
-
-
 def valid_rows(table: pd.DataFrame, columns: Sequence[str]) -> BoolArray:
     """Rows that take part in a front over ``columns``: every one a finite number, and the
     trial finished (``done``: not failed, not stopped early)."""
@@ -164,58 +155,17 @@ def valid_rows(table: pd.DataFrame, columns: Sequence[str]) -> BoolArray:
     return np.asarray(valid, dtype=bool)
 
 
-def _draw_fronts(dominates: BoolArray, runs: IntArray) -> BoolArray:
-    """For each draw (a row of ``runs``: one valid run per configuration), which of its runs
-    no other drawn run dominates."""
-    draws, width = runs.shape
-    on_front = np.empty((draws, width), dtype=bool)
-    batch = max(1, _GATHER // max(1, width * width))
-    for start in range(0, draws, batch):
-        chosen = runs[start : start + batch]
-        pairs = dominates[chosen[:, :, None], chosen[:, None, :]]  # [b, i, j]: i dominates j
-        on_front[start : start + batch] = ~pairs.any(axis=1)
-    return on_front
-
-
-def _check_settings(resamples: int, confidence: float, exact_limit: int) -> None:
+def _check_settings(resamples: int, random_seed: int, confidence: float, exact_limit: int) -> None:
     if isinstance(resamples, bool) or not 1 <= int(resamples) <= MAX_RESAMPLES:
         raise ConfigError(
             f"resamples: got {resamples!r}; expected a whole number from 1 to {MAX_RESAMPLES}"
         )
+    if isinstance(random_seed, bool) or not 0 <= int(random_seed) < 2**63:
+        raise ConfigError(f"random_seed: got {random_seed!r}; expected a whole number >= 0")
     if not 0.0 < float(confidence) < 1.0:
         raise ConfigError(f"confidence: got {confidence!r}; expected a number between 0 and 1")
     if int(exact_limit) < 1:
         raise ConfigError(f"exact_limit: got {exact_limit!r}; expected a whole number >= 1")
-
-
-class _Draws(NamedTuple):
-    """The valid runs of the configurations that have some, as draws are made of them."""
-
-    points: FloatArray  # valid runs in minimisation, table order
-    dominates: BoolArray  # [i, j]: valid run i strictly dominates valid run j
-    padded: IntArray  # [c, k]: the k-th valid run of drawn configuration c
-    counts: IntArray  # valid runs per drawn configuration
-    combinations: int
-
-    def runs(self, picks: IntArray) -> IntArray:
-        """The valid runs of draws given as positions within each configuration."""
-        return self.padded[np.arange(len(self.counts)), picks]
-
-    def every(self) -> IntArray:
-        """Every combination of one valid run per configuration, one draw per row."""
-        if not len(self.counts):  # no configuration to draw: the one empty draw
-            return np.zeros((self.combinations, 0), dtype=np.int64)
-        picks = np.unravel_index(np.arange(self.combinations), tuple(self.counts))
-        return self.runs(np.stack(picks, axis=1).astype(np.int64))
-
-
-def _draws(points: FloatArray, members: Sequence[IntArray]) -> _Draws:
-    counts = np.array([len(m) for m in members], dtype=np.int64)
-    padded = np.zeros((len(members), int(counts.max(initial=1))), dtype=np.int64)
-    for column, runs in enumerate(members):
-        padded[column, : len(runs)] = runs
-    combinations = math.prod(int(c) for c in counts)
-    return _Draws(points, dominance_matrix(points), padded, counts, combinations)
 
 
 def _enclosing(points: FloatArray) -> FloatArray:
@@ -228,8 +178,8 @@ def _enclosing(points: FloatArray) -> FloatArray:
 
 
 def _interval(
-    draws: _Draws,
-    sampled: IntArray,
+    draws: Draws,
+    picks: IntArray,
     chosen: dict[str, str],
     reference: npt.ArrayLike | None,
     confidence: float,
@@ -246,15 +196,9 @@ def _interval(
             shown = np.asarray(reference, dtype=np.float64).tolist()
             raise ConfigError(f"reference: got {shown}; expected finite numbers")
     pooled = float(moocore.hypervolume(draws.points, ref=ref))
-    method: Method = "exact" if draws.combinations <= len(sampled) else "bootstrap"
-    runs = draws.every() if method == "exact" else sampled
-    fronts = _draw_fronts(draws.dominates, runs)
-    values = np.array(
-        [
-            moocore.hypervolume(draws.points[r[f]], ref=ref)
-            for r, f in zip(runs, fronts, strict=True)
-        ]
-    )
+    method: Method = "exact" if draws.combinations <= len(picks) else "bootstrap"
+    fronts = draws.fronts(None if method == "exact" else picks)
+    values = np.array([moocore.hypervolume(front, ref=ref) for front in fronts])
     tail = (1.0 - confidence) / 2.0
     low, high = np.quantile(values, [tail, 1.0 - tail])
     return HypervolumeInterval(
@@ -269,6 +213,20 @@ def _interval(
     )
 
 
+def _affordable(draws: Draws, resamples: int, strict: bool) -> int:
+    """``resamples``, or as many as :data:`WORK_LIMIT` allows: fewer when not ``strict``, a
+    ConfigError naming ``resamples`` when strict."""
+    if draws.cost(resamples) <= WORK_LIMIT:
+        return resamples
+    most = max(1, WORK_LIMIT // max(1, draws.cost(1)))
+    if strict:
+        raise ConfigError(
+            f"resamples: {resamples} draws over {draws.width} configurations exceed the "
+            f"budget of {WORK_LIMIT:.0e} look-ups; ask for at most {most}"
+        )
+    return most
+
+
 def robust_info(
     table: pd.DataFrame,
     objectives: Objectives,
@@ -279,11 +237,13 @@ def robust_info(
     confidence: float = DEFAULT_CONFIDENCE,
     exact_limit: int = EXACT_LIMIT,
     reference: npt.ArrayLike | None = None,
+    strict: bool = False,
 ) -> RobustInfo:
     """The seed robustness of a results table (one row per trial) over ``objectives``: spreads
     and dominance probability per configuration, the hypervolume interval and the duplicate
-    genotypes (see the module's docstring for each)."""
-    _check_settings(resamples, confidence, exact_limit)
+    genotypes (see the module's docstring for each). Past :data:`WORK_LIMIT`, fewer draws are
+    made (and recorded), or, when ``strict``, a ConfigError names ``resamples``."""
+    _check_settings(resamples, random_seed, confidence, exact_limit)
     chosen = directions(objectives)
     names = list(chosen)
     missing = [name for name in names if name not in table.columns]
@@ -298,16 +258,18 @@ def robust_info(
     valid_codes = codes[valid]
     members = [np.flatnonzero(valid_codes == c) for c in range(len(uniques))]
     drawn = np.array([c for c, runs in enumerate(members) if len(runs)], dtype=np.int64)
-    draws = _draws(points, [members[c] for c in drawn])
-    rng = np.random.default_rng(random_seed)
-    sampled = draws.runs(rng.integers(0, draws.counts, size=(int(resamples), len(drawn))))
-    method: Method = "exact" if draws.combinations <= exact_limit else "bootstrap"
-    fronts = _draw_fronts(draws.dominates, draws.every() if method == "exact" else sampled)
+    draws = Draws(points, [members[c] for c in drawn])
+    resamples = _affordable(draws, int(resamples), strict)
+    picks = draws.random(np.random.default_rng(random_seed), resamples)
+    exact = draws.combinations <= exact_limit and draws.cost(draws.combinations) <= WORK_LIMIT
+    method: Method = "exact" if exact else "bootstrap"
     probability = np.full(len(uniques), np.nan)
-    probability[drawn] = fronts.mean(axis=0) if len(drawn) else []
+    probability[drawn] = draws.shares(None if exact else picks)
 
-    result = _ranked(frame, keys, names, (codes, uniques), valid, probability)
-    runs = (int(draws.counts.min()), int(draws.counts.max())) if len(drawn) else (0, 0)
+    spread = [*names, *(m for m in FRONT_METRICS if m in frame.columns and m not in chosen)]
+    result = _ranked(frame, keys, spread, (codes, uniques), valid, probability)
+    counts = [len(members[c]) for c in drawn]
+    runs = (min(counts), max(counts)) if counts else (0, 0)
     seed = seed_key if seed_key in frame.columns else None
     return RobustInfo(
         objectives=chosen,
@@ -318,7 +280,7 @@ def robust_info(
         combinations=draws.combinations,
         resamples=draws.combinations if method == "exact" else int(resamples),
         random_seed=int(random_seed),
-        hypervolume=_interval(draws, sampled, chosen, reference, confidence),
+        hypervolume=_interval(draws, picks, chosen, reference, confidence),
         duplicates=duplicate_groups(frame, labels),
         twins=twin_configurations(frame, labels, seed_key) if seed else (),
         runs=runs,
@@ -339,7 +301,7 @@ def _ranked(
     codes, uniques = factorized
     size = len(uniques)
     result = pd.DataFrame({"configuration": uniques.astype(str)})
-    first = [int(np.flatnonzero(codes == c)[0]) for c in range(size)]
+    first = np.unique(codes, return_index=True)[1]  # factorize numbers them in order
     for key in keys:
         result[key] = frame[key].iloc[first].to_numpy()
     result["runs"] = np.bincount(codes, minlength=size)
@@ -382,4 +344,5 @@ def _distinct_genotypes(
     if "genotype_hash" not in frame.columns:
         return [0] * size
     hashes = frame["genotype_hash"].where(valid & has_hash(frame))
-    return [int(hashes[codes == c].dropna().nunique()) for c in range(size)]
+    distinct = hashes.groupby(codes).nunique().reindex(range(size), fill_value=0)
+    return [int(n) for n in distinct]

@@ -26,6 +26,7 @@ from service.results.table import frame_records
 
 __all__ = [
     "RobustProjection",
+    "count_text",
     "robust_csv_frame",
     "robust_figure",
     "robust_projection",
@@ -51,7 +52,9 @@ def robust_record(info: RobustInfo, attainment: Attainment | None = None) -> dic
         "seed_key": info.seed_key,
         "keys": list(info.keys),
         "method": info.method,
-        "combinations": info.combinations,
+        # JSON readers hold numbers as doubles: the count only where it is exact there.
+        "combinations": info.combinations if info.combinations <= 2**53 else None,
+        "log10_combinations": _log10(info.combinations),
         "resamples": info.resamples,
         "random_seed": info.random_seed,
         "runs": {"min": info.runs[0], "max": info.runs[1]},
@@ -104,10 +107,10 @@ def robust_text(info: RobustInfo, limit: int | None = None) -> str:
     objective), and the duplicate groups."""
     hv = info.hypervolume
     draws = (
-        f"exact over all {info.combinations} combinations"
+        f"exact over all {count_text(info.combinations)} combinations"
         if info.method == "exact"
         else f"bootstrap of {info.resamples} draws (random_seed {info.random_seed}) "
-        f"of {info.combinations:.3g} combinations"
+        f"of {count_text(info.combinations)} combinations"
     )
     lines = [
         f"{len(info.table)} configurations over {', '.join(info.objectives)}; "
@@ -143,6 +146,17 @@ def robust_text(info: RobustInfo, limit: int | None = None) -> str:
     return "\n".join(lines)
 
 
+def _log10(count: int) -> float:
+    """log10 of a count of any size (math.log10 takes Python's big ints; a float would
+    overflow past 1e308, and str() refuses past 4300 digits)."""
+    return math.log10(count)
+
+
+def count_text(count: int) -> str:
+    """A count of combinations as text: in full up to 10^15, else as a power of ten."""
+    return str(count) if count < 10**15 else f"about 10^{_log10(count):.1f}"
+
+
 def _runs(runs: tuple[int, int]) -> str:
     return str(runs[0]) if runs[0] == runs[1] else f"{runs[0]}-{runs[1]}"
 
@@ -172,18 +186,23 @@ class RobustProjection(NamedTuple):
 
 
 def _staircase(
-    points: tuple[tuple[float, float], ...],
+    points: tuple[tuple[float, float], ...], worst: tuple[float, float]
 ) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """The surface's boundary through its points (ordered from the best x to the worst): from
-    each point across to the next one's x, then to the next point."""
-    xs: list[float] = []
-    ys: list[float] = []
+    """The surface's boundary through its points (ordered from the best x to the worst),
+    from the worst y of the runs down to the first point, across to each next point's x and
+    down to it, then across to the worst x of the runs: the edge of the attained region, so
+    that a surface of one point shows too."""
+    if not points:
+        return (), ()
+    xs, ys = [points[0][0]], [worst[1]]
     for number, (a, b) in enumerate(points):
         if number:
             xs.append(a)
             ys.append(ys[-1])
         xs.append(a)
         ys.append(b)
+    xs.append(worst[0])
+    ys.append(ys[-1])
     return tuple(xs), tuple(ys)
 
 
@@ -192,7 +211,8 @@ def robust_projection(
 ) -> RobustProjection:
     """The data step of the figure over ``x`` and ``y`` (with their ``directions``)."""
     frame = table.reset_index(drop=True)
-    valid = valid_rows(frame, [x, y])
+    # The runs the table and the probabilities count: valid over every objective (and x, y).
+    valid = valid_rows(frame, list(dict.fromkeys([*info.objectives, x, y])))
     rows = frame[valid].reset_index(drop=True)
     labels = np.asarray(configuration_labels(rows, info.keys), dtype=object)
     values = rows[[x, y]].astype(np.float64)
@@ -208,22 +228,13 @@ def robust_projection(
         rows["genotype_hash"].astype(str).tolist() if "genotype_hash" in rows else [""] * len(rows)
     )
     first = {label: i for i, label in reversed(list(enumerate(labels)))}
-    hover = []
-    for label in order:
-        p = chance.get(label, float("nan"))
-        parts = [f"<b>{html.escape(label)}</b>", f"P(front) {'-' if pd.isna(p) else f'{p:.3f}'}"]
-        parts.append(f"{count[label]} runs")
-        for axis in (x, y):
-            mean, std = stats["mean"].at[label, axis], stats["std"].at[label, axis]
-            parts.append(f"{html.escape(axis)} {spread_text(mean, std)}")
-        hover.append("<br>".join(parts))
-    attainment = attainment_surfaces(frame, {x: directions[x], y: directions[y]})
-    hv = info.hypervolume
-    title = (
-        f"Dominance probability over {', '.join(info.objectives)} "
-        f"({info.method}, {info.resamples} draws); hypervolume of one seed per configuration "
-        f"{hv.mean:.4g} [{hv.low:.4g}, {hv.high:.4g}] at {hv.confidence:.0%}"
-    )
+    attainment = attainment_surfaces(rows, {x: directions[x], y: directions[y]})
+
+    def worst_of(axis: str) -> float:
+        column = values[axis]
+        return float(column.max() if directions[axis] == "min" else column.min())
+
+    worst = (worst_of(x), worst_of(y))
 
     def column(stat: str, name: str) -> tuple[float, ...]:
         return tuple(float(stats[stat].at[label, name]) for label in order)
@@ -236,15 +247,41 @@ def robust_projection(
         low=(column("min", x), column("min", y)),
         high=(column("max", x), column("max", y)),
         probability=tuple(_optional(chance.get(label)) for label in order),
-        hover=tuple(hover),
+        hover=tuple(_hover(label, chance, count, stats, (x, y)) for label in order),
         first=tuple((ids[first[label]], hashes[first[label]]) for label in order),
         runs=(
             tuple(values[x].tolist()),
             tuple(values[y].tolist()),
             tuple(zip(ids, hashes, strict=True)),
         ),
-        surfaces={p: _staircase(points) for p, points in attainment.surfaces.items()},
-        title=title,
+        surfaces={p: _staircase(points, worst) for p, points in attainment.surfaces.items()},
+        title=_title(info),
+    )
+
+
+def _hover(
+    label: str,
+    chance: dict[str, float],
+    count: pd.Series,
+    stats: dict[str, pd.DataFrame],
+    axes: tuple[str, str],
+) -> str:
+    """A configuration's hover text: label, probability, runs, each axis's mean ± std."""
+    p = chance.get(label, float("nan"))
+    parts = [f"<b>{html.escape(label)}</b>", f"P(front) {'-' if pd.isna(p) else f'{p:.3f}'}"]
+    parts.append(f"{count[label]} runs")
+    for axis in axes:
+        mean, std = stats["mean"].at[label, axis], stats["std"].at[label, axis]
+        parts.append(f"{html.escape(axis)} {spread_text(mean, std)}")
+    return "<br>".join(parts)
+
+
+def _title(info: RobustInfo) -> str:
+    hv = info.hypervolume
+    return (
+        f"Dominance probability over {', '.join(info.objectives)} "
+        f"({info.method}, {info.resamples} draws); hypervolume of one seed per configuration "
+        f"{hv.mean:.4g} [{hv.low:.4g}, {hv.high:.4g}] at {hv.confidence:.0%}"
     )
 
 
@@ -294,7 +331,7 @@ def robust_figure(data: RobustProjection) -> go.Figure:
             hovertemplate="%{text}<extra></extra>",
             marker={
                 "size": 11,
-                "color": [-1.0 if p is None else p for p in data.probability],
+                "color": [math.nan if p is None else p for p in data.probability],
                 "cmin": 0.0,
                 "cmax": 1.0,
                 "colorscale": "Viridis",

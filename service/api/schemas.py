@@ -116,7 +116,8 @@ class RobustPublic(BaseModel):
     seed_key: str | None  # None when the results have no seed column
     keys: list[str]  # the configuration's columns
     method: Literal["exact", "bootstrap"]  # of the dominance probabilities
-    combinations: int  # of one valid run per configuration
+    combinations: int | None  # of one valid run per configuration; None past 2**53
+    log10_combinations: float
     resamples: int  # draws behind the probabilities (all combinations when exact)
     random_seed: int
     runs: RobustRuns  # valid runs per configuration

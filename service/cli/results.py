@@ -117,7 +117,7 @@ def add_robust(commands: Commands) -> None:
             "Read the sweep's results from its database and print its configurations (swept "
             "values without the seed) ranked by dominance probability (the chance that one "
             "seed per configuration puts it on the front: exact over every combination when "
-            "there are at most 100,000, else from --resamples draws), with each objective's "
+            "there are few enough, else from --resamples draws), with each objective's "
             "mean ± std over the seeds, the hypervolume of one seed per configuration with "
             "its 95%% interval, and the genotypes found by several trials."
         ),

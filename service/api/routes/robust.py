@@ -61,26 +61,34 @@ async def sweep_robust(
     sweep_id: str,
     manager: Manager,
     objectives: Annotated[str | None, Query(max_length=200)] = None,
-    resamples: Annotated[int, Query(ge=1, le=MAX_RESAMPLES)] = DEFAULT_RESAMPLES,
+    resamples: Annotated[int | None, Query(ge=1, le=MAX_RESAMPLES)] = None,
     random_seed: Annotated[int, Query(ge=0, le=2**63 - 1)] = DEFAULT_RANDOM_SEED,
     x: AxisQuery = None,
     y: AxisQuery = None,
 ) -> RobustPublic:
     """Per configuration (a trial's swept values without the seed): its runs, the spread of
-    each objective over its seeds (mean, std, min, max), its distinct genotypes and its
+    each front metric over its seeds (mean, std, min, max), its distinct genotypes and its
     dominance probability (exact over every combination of one seed per configuration when
-    there are at most 100,000, else from ``resamples`` draws of ``random_seed``'s stream);
-    the hypervolume of one seed per configuration with its 95 % interval; the duplicate
-    genotypes; the seeds' 25/50/75 % attainment surfaces over ``x`` and ``y``."""
-    spec = sweep_spec(manager, sweep_id)
-    chosen = chosen_objectives(objectives, spec)
-    axes = _axes(x, y, tuple(spec.report.projection_2d))
-    frame = manager.store.trials_frame(sweep_id)
+    there are few enough, else from ``resamples`` draws, 1000 by default, of
+    ``random_seed``'s stream); the hypervolume of one seed per configuration with its 95 %
+    interval; the duplicate genotypes; the seeds' 25/50/75 % attainment surfaces over ``x``
+    and ``y``. Draws past the service's budget of look-ups are refused (422) when
+    ``resamples`` is given, and fewer are made (and said) by default."""
 
     def compute() -> RobustPublic:
-        info = robust_info(frame, chosen, resamples=resamples, random_seed=random_seed)
+        spec = sweep_spec(manager, sweep_id)
+        chosen = chosen_objectives(objectives, spec)
+        axes = _axes(x, y, tuple(spec.report.projection_2d))
+        frame = manager.store.trials_frame(sweep_id)
+        info = robust_info(
+            frame,
+            chosen,
+            resamples=DEFAULT_RESAMPLES if resamples is None else resamples,
+            random_seed=random_seed,
+            strict=resamples is not None,
+        )
         attainment = None if axes is None else attainment_surfaces(frame, axes)
         return RobustPublic.model_validate(robust_record(info, attainment))
 
-    # Thousands of draws take a noticeable time: off the event loop.
+    # The database reads and thousands of draws: off the event loop.
     return await run_in_threadpool(compute)

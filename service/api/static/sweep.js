@@ -91,11 +91,15 @@
     async function loadData() {
       const query = new URLSearchParams();
       PROJECTIONS.filter(axesOf).forEach((name) => query.set(name, axesOf(name)));
-      const [results, pareto, figures, robust] = await Promise.all([
+      // The robustness loads on its own: its failure (e.g. past the service's budget) shows
+      // in its section and leaves the rest of the page.
+      api(apiSweep(id) + "/robust").then(drawRobust).catch((e) => {
+        $("robust-summary").textContent = `Seed robustness not available: ${e.message}`;
+      });
+      const [results, pareto, figures] = await Promise.all([
         api(apiSweep(id) + "/results"),
         api(apiSweep(id) + "/pareto"),
         api(`${apiSweep(id)}/figures?${query}`),
-        api(apiSweep(id) + "/robust"),
       ]);
       const { objectives, knee } = pareto;
       Object.assign(state, { columns: results.columns, rows: results.data, objectives, knee });
@@ -109,7 +113,6 @@
         `of ${Object.keys(objectives).join(", ")}; hypervolume ${fmt(pareto.hypervolume)}` +
         (knee ? `; knee: trial ${knee}.` : ".");
       drawFigures(figures);
-      drawRobust(robust);
       drawTable();
     }
 
@@ -118,7 +121,7 @@
     function drawRobust(robust) {
       const hv = robust.hypervolume;
       const draws = robust.method === "exact"
-        ? `exact over all ${robust.combinations} combinations`
+        ? `exact over all ${fmt(robust.combinations)} combinations`
         : `${robust.resamples} random draws (seed ${robust.random_seed})`;
       const runs = robust.runs.min === robust.runs.max ? robust.runs.min
         : `${robust.runs.min}-${robust.runs.max}`;

@@ -23,6 +23,7 @@ from service.analysis.export import (
     FRONT_PARQUET,
     GENOTYPES_JSON,
     GENOTYPES_PY,
+    ROBUST_CSV,
     export_front,
     genotype_name,
 )
@@ -93,6 +94,19 @@ def test_export_writes_the_four_files(tmp_path: Path) -> None:
     assert set(paths) == {GENOTYPES_JSON, GENOTYPES_PY, FRONT_CSV, FRONT_PARQUET}
     assert {p.name for p in out.iterdir()} == set(paths)  # no temporary file is left behind
     assert all(paths[name] == out / name for name in paths)
+
+
+def test_robust_csv_joins_the_set_and_leaves_with_it(tmp_path: Path) -> None:
+    """Given the robustness table, the export writes it as robust.csv, unchanged; an export
+    without one replaces the whole set, so no stale robust.csv stays beside new files."""
+    robust = pd.DataFrame(
+        {"configuration": ["F=0.3_L=0.02", "F=0.9_L=0.07"], "dominance_probability": [1.0, 0.5]}
+    )
+    paths = export_front(front_of(["darts_v2"]), tmp_path, robust)
+    assert set(paths) == {GENOTYPES_JSON, GENOTYPES_PY, FRONT_CSV, FRONT_PARQUET, ROBUST_CSV}
+    pd.testing.assert_frame_equal(pd.read_csv(paths[ROBUST_CSV]), robust)
+    again = export_front(front_of(["pdarts"]), tmp_path)
+    assert {p.name for p in tmp_path.iterdir()} == set(again) and ROBUST_CSV not in again
 
 
 def test_genotypes_json_lists_hash_genotype_metrics_and_bounds(tmp_path: Path) -> None:

@@ -319,8 +319,42 @@ def test_seed_robustness_draws_each_configuration_over_its_seeds() -> None:
     for percentile, points in surfaces.items():
         stair = traces[f"robust-eaf-{percentile:g}"]
         corners = set(zip(stair.x, stair.y, strict=True))
-        assert set(points) <= corners and len(stair.x) == 2 * len(points) - 1
+        assert set(points) <= corners and len(stair.x) == 2 * len(points) + 1
+        # From the worst params_m of the runs down to the first point; across to the worst
+        # test_error after the last.
+        assert (stair.x[0], stair.y[0]) == (points[0][0], table["params_m"].max())
+        assert (stair.x[-1], stair.y[-1]) == (table["test_error"].max(), points[-1][1])
     assert why_not(ranked, "seed_robustness", ("L", "params_m")) == (
         "Skipped: seed spreads and attainment surfaces are drawn over two metrics of the 2-D "
         "projection; L is no metric."
     )
+
+
+def test_seed_robustness_staircases_follow_each_axis_direction() -> None:
+    """Over test_error (min) and pgd_acc (max): each surface's staircase starts at the runs'
+    worst pgd_acc (the lowest) at its first point's x, goes to the first point, across to each
+    next point's x and on to it, and ends at the runs' worst test_error, vertex by vertex as
+    written out here from the surfaces' points."""
+    from service.analysis.attainment import attainment_surfaces
+
+    table = _two_seeds(sweep_frame())
+    fig = sweep_figure(rank_table(table), "seed_robustness", ("test_error", "pgd_acc"))
+    traces = {trace.uid: trace for trace in fig.data}
+    axes = {"test_error": "min", "pgd_acc": "max"}
+    surfaces = attainment_surfaces(table, axes).surfaces
+    worst_x, worst_y = table["test_error"].max(), table["pgd_acc"].min()
+    for percentile, points in surfaces.items():
+        xs, ys = [points[0][0]], [worst_y]
+        for number, (a, b) in enumerate(points):
+            if number:
+                xs.append(a)
+                ys.append(points[number - 1][1])
+            xs.append(a)
+            ys.append(b)
+        xs.append(worst_x)
+        ys.append(points[-1][1])
+        stair = traces[f"robust-eaf-{percentile:g}"]
+        assert list(stair.x) == xs and list(stair.y) == ys, percentile
+        # Best x first: test_error grows along the points, so pgd_acc (max) must grow too.
+        assert [p[0] for p in points] == sorted(p[0] for p in points)
+        assert [p[1] for p in points] == sorted(p[1] for p in points)

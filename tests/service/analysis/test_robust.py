@@ -23,12 +23,13 @@ import pytest
 from service.analysis.attainment import attainment_surfaces
 from service.analysis.duplicates import DuplicateGroup, duplicate_groups, twin_configurations
 from service.analysis.pareto import nondominated_mask
-from service.analysis.robust import robust_info
+from service.analysis.robust import MAX_RESAMPLES, robust_info
 from service.errors import ConfigError
 
 FloatArray = npt.NDArray[np.float64]
 
 OBJECTIVES = {"test_error": "min", "params_m": "min", "pgd_acc": "max"}
+OBJECTIVES2 = {"test_error": "min", "params_m": "min"}
 NAMES = list(OBJECTIVES)
 # A stopped trial better than anything a finished one reaches: on every front if it counted.
 STOPPED_VALUES = {"test_error": -1.0, "params_m": -1.0, "pgd_acc": 10.0}
@@ -44,15 +45,16 @@ def random_table(
 ) -> pd.DataFrame:
     """A shuffled results table over the swept keys ``L`` and ``F`` (small integers), with
     objectives among 0, 1 and 2 (ties and duplicates), failed rows (NaN objectives, some
-    only partly), stopped rows with values that would dominate everything, and a first
-    configuration without any valid run."""
+    only partly; the second configuration's with every value, better than anything), stopped
+    rows with values that would dominate everything, and a first configuration without any
+    valid run."""
     grid = list(itertools.product(range(1, 4), range(1, 4)))
     chosen = rng.choice(len(grid), size=configurations, replace=False)
     rows: list[dict[str, object]] = []
     for c, index in enumerate(chosen):
         L, F = grid[int(index)]
         kinds = ["done"] * (0 if c == 0 else int(rng.integers(least_runs, most_runs + 1)))
-        if c == 0 or rng.random() < 0.4:
+        if c in (0, 1) or rng.random() < 0.4:
             kinds.append("failed")
         if c in (0, 1) or rng.random() < 0.3:
             kinds.append("stopped")
@@ -67,7 +69,7 @@ def random_table(
             }
             if kind == "done":
                 row.update({name: float(rng.integers(0, 3)) for name in NAMES})
-            elif kind == "stopped":
+            elif kind == "stopped" or c == 1:
                 row.update(STOPPED_VALUES)
             else:  # failed: no value, or only some
                 row.update({name: np.nan for name in NAMES})
@@ -79,13 +81,13 @@ def random_table(
 
 def valid_runs_by_configuration(table: pd.DataFrame) -> dict[tuple[int, int], list[int]]:
     """Each configuration (``L``, ``F``), in order of first appearance, with the positions of
-    its valid runs (not stopped, every objective a number) in table order."""
+    its valid runs (finished, every objective a number) in table order."""
     runs: dict[tuple[int, int], list[int]] = {}
     for i in range(len(table)):
         row = table.iloc[i]
         found = runs.setdefault((int(row["L"]), int(row["F"])), [])
         values = [float(row[name]) for name in NAMES]
-        if row["status"] != "stopped" and all(math.isfinite(v) for v in values):
+        if row["status"] == "done" and all(math.isfinite(v) for v in values):
             found.append(i)
     return runs
 
@@ -130,7 +132,7 @@ def test_exact_dominance_probability_enumerates_every_combination(seed: int) -> 
         [got[k] for k in labels], [expected[k] for k in labels], rtol=1e-12, atol=0
     )
     assert info.runs == (min(map(len, drawn.values())), max(map(len, drawn.values())))
-    assert info.note is None or info.runs[1] <= 1
+    assert (info.note is None) == (info.runs[1] > 1)
 
 
 @pytest.mark.parametrize(
@@ -143,8 +145,9 @@ def test_bootstrap_replays_the_documented_random_stream(
     """Reference: a plain loop of single draws ``rng.integers(0, counts)`` from
     ``numpy.random.default_rng(random_seed)`` (numpy 2 gives the same stream as the module's
     one array of shape (resamples, configurations)): counts are the valid-run counts of the
-    configurations that have some, in order of first appearance in the table, and a draw's
-    entry is a position among that configuration's valid runs in table order. Each draw's
+    configurations that have two or more, in order of first appearance in the table (one
+    with a single valid run has it in every draw), and a draw's entry is a position among
+    that configuration's valid runs in table order. Each draw's
     front comes from moocore's nondominated filter and its hypervolume from
     ``moocore.hypervolume`` of all its points (dominated ones add nothing). The
     hypervolume interval is over every combination when there are no more of them than
@@ -156,7 +159,8 @@ def test_bootstrap_replays_the_documented_random_stream(
     table = random_table(rng_table, configurations, most_runs=most, least_runs=least)
     runs = valid_runs_by_configuration(table)
     drawn = {key: rows for key, rows in runs.items() if rows}
-    counts = np.array([len(rows) for rows in drawn.values()])
+    varying = [key for key, rows in drawn.items() if len(rows) > 1]
+    counts = np.array([len(drawn[key]) for key in varying])
     combinations = int(np.prod(counts))
     assert (combinations > resamples) == (hypervolume_method == "bootstrap")
     values = table[NAMES].to_numpy(np.float64)
@@ -190,8 +194,8 @@ def test_bootstrap_replays_the_documented_random_stream(
     hits = np.zeros(len(drawn))
     sampled_volumes = []
     for _ in range(resamples):
-        picks = rng.integers(0, counts)
-        rows = [group[int(p)] for group, p in zip(drawn.values(), picks, strict=True)]
+        picks = dict(zip(varying, rng.integers(0, counts), strict=True))
+        rows = [group[int(picks.get(key, 0))] for key, group in drawn.items()]
         hits += nondominated_mask(values[rows], OBJECTIVES)
         sampled_volumes.append(
             float(moocore.hypervolume(minimised(values[rows], OBJECTIVES), ref=reference))
@@ -277,8 +281,12 @@ PERCENTILES = [10.0, 25.0, 40.0, 50.0, 60.0, 75.0, 90.0, 100.0]
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2, 3, 4, 5])
-@pytest.mark.parametrize("y_direction", ["min", "max"])
-def test_attainment_surfaces_match_a_brute_force_count(seed: int, y_direction: str) -> None:
+@pytest.mark.parametrize(
+    ("x_direction", "y_direction"), [("min", "min"), ("min", "max"), ("max", "min")]
+)
+def test_attainment_surfaces_match_a_brute_force_count(
+    seed: int, x_direction: str, y_direction: str
+) -> None:
     """Reference: every (x_i, y_j) of the data's coordinates (in minimisation) attained by at
     least ceil(p·n/100) of the n seeds' sets, its minimal points. That level is moocore's
     convention, found by comparing its EAF with this count for every level. The rows are
@@ -290,7 +298,7 @@ def test_attainment_surfaces_match_a_brute_force_count(seed: int, y_direction: s
     rng = np.random.default_rng(seed)
     seeds = int(rng.integers(1, 9))
     table = random_attainment_table(rng, seeds)
-    axes = {"x": "min", "y": y_direction}
+    axes = {"x": x_direction, "y": y_direction}
     done = table[table["status"] == "done"]
     points = minimised(done[["x", "y"]].to_numpy(np.float64), axes)
     sets = [str(s) for s in done["seed"]]
@@ -298,10 +306,11 @@ def test_attainment_surfaces_match_a_brute_force_count(seed: int, y_direction: s
     assert (found.x, found.y) == ("x", "y")
     assert found.sets == tuple(str(s) for s in range(seeds))
     assert list(found.surfaces) == PERCENTILES
-    sign = -1.0 if y_direction == "max" else 1.0
+    sx, sy = (-1.0 if d == "max" else 1.0 for d in (x_direction, y_direction))
     for p in PERCENTILES:
         expected = brute_surface(points, sets, math.ceil(p * seeds / 100))
-        assert found.surfaces[p] == tuple((a, sign * b) for a, b in expected), p
+        # Best x first, in the columns' own directions.
+        assert found.surfaces[p] == tuple((sx * a, sy * b) for a, b in expected), p
 
 
 def test_attainment_without_a_seed_column_is_the_front_of_one_set() -> None:
@@ -375,14 +384,14 @@ def test_duplicate_groups_on_a_hand_made_table() -> None:
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_spreads_and_counts_match_pandas(seed: int) -> None:
-    """Reference: pandas groupby over the valid runs (status not stopped, every objective a
-    number) of each (L, F): mean, std (ddof 1), min and max, distinct hashes; and the table
+    """Reference: pandas groupby over the valid runs (finished, every objective a number) of
+    each (L, F): mean, std (ddof 1), min and max, distinct hashes; and the table
     sorted by probability (highest first, NaN last), then label."""
     table = random_table(np.random.default_rng(seed), configurations=6, most_runs=4)
     info = robust_info(table, OBJECTIVES)
     result = info.table.set_index("configuration")
     keyed = table.assign(configuration=[label(L, F) for L, F in zip(table.L, table.F, strict=True)])
-    valid = keyed[(keyed["status"] != "stopped") & keyed[NAMES].notna().all(axis=1)]
+    valid = keyed[(keyed["status"] == "done") & keyed[NAMES].notna().all(axis=1)]
     labels = sorted(keyed["configuration"].unique())
     assert sorted(result.index) == labels
     grouped = valid.groupby("configuration")
@@ -524,3 +533,88 @@ def test_twin_configurations_found_one_genotype_under_every_seed() -> None:
     table["test_error"] = 1.0
     info = robust_info(table, {"test_error": "min"})
     assert info.twins == (("L=1", "L=2"), ("L=5", "L=6"))
+
+
+def test_attainment_leaves_out_runs_of_no_known_seed() -> None:
+    """A row whose seed is missing is no set of its own: seeds 0 and 1 (stored as floats,
+    named 0 and 1) are the two sets, and the 100 % surface is what both attain."""
+    table = pd.DataFrame(
+        {
+            "seed": [0.0, 1.0, 0.0, np.nan],
+            "x": [1.0, 2.0, 3.0, 0.0],
+            "y": [3.0, 2.0, 1.0, 0.0],
+            "status": "done",
+        }
+    )
+    found = attainment_surfaces(table, {"x": "min", "y": "min"}, [50.0, 100.0])
+    assert found.sets == ("0", "1")
+    assert found.surfaces[50.0] == ((1.0, 3.0), (2.0, 2.0), (3.0, 1.0))
+    assert found.surfaces[100.0] == ((2.0, 3.0), (3.0, 2.0))
+
+
+def test_many_configurations_of_one_seed_and_of_two() -> None:
+    """More configurations than numpy has dimensions (64): a one-seed grid of 100 points is
+    one draw, its probabilities the front's; with two seeds each, the exact path enumerates
+    only the varying configurations and agrees with a fixed-stream bootstrap of the same."""
+    rng = np.random.default_rng(11)
+    one = pd.DataFrame(
+        {
+            "trial_id": [f"t{i}" for i in range(100)],
+            "status": "done",
+            "L": np.arange(100) * 0.01,
+            "seed": 0,
+            "test_error": rng.integers(0, 20, 100).astype(float),
+            "params_m": rng.integers(0, 20, 100).astype(float),
+        }
+    )
+    info = robust_info(one, OBJECTIVES2)
+    assert (info.method, info.combinations, info.runs) == ("exact", 1, (1, 1))
+    front = set(one["L"][nondominated_mask(one[list(OBJECTIVES2)].to_numpy(), OBJECTIVES2)])
+    on = set(info.table[info.table["dominance_probability"] == 1.0]["L"])
+    assert on == front and set(info.table["dominance_probability"]) <= {0.0, 1.0}
+    # 70 configurations with one run and 4 with two: 16 combinations, enumerated.
+    second = one.iloc[:4].assign(
+        seed=1, trial_id=lambda f: f["trial_id"] + "b", test_error=lambda f: f["test_error"] + 3
+    )
+    two = pd.concat([one.iloc[:74], second], ignore_index=True)
+    exact = robust_info(two, OBJECTIVES2)
+    assert (exact.method, exact.combinations) == ("exact", 16)
+    labels = sorted(set(two["L"]))
+    groups = {L: two[two["L"] == L][list(OBJECTIVES2)].to_numpy() for L in labels}
+    counts = dict.fromkeys(labels, 0)
+    for points in itertools.product(*(groups[L] for L in labels)):
+        for L, flag in zip(labels, nondominated_mask(np.array(points), OBJECTIVES2), strict=True):
+            counts[L] += int(flag)
+    got = dict(zip(exact.table["L"], exact.table["dominance_probability"], strict=True))
+    assert got == pytest.approx({L: counts[L] / 16 for L in labels})
+
+
+def test_the_exact_limit_switches_to_draws() -> None:
+    table = random_table(np.random.default_rng(3), configurations=6, most_runs=3, least_runs=2)
+    combinations = robust_info(table, OBJECTIVES).combinations
+    assert robust_info(table, OBJECTIVES, exact_limit=combinations).method == "exact"
+    drawn = robust_info(table, OBJECTIVES, exact_limit=combinations - 1, resamples=50)
+    assert (drawn.method, drawn.resamples) == ("bootstrap", 50)
+
+
+def test_settings_at_their_limits() -> None:
+    table = random_table(np.random.default_rng(4), configurations=4, most_runs=2)
+    assert robust_info(table, OBJECTIVES, resamples=MAX_RESAMPLES).hypervolume.draws > 0
+    for bad in ({"resamples": MAX_RESAMPLES + 1}, {"random_seed": -1}):
+        with pytest.raises(ConfigError, match=next(iter(bad))):
+            robust_info(table, OBJECTIVES, **bad)  # type: ignore[arg-type]
+
+
+def test_the_budget_caps_draws_or_refuses_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past WORK_LIMIT look-ups, fewer draws are made (and recorded), or a strict request is
+    refused naming resamples."""
+    import service.analysis.robust as robust
+
+    table = random_table(np.random.default_rng(5), configurations=6, most_runs=3, least_runs=2)
+    info = robust_info(table, OBJECTIVES, exact_limit=1, resamples=400)
+    per_draw = 400  # a stand-in budget: WORK_LIMIT // per-draw cost draws at most
+    monkeypatch.setattr(robust, "WORK_LIMIT", per_draw)
+    capped = robust_info(table, OBJECTIVES, exact_limit=1, resamples=400)
+    assert capped.method == "bootstrap" and 1 <= capped.resamples < info.resamples
+    with pytest.raises(ConfigError, match="resamples: 400 draws"):
+        robust_info(table, OBJECTIVES, exact_limit=1, resamples=400, strict=True)

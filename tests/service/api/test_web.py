@@ -588,6 +588,12 @@ def test_pages_in_browser(service: Service, tmp_path: Path) -> None:
         # Against a shared reference, B's front (A's, 0.04 worse in test_error) covers less.
         shared = [float(t) for t in page.locator("#compare-body td.shared-hv").all_inner_texts()]
         assert shared[0] > shared[1] > 0
+        # One seed each: the one-seed hypervolume's interval is that hypervolume, no width.
+        seeds = page.locator("#compare-body td.seed-hv").all_inner_texts()
+        for hv, text in zip(shared, seeds, strict=True):
+            mean, low, high = (float(v) for v in re.findall(r"[-+0-9.e]+(?=[ \],])", text)[:3])
+            assert mean == low == high == pytest.approx(hv, rel=1e-3), text
+            assert "(95 %, 1 draws)" in text
         page.screenshot(path=str(ARTIFACTS / "compare_page.png"), full_page=True)
 
         page.goto(service.url + "/submit")
@@ -796,5 +802,33 @@ def _check_robust(
     )
     assert cli.returncode == 0, cli.stderr
     assert json.loads(cli.stdout) == answer
+    script = str(Path(sys.executable).parent / "e2rnas")
+    text = subprocess.run(
+        [script, "robust", str(run_dir), "--limit", "1"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert text.returncode == 0, text.stderr
+    lines = text.stdout.splitlines()
+    assert lines[0].startswith("2 configurations over test_error, params_m, flops_m")
+    assert "exact over all 4 combinations" in lines[0] and "interval" in lines[1]
+    top = answer["configurations"][0]
+    assert any(
+        line.split()[:2] == [top["configuration"], f"{top['dominance_probability']:.3f}"]
+        for line in lines
+    )
+    assert "... 1 more (--limit)" in text.stdout
+    bad = subprocess.run(
+        [script, "robust", str(run_dir), "--resamples", "0"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert bad.returncode == 2 and bad.stderr.strip().startswith("e2rnas: error: resamples: got 0")
     report = (run_dir / "report.html").read_text(encoding="utf-8")
     assert "Seed robustness" in report and "Configurations by dominance probability" in report

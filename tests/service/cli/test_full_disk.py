@@ -19,7 +19,7 @@ from sweepkit import SharedRun
 from service import cli
 
 NO_SPACE = "No space left on device"
-EXPORT_FILES = {"genotypes.json", "genotypes.py", "front.csv", "front.parquet"}
+EXPORT_FILES = {"genotypes.json", "genotypes.py", "front.csv", "front.parquet", "robust.csv"}
 # Two one-step epochs of a two-node cell: a checkpoint of a few hundred KiB, within the 1 MiB.
 SMALL_SEARCH = ["--set", "epochs=2", "--set", "steps_per_epoch=1", "--set", "nodes=2"]
 

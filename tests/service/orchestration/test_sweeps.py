@@ -45,7 +45,7 @@ from service.orchestration.spec import load_sweep
 
 SCRIPT = Path(sys.executable).parent / "e2rnas"
 RAY = Path(sys.executable).parent / "ray"
-EXPORT_FILES = {"genotypes.json", "genotypes.py", "front.csv", "front.parquet"}
+EXPORT_FILES = {"genotypes.json", "genotypes.py", "front.csv", "front.parquet", "robust.csv"}
 
 TINY_SWEEP = """\
 name: {name}
