@@ -122,6 +122,9 @@ class RobustInfo(NamedTuple):
     twins: tuple[tuple[str, ...], ...]  # configurations with one genotype per seed
     runs: tuple[int, int]  # the fewest and the most valid runs of a configuration
     note: str | None  # why the answer says little (one run each, no valid run)
+    # Where the trials span several backbones, each one's hypervolume interval against the
+    # same reference (so that two backbones compare with error bars).
+    by_backbone: dict[str, HypervolumeInterval]
 
 
 def configuration_keys(table: pd.DataFrame, seed_key: str = SEED) -> tuple[str, ...]:
@@ -153,6 +156,12 @@ def valid_rows(table: pd.DataFrame, columns: Sequence[str]) -> BoolArray:
     if "status" in table.columns:
         valid &= (table["status"] == DONE).to_numpy(dtype=bool)
     return np.asarray(valid, dtype=bool)
+
+
+def _check_columns(table: pd.DataFrame, names: Sequence[str]) -> None:
+    missing = [name for name in names if name not in table.columns]
+    if missing:
+        raise ConfigError(f"objectives: column(s) {missing} not in the results")
 
 
 def _check_settings(resamples: int, random_seed: int, confidence: float, exact_limit: int) -> None:
@@ -246,9 +255,7 @@ def robust_info(
     _check_settings(resamples, random_seed, confidence, exact_limit)
     chosen = directions(objectives)
     names = list(chosen)
-    missing = [name for name in names if name not in table.columns]
-    if missing:
-        raise ConfigError(f"objectives: column(s) {missing} not in the results")
+    _check_columns(table, names)
     frame = table.reset_index(drop=True)
     keys = configuration_keys(frame, seed_key)
     labels = configuration_labels(frame, keys)
@@ -266,11 +273,13 @@ def robust_info(
     probability = np.full(len(uniques), np.nan)
     probability[drawn] = draws.shares(None if exact else picks)
 
-    spread = [*names, *(m for m in FRONT_METRICS if m in frame.columns and m not in chosen)]
-    result = _ranked(frame, keys, spread, (codes, uniques), valid, probability)
-    counts = [len(members[c]) for c in drawn]
-    runs = (min(counts), max(counts)) if counts else (0, 0)
+    result = _ranked(frame, keys, names, (codes, uniques), valid, probability)
+    counts = [len(members[c]) for c in drawn] or [0]
+    runs = (min(counts), max(counts))
     seed = seed_key if seed_key in frame.columns else None
+    hypervolume = _interval(draws, picks, chosen, reference, confidence)
+    settings = _Settings(resamples, int(random_seed), confidence, hypervolume.reference, strict)
+    by_backbone = _by_backbone(frame, chosen, keys, settings)
     return RobustInfo(
         objectives=chosen,
         seed_key=seed,
@@ -280,12 +289,35 @@ def robust_info(
         combinations=draws.combinations,
         resamples=draws.combinations if method == "exact" else int(resamples),
         random_seed=int(random_seed),
-        hypervolume=_interval(draws, picks, chosen, reference, confidence),
+        hypervolume=hypervolume,
         duplicates=duplicate_groups(frame, labels),
         twins=twin_configurations(frame, labels, seed_key) if seed else (),
         runs=runs,
         note=_note(runs, len(drawn), seed),
+        by_backbone=by_backbone,
     )
+
+
+class _Settings(NamedTuple):
+    resamples: int
+    random_seed: int
+    confidence: float
+    reference: tuple[float, ...] | None
+    strict: bool
+
+
+def _by_backbone(
+    frame: pd.DataFrame, chosen: dict[str, str], keys: Sequence[str], settings: _Settings
+) -> dict[str, HypervolumeInterval]:
+    """Each backbone's hypervolume interval, its trials alone, against the shared reference;
+    none where the trials have one backbone, or no valid run."""
+    found: dict[str, HypervolumeInterval] = {}
+    if "backbone" not in keys or settings.reference is None:
+        return found
+    for backbone in sorted({str(b) for b in frame["backbone"].dropna()}):
+        part = frame[frame["backbone"].astype(str) == backbone]
+        found[backbone] = robust_info(part, chosen, **settings._asdict()).hypervolume
+    return found
 
 
 def _ranked(
@@ -297,7 +329,9 @@ def _ranked(
     probability: FloatArray,
 ) -> pd.DataFrame:
     """One row per configuration, the most probably on the front first: its key values, runs,
-    valid runs, distinct genotypes, dominance probability and spreads."""
+    valid runs, distinct genotypes, dominance probability and spreads (of the objectives
+    ``names`` and of the other front metrics the table holds)."""
+    names = [*names, *(m for m in FRONT_METRICS if m in frame.columns and m not in names)]
     codes, uniques = factorized
     size = len(uniques)
     result = pd.DataFrame({"configuration": uniques.astype(str)})

@@ -20,7 +20,12 @@ import pandas as pd  # type: ignore[import-untyped, unused-ignore]
 import plotly.graph_objects as go  # type: ignore[import-untyped, unused-ignore]
 
 from service.analysis.attainment import Attainment, attainment_surfaces
-from service.analysis.robust import RobustInfo, configuration_labels, valid_rows
+from service.analysis.robust import (
+    HypervolumeInterval,
+    RobustInfo,
+    configuration_labels,
+    valid_rows,
+)
 from service.objectives import axis_label
 from service.results.table import frame_records
 
@@ -59,15 +64,9 @@ def robust_record(info: RobustInfo, attainment: Attainment | None = None) -> dic
         "random_seed": info.random_seed,
         "runs": {"min": info.runs[0], "max": info.runs[1]},
         "note": info.note,
-        "hypervolume": {
-            "pooled": hv.pooled,
-            "mean": hv.mean,
-            "low": hv.low,
-            "high": hv.high,
-            "confidence": hv.confidence,
-            "method": hv.method,
-            "draws": hv.draws,
-            "reference": None if hv.reference is None else list(hv.reference),
+        "hypervolume": _interval_record(hv),
+        "hypervolume_by_backbone": {
+            name: _interval_record(interval) for name, interval in info.by_backbone.items()
         },
         "configurations": frame_records(info.table),
         "duplicates": [
@@ -92,6 +91,10 @@ def robust_record(info: RobustInfo, attainment: Attainment | None = None) -> dic
             ],
         }
     return record
+
+
+def _interval_record(hv: HypervolumeInterval) -> dict[str, Any]:
+    return {**hv._asdict(), "reference": None if hv.reference is None else list(hv.reference)}
 
 
 def robust_csv_frame(info: RobustInfo) -> pd.DataFrame:
@@ -119,6 +122,12 @@ def robust_text(info: RobustInfo, limit: int | None = None) -> str:
         f"{hv.confidence:.0%} interval [{hv.low:.6g}, {hv.high:.6g}] ({hv.method}, {hv.draws} "
         f"draws); all seeds pooled {hv.pooled:.6g}; reference {hv.reference}",
     ]
+    for name, interval in info.by_backbone.items():
+        lines.append(
+            f"  {name}: mean {interval.mean:.6g}, interval [{interval.low:.6g}, "
+            f"{interval.high:.6g}] ({interval.method}, {interval.draws} draws); pooled "
+            f"{interval.pooled:.6g}"
+        )
     if info.note:
         lines.append(f"note: {info.note}")
     shown = info.table if limit is None else info.table.head(limit)

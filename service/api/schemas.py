@@ -123,6 +123,8 @@ class RobustPublic(BaseModel):
     runs: RobustRuns  # valid runs per configuration
     note: str | None  # e.g. each configuration has one run
     hypervolume: RobustHypervolume
+    # Each backbone's, against the same reference, where the trials span several.
+    hypervolume_by_backbone: dict[str, RobustHypervolume]
     configurations: list[dict[str, Any]]  # ranked by dominance_probability, with spreads
     duplicates: list[RobustDuplicate]
     twins: list[list[str]]  # configurations that found one genotype under every seed

@@ -18,6 +18,7 @@ from fastapi import APIRouter, HTTPException, Query, status
 from service.analysis.figures import compare_fronts
 from service.analysis.plotdata import compare_info
 from service.analysis.robust import robust_info
+from service.analysis.robustview import robust_record
 from service.api.deps import Manager
 from service.api.reads import finished_trials
 from service.api.schemas import (
@@ -69,10 +70,7 @@ def _seed_interval(
     if reference is None:
         return None, None
     info = robust_info(table, objectives, reference=list(reference))
-    hv = info.hypervolume
-    interval = RobustHypervolume.model_validate(
-        {**hv._asdict(), "reference": None if hv.reference is None else list(hv.reference)}
-    )
+    interval = RobustHypervolume.model_validate(robust_record(info)["hypervolume"])
     return interval, info.note
 
 

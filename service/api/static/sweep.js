@@ -129,7 +129,10 @@
         `${runs} valid runs each; dominance probability ${draws}. ` +
         `Hypervolume of one seed per configuration: ${fmt(hv.mean)}, ` +
         `${Math.round(hv.confidence * 100)} % interval [${fmt(hv.low)}, ${fmt(hv.high)}]; ` +
-        `all seeds pooled ${fmt(hv.pooled)}.` + (robust.note ? " " + robust.note : "");
+        `all seeds pooled ${fmt(hv.pooled)}.` +
+        Object.entries(robust.hypervolume_by_backbone).map(([name, b]) =>
+          ` ${name}: ${fmt(b.mean)} [${fmt(b.low)}, ${fmt(b.high)}].`).join("") +
+        (robust.note ? " " + robust.note : "");
       const objectives = Object.keys(robust.objectives);
       const columns = ["configuration", "P(front)", "runs", "genotypes", ...objectives];
       clear($("robust-head")).append(el("tr", {}, columns.map((name) =>

@@ -618,3 +618,27 @@ def test_the_budget_caps_draws_or_refuses_them(monkeypatch: pytest.MonkeyPatch) 
     assert capped.method == "bootstrap" and 1 <= capped.resamples < info.resamples
     with pytest.raises(ConfigError, match="resamples: 400 draws"):
         robust_info(table, OBJECTIVES, exact_limit=1, resamples=400, strict=True)
+
+
+def test_each_backbone_gets_its_interval_against_the_shared_reference() -> None:
+    """Two backbones: each one's interval is that of its trials alone, against the whole
+    sweep's reference; its pooled hypervolume is moocore's over its valid runs."""
+    rng = np.random.default_rng(8)
+    parts = []
+    for backbone in ("darts", "pc_darts"):
+        part = random_table(rng, configurations=4, most_runs=3, least_runs=2)
+        parts.append(part.assign(backbone=backbone, trial_id=part["trial_id"] + backbone))
+    table = pd.concat(parts, ignore_index=True)
+    info = robust_info(table, OBJECTIVES, resamples=200)
+    assert info.keys[0] == "backbone" and set(info.by_backbone) == {"darts", "pc_darts"}
+    reference = info.hypervolume.reference
+    assert reference is not None
+    for backbone, interval in info.by_backbone.items():
+        part = table[table["backbone"] == backbone]
+        alone = robust_info(part, OBJECTIVES, resamples=200, reference=reference)
+        assert interval == alone.hypervolume and interval.reference == reference
+        valid = part[(part["status"] == "done") & part[NAMES].notna().all(axis=1)]
+        points = minimised(valid[NAMES].to_numpy(np.float64), OBJECTIVES)
+        ref = minimised(np.array(reference), OBJECTIVES)
+        assert interval.pooled == pytest.approx(float(moocore.hypervolume(points, ref=ref)))
+    assert robust_info(parts[0], OBJECTIVES).by_backbone == {}
