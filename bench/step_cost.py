@@ -7,7 +7,8 @@ Everything is measured side by side in one process (times round-robin, medians; 
 Table 1, on the DARTS supernet: a DARTS step (single objective, plain train loss in the lower
 level, same code path) and an E2RNAS step (five objectives), each first- and second-order, the
 second order both with exact batched Hessian-vector products and with DARTS's finite
-differences.
+differences, and the second order with eq. (1) solved on the direct gradients
+(``mgda_on=direct``: one Hessian-vector product instead of three).
 
 Table 2, one E2RNAS step (the config's order and Hessian) on each backbone at the same batch,
 input size and init channels: DARTS and PC-DARTS at the config's depth, and each stage of
@@ -31,6 +32,7 @@ import torch.nn.functional as F_nn
 from memory import peak_bytes
 from timing import interleaved
 
+from search_core import bilevel, mgda
 from search_core.bilevel import BilevelStep
 from search_core.config import SearchConfig, preset
 from search_core.cost import CostTables, build_cost_tables
@@ -117,11 +119,43 @@ def variant_calls(bench: Bench) -> dict[str, Callable[[], object]]:
         "E2RNAS 2nd order (finite diff.)": base.replace(
             order="second", hessian="finite_difference"
         ),
+        "E2RNAS 2nd, MGDA on direct (exact HVP)": base.replace(
+            order="second", hessian="exact", mgda_on="direct"
+        ),
+        "E2RNAS 2nd, MGDA on direct (finite diff.)": base.replace(
+            order="second", hessian="finite_difference", mgda_on="direct"
+        ),
     }
     calls = {"unit: supernet forward+backward": bench.unit(bench.network(base))}
     for name, variant in variants.items():
         calls[name] = bench.step(bench.network(variant), variant)
+    # The same default step with eq. (1) solved by the masked tensor loop (what every device
+    # ran before the CPU got its host loop): the solver's share of a step, side by side.
+    default = variants["E2RNAS 2nd order (finite diff.)"]
+    calls["E2RNAS 2nd order (finite diff.), masked FW"] = masked_solver(
+        bench.step(bench.network(default), default)
+    )
     return calls
+
+
+def masked_solver(call: Callable[[], object]) -> Callable[[], object]:
+    """``call`` with eq. (1) solved by 250 masked iterations of tensor operations."""
+
+    def min_norm_masked(
+        grads: torch.Tensor, max_iter: int = 250, tol: float = 1e-6
+    ) -> torch.Tensor:
+        rows = grads.detach().double()
+        return mgda._away_step_frank_wolfe(rows @ rows.T, max_iter, tol).to(grads.dtype)
+
+    def run() -> object:
+        original = bilevel.min_norm_weights  # type: ignore[attr-defined]
+        bilevel.min_norm_weights = min_norm_masked  # type: ignore[attr-defined]
+        try:
+            return call()
+        finally:
+            bilevel.min_norm_weights = original  # type: ignore[attr-defined]
+
+    return run
 
 
 def stage_masks(config: SearchConfig) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -179,9 +213,9 @@ def backbone_calls(
 
 def print_variants(seconds: dict[str, float]) -> None:
     unit_s = seconds["unit: supernet forward+backward"]
-    print(f"{'step (DARTS supernet)':34s} {'ms':>10s} {'units':>7s}")
+    print(f"{'step (DARTS supernet)':42s} {'ms':>10s} {'units':>7s}")
     for name, value in seconds.items():
-        print(f"{name:34s} {value * 1e3:10.1f} {value / unit_s:7.2f}")
+        print(f"{name:42s} {value * 1e3:10.1f} {value / unit_s:7.2f}")
 
 
 def print_backbones(

@@ -7,12 +7,17 @@ the batch lives on, with the random draws taken on that device from a caller-own
 ``torch.Generator``, so a step never waits for the host and a seed reproduces it. Nothing here
 loops over samples in Python or reads a value back to the host.
 
+The ImageNet transfer (IV-D-2) trains as DARTS does on ImageNet: torchvision's
+RandomResizedCrop and flip, batched here by :func:`random_resized_crop_flip`.
+
 Each random transform has a deterministic twin that takes the draws as tensors
-(:func:`crop_flip`, :func:`cutout_at`), which is what the tests compare against references.
+(:func:`crop_flip`, :func:`cutout_at`, :func:`resized_crop_flip`), which is what the tests
+compare against references.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -91,6 +96,86 @@ def random_crop_flip(
     else:
         flips = torch.zeros(n, dtype=torch.bool, device=x.device)
     return crop_flip(x, padding, offsets, flips)
+
+
+def resized_crop_flip(
+    x: torch.Tensor, size: int, boxes: torch.Tensor, flip: torch.Tensor
+) -> torch.Tensor:
+    """Each sample's window resized to ``size``x``size`` (bilinear), mirrored where ``flip``.
+
+    ``boxes`` is (N, 4) integer (top, left, height, width), each window inside its image;
+    ``flip`` is (N,) bool. The same as torchvision's ``resized_crop`` (antialias off) then
+    ``hflip``, sample by sample: output pixel i of a window of side w at x0 reads the input
+    at x0 + (i + 1/2)·w/size - 1/2, clamped to the window (``interpolate``'s rule with
+    ``align_corners=False``); one ``grid_sample`` does all samples.
+    """
+    n, _, height, width = _check_batch(x, "resized_crop_flip")
+    if boxes.shape != (n, 4) or flip.shape != (n,):
+        raise ConfigError(
+            f"resized_crop_flip needs boxes of shape ({n}, 4) and flip of shape ({n},), got "
+            f"{tuple(boxes.shape)} and {tuple(flip.shape)}"
+        )
+    boxes = boxes.to(device=x.device, dtype=x.dtype)
+    top, left, box_h, box_w = boxes.unbind(1)
+    steps = (torch.arange(size, device=x.device, dtype=x.dtype) + 0.5) / size
+    ys = top[:, None] + steps * box_h[:, None] - 0.5
+    ys = torch.minimum(torch.maximum(ys, top[:, None]), (top + box_h - 1)[:, None])
+    xs = left[:, None] + steps * box_w[:, None] - 0.5
+    xs = torch.minimum(torch.maximum(xs, left[:, None]), (left + box_w - 1)[:, None])
+    xs = torch.where(flip.to(x.device).view(n, 1), xs.flip(1), xs)
+    # grid_sample's coordinates (align_corners=False): pixel p is at (2p + 1)/side - 1.
+    grid_y = ((2 * ys + 1) / height - 1).view(n, size, 1).expand(n, size, size)
+    grid_x = ((2 * xs + 1) / width - 1).view(n, 1, size).expand(n, size, size)
+    grid = torch.stack((grid_x, grid_y), dim=3)
+    return F_nn.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def random_resized_crop_flip(
+    x: torch.Tensor,
+    size: int,
+    generator: torch.Generator | None,
+    scale: tuple[float, float] = (0.08, 1.0),
+    ratio: tuple[float, float] = (3 / 4, 4 / 3),
+) -> torch.Tensor:
+    """torchvision's RandomResizedCrop(size) and RandomHorizontalFlip for a whole batch.
+
+    As its ``get_params``: up to ten draws of an area (a ``scale`` fraction of the image's)
+    and a log-uniform aspect ``ratio``, the first window that fits kept at a uniform place;
+    where none fits, the centre window of the image's aspect clamped to ``ratio``. The ten
+    draws are taken at once for every sample. ``generator`` must live on ``x``'s device.
+    """
+    n, _, height, width = _check_batch(x, "random_resized_crop_flip")
+    tries, device = 10, x.device
+
+    def uniform(low: float, high: float, shape: tuple[int, ...]) -> torch.Tensor:
+        return low + (high - low) * torch.rand(shape, generator=generator, device=device)
+
+    area = height * width * uniform(scale[0], scale[1], (n, tries))
+    aspect = torch.exp(uniform(math.log(ratio[0]), math.log(ratio[1]), (n, tries)))
+    box_w = torch.round(torch.sqrt(area * aspect))
+    box_h = torch.round(torch.sqrt(area / aspect))
+    fits = (box_w > 0) & (box_w <= width) & (box_h > 0) & (box_h <= height)
+    first = fits.to(torch.uint8).argmax(dim=1, keepdim=True)  # the first that fits
+    found = fits.any(dim=1)
+    in_ratio = width / height
+    if in_ratio < min(ratio):
+        fallback_w, fallback_h = width, round(width / min(ratio))
+    elif in_ratio > max(ratio):
+        fallback_w, fallback_h = round(height * max(ratio)), height
+    else:
+        fallback_w, fallback_h = width, height
+    box_w = torch.where(found, box_w.gather(1, first).squeeze(1), float(fallback_w))
+    box_h = torch.where(found, box_h.gather(1, first).squeeze(1), float(fallback_h))
+
+    def place(side: int, box: torch.Tensor, fallback: int) -> torch.Tensor:
+        # min(): a draw just below 1 times side - box + 1 may round up to it in float32
+        start = torch.floor(uniform(0.0, 1.0, (n,)) * (side - box + 1))
+        return torch.where(found, torch.minimum(start, side - box), float((side - fallback) // 2))
+
+    top, left = place(height, box_h, fallback_h), place(width, box_w, fallback_w)
+    flips = torch.randint(0, 2, (n,), generator=generator, device=device) == 1
+    boxes = torch.stack((top, left, box_h, box_w), dim=1).to(torch.long)
+    return resized_crop_flip(x, size, boxes, flips)
 
 
 def cutout_at(x: torch.Tensor, length: int, centres: torch.Tensor) -> torch.Tensor:

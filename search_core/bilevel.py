@@ -50,21 +50,46 @@ Batch = tuple[torch.Tensor, torch.Tensor]
 
 @dataclass
 class Hypergradients:
-    """Rows of ``grads`` are the objectives' gradients in α (config order), flattened."""
+    """Rows of ``grads`` are the objectives' gradients in α (config order), flattened: the
+    hypergradients G_k, or with ``mgda_on="direct"`` the direct gradients ∇α L_k(θ'), whose
+    second-order term :meth:`BilevelStep.step` adds once (``pending``)."""
 
     grads: torch.Tensor
     losses: torch.Tensor
     lower_grads: list[torch.Tensor]  # ∇θ (L_tr + L_ood) at (θ_t, α_t), reused by eq. (8)
     train_loss: torch.Tensor
+    pending: _Pending | None = None
+
+
+@dataclass
+class _Pending:
+    """What the second-order term of a direct step needs: ξ, the v_k of the data objectives,
+    and L_tr's graph (exact) or its inputs (finite differences)."""
+
+    xi: float
+    vectors: list[tuple[torch.Tensor, ...]]
+    g_tr: tuple[torch.Tensor, ...]
+    lower: _Lower
+
+
+@dataclass
+class _Lower:
+    """L_tr's inputs (the clean batch, its FGSM version, or both, their cross-entropies
+    summed) and labels: the finite differences of eq. (9) differentiate the same loss."""
+
+    inputs: tuple[torch.Tensor, ...]
+    labels: torch.Tensor
 
 
 @dataclass
 class StepResult:
-    """Device tensors of one step: the objectives (config order) and their weights γ."""
+    """Device tensors of one step: the objectives (config order), their weights γ, and the
+    norms ‖g_k‖ of the gradients eq. (1) was solved on (γ_k‖g_k‖ set the mix under l2)."""
 
     losses: torch.Tensor
     weights: torch.Tensor
     train_loss: torch.Tensor
+    grad_norms: torch.Tensor
 
 
 class BilevelStep:
@@ -121,17 +146,21 @@ class BilevelStep:
 
     def _lower_grads(
         self, train: Batch, ood_x: torch.Tensor | None, keep_graph: bool = False
-    ) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...] | None, torch.Tensor]:
+    ) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...] | None, torch.Tensor, _Lower]:
+        cfg = self.config
         x, y = train
-        if self.config.adv_train_in_lower:
-            x = fgsm(self.net, x, y, self.box, self.generator, self.config.fgsm_step_scale)
-        loss_tr = F_nn.cross_entropy(self.net(x), y)
+        inputs: tuple[torch.Tensor, ...] = (x,)
+        if cfg.adv_train_in_lower:
+            x_adv = fgsm(self.net, x, y, self.box, self.generator, cfg.fgsm_step_scale)
+            both = cfg.adv_lower_form == "clean_and_adversarial"
+            inputs = (x, x_adv) if both else (x_adv,)
+        loss_tr = _cross_entropies(self.net, inputs, y)
         g_tr = torch.autograd.grad(loss_tr, self.theta, create_graph=keep_graph)
         g_ood = None
         if ood_x is not None:
-            loss_ood = self.config.ood_loss_scale * kl_uniform(self.net(ood_x))
+            loss_ood = cfg.ood_loss_scale * kl_uniform(self.net(ood_x), cfg.kl_reduction)
             g_ood = torch.autograd.grad(loss_ood, self.theta)
-        return g_tr, g_ood, loss_tr.detach()
+        return g_tr, g_ood, loss_tr.detach(), _Lower(inputs, y)
 
     def _unrolled(self, g_tr: tuple[torch.Tensor, ...], xi: float) -> list[torch.Tensor]:
         momentum, decay = self.config.momentum, self.config.weight_decay
@@ -156,7 +185,9 @@ class BilevelStep:
             if name == "val":
                 loss = F_nn.cross_entropy(model(x), y)
             elif name == "ood":
-                loss = kl_uniform(model(ood_x))
+                loss = kl_uniform(model(ood_x), self.config.kl_reduction)
+                if self.config.ood_upper_scale != 1.0:
+                    loss = self.config.ood_upper_scale * loss
             else:
                 x_adv = fgsm(model, x, y, self.box, self.generator, self.config.fgsm_step_scale)
                 loss = F_nn.cross_entropy(model(x_adv), y)
@@ -182,10 +213,10 @@ class BilevelStep:
         return list(torch.cat([g.reshape(k, -1) for g in full], dim=1))
 
     def _hvp_finite_difference(
-        self, train: Batch, vectors: list[tuple[torch.Tensor, ...]]
+        self, lower: _Lower, vectors: list[tuple[torch.Tensor, ...]]
     ) -> list[torch.Tensor]:
-        """DARTS's central differences for every v_k, all 2K passes in one vmapped call."""
-        x, y = train
+        """DARTS's central differences for every v_k, all 2K passes in one vmapped call, of
+        the lower level's own L_tr (on the inputs it was taken on)."""
         k = len(vectors)
         norms = torch.stack([flat_cat(list(v)).norm() for v in vectors])
         eps = self.config.fd_epsilon / norms.clamp_min(1e-12)
@@ -202,8 +233,8 @@ class BilevelStep:
         def train_loss(
             alpha: dict[str, torch.Tensor], weights: dict[str, torch.Tensor]
         ) -> torch.Tensor:
-            logits = functional_call(net, {**weights, **alpha}, (x,))
-            return F_nn.cross_entropy(logits, y)
+            model = functional_call_model(net, {**weights, **alpha})
+            return _cross_entropies(model, lower.inputs, lower.labels)
 
         # randomness="same": P-DARTS's dropout draws one mask for every shifted network.
         grads = vmap(grad(train_loss), in_dims=(None, 0), randomness="same")(alphas, shifted)
@@ -216,7 +247,7 @@ class BilevelStep:
         cfg = self.config
         xi = self.w_optim.param_groups[0]["lr"] if self.second_order else 0.0
         exact = self.second_order and cfg.hessian == "exact"
-        g_tr, g_ood, train_loss = self._lower_grads(
+        g_tr, g_ood, train_loss, lower = self._lower_grads(
             train, ood_x if cfg.ood_in_lower else None, keep_graph=exact
         )
 
@@ -225,11 +256,11 @@ class BilevelStep:
         )
         losses, grads_a, grads_w = self._upper(params, val, ood_x)
         hyper = [flat_cat(list(g)) for g in grads_a]
-        if self.second_order and hyper:
-            if cfg.hessian == "exact":
-                hvps = self._hvp_exact(g_tr, grads_w)
-            else:
-                hvps = self._hvp_finite_difference(train, grads_w)
+        pending = None
+        if self.second_order and hyper and cfg.mgda_on == "direct":
+            pending = _Pending(xi, grads_w, g_tr, lower)
+        elif self.second_order and hyper:
+            hvps = self._hvps(g_tr, lower, grads_w)
             hyper = [h - xi * hv for h, hv in zip(hyper, hvps, strict=True)]
 
         n_hat, f_hat = self._cost_estimate()
@@ -239,6 +270,8 @@ class BilevelStep:
         ):
             if name in cfg.objectives:
                 loss = scale * cost_loss(estimate, bound)
+                if cfg.cost_scale != 1.0:
+                    loss = cfg.cost_scale * loss
                 grad_a = torch.autograd.grad(loss, self.alphas, retain_graph=True)
                 hyper.append(flat_cat(list(grad_a)))
                 losses.append(loss.detach())
@@ -250,7 +283,16 @@ class BilevelStep:
             losses=torch.stack(losses),
             lower_grads=g_lower,
             train_loss=train_loss,
+            pending=pending,
         )
+
+    def _hvps(
+        self, g_tr: tuple[torch.Tensor, ...], lower: _Lower, vectors: list[tuple[torch.Tensor, ...]]
+    ) -> list[torch.Tensor]:
+        """∇²_{α,θ} L_tr · v for each vector, exactly or by central differences."""
+        if self.config.hessian == "exact":
+            return self._hvp_exact(g_tr, vectors)
+        return self._hvp_finite_difference(lower, vectors)
 
     def step(self, train: Batch, val: Batch, ood_x: torch.Tensor) -> StepResult:
         """One batch of Algorithm 1: α by eqs. (9), (1), (10), then θ by eq. (8)."""
@@ -262,6 +304,15 @@ class BilevelStep:
         else:
             gamma = equal_weights(len(h.grads), h.grads.device, h.grads.dtype)
         combined = gamma @ h.grads  # eq. (10): ∇α (U Γᵀ)
+        if h.pending is not None:  # mgda_on="direct": the second-order term of Σγ_k G_k, once
+            p = h.pending
+            data = gamma[: len(p.vectors)]
+            v = tuple(
+                sum(w * part for w, part in zip(data, parts, strict=True))
+                for parts in zip(*p.vectors, strict=True)
+            )
+            (hvp,) = self._hvps(p.g_tr, p.lower, [v])
+            combined = combined - p.xi * hvp
 
         self.a_optim.zero_grad(set_to_none=True)
         offset = 0
@@ -272,11 +323,16 @@ class BilevelStep:
             torch.nn.utils.clip_grad_norm_(self.alphas, cfg.arch_grad_clip)
         self.a_optim.step()
         self._weight_update(h.lower_grads)
-        return StepResult(losses=h.losses, weights=gamma.detach(), train_loss=h.train_loss)
+        return StepResult(
+            losses=h.losses,
+            weights=gamma.detach(),
+            train_loss=h.train_loss,
+            grad_norms=torch.linalg.vector_norm(h.grads.detach(), dim=1),
+        )
 
     def weight_step(self, train: Batch, ood_x: torch.Tensor) -> torch.Tensor:
         """A warm-up batch: θ by eq. (8) alone, α untouched; returns L_tr (a device tensor)."""
-        g_tr, g_ood, train_loss = self._lower_grads(
+        g_tr, g_ood, train_loss, _ = self._lower_grads(
             train, ood_x if self.config.ood_in_lower else None
         )
         lower = [g.detach() for g in g_tr]
@@ -306,6 +362,18 @@ class functional_call_model:  # noqa: N801 - a callable, named like the function
         out = functional_call(self.net, self.params, (x,), strict=False)
         assert isinstance(out, torch.Tensor)
         return out
+
+
+def _cross_entropies(
+    model: torch.nn.Module | functional_call_model,
+    inputs: tuple[torch.Tensor, ...],
+    y: torch.Tensor,
+) -> torch.Tensor:
+    """L_tr: the cross-entropy of each input batch, summed (one batch: its cross-entropy)."""
+    loss = F_nn.cross_entropy(model(inputs[0]), y)
+    for x in inputs[1:]:
+        loss = loss + F_nn.cross_entropy(model(x), y)
+    return loss
 
 
 def flat_cat(tensors: list[torch.Tensor | None] | list[torch.Tensor]) -> torch.Tensor:

@@ -54,6 +54,9 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "mgda_normalization": ("l2", "loss", "none"),
     "cost_estimate": ("expected", "derived"),
     "cost_normalization": ("none", "start"),
+    "kl_reduction": ("full", "per_class"),
+    "mgda_on": ("hypergradient", "direct"),
+    "adv_lower_form": ("fgsm", "clean_and_adversarial"),
 }
 
 
@@ -85,7 +88,8 @@ def validate(c: SearchConfig) -> None:
     for key in ("weight_decay", "arch_weight_decay", "grad_clip", "epsilon", "fw_tol"):
         need(getattr(c, key) >= 0, key, "a value >= 0")
     need(c.fd_epsilon > 0, "fd_epsilon", "a positive step")
-    need(c.ood_loss_scale >= 0, "ood_loss_scale", "a value >= 0")
+    for key in ("ood_loss_scale", "ood_upper_scale", "cost_scale"):
+        need(0 <= getattr(c, key) <= 1e6, key, "a value from 0 to 1e6")
     for key, choices in CHOICES.items():
         need(getattr(c, key) in choices, key, "one of " + ", ".join(choices))
     unknown = [o for o in c.objectives if o not in OBJECTIVES]

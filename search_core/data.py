@@ -114,6 +114,7 @@ def load_image_set(
     root: str | Path = "data",
     download: bool = False,
     image_size: int | None = None,
+    keep_aspect: bool = False,
 ) -> ImageSet:
     """Load one split of a dataset named in :data:`DATASET_NAMES` or ``imagefolder:<dir>``.
 
@@ -122,6 +123,9 @@ def load_image_set(
     under it too. ``download`` fetches missing CIFAR/SVHN files (md5-checked by torchvision);
     the other sets ignore it. ``image_size`` resizes every image to that square size; None
     keeps each set's own size (32 for CIFAR, SVHN and ImageFolder, 8 for digits).
+    ``keep_aspect`` resizes an ImageFolder image's shorter side to ``image_size`` and keeps
+    the centre square (torchvision's Resize then CenterCrop, as ImageNet's pipelines do)
+    instead of squeezing the whole image into the square; the other sets' images are square.
     """
     if split not in SPLITS:
         raise ConfigError(f"split must be one of {SPLITS}, got {split!r}")
@@ -136,7 +140,7 @@ def load_image_set(
 
         return load_torchvision(name, split, root_path, download, image_size)
     if name.startswith(IMAGEFOLDER_PREFIX) and name != IMAGEFOLDER_PREFIX:
-        return _load_imagefolder(name, split, root_path, image_size)
+        return _load_imagefolder(name, split, root_path, image_size, keep_aspect)
     valid = ", ".join(repr(n) for n in DATASET_NAMES)
     raise DatasetError(
         f"dataset {name!r}: unknown dataset name (nothing looked up under {root_path}); "
@@ -225,15 +229,17 @@ def _load_digits(name: str, split: str, image_size: int | None) -> ImageSet:
 # ImageFolder pairs
 
 
-def _load_imagefolder(name: str, split: str, root: Path, image_size: int | None) -> ImageSet:
+def _load_imagefolder(
+    name: str, split: str, root: Path, image_size: int | None, keep_aspect: bool
+) -> ImageSet:
     directory = dataset_path(name, root)
     assert directory is not None  # load_image_set sends only imagefolder: names here
     size = _IMAGEFOLDER_DEFAULT_SIZE if image_size is None else image_size
-    train_images, train_labels, classes = _read_folder(name, directory, "train", size)
+    train_images, train_labels, classes = _read_folder(name, directory, "train", size, keep_aspect)
     mean, std = _channel_stats(train_images)
     if split == "train":
         return ImageSet(train_images, train_labels, len(classes), mean, std, name)
-    images, labels, test_classes = _read_folder(name, directory, "test", size)
+    images, labels, test_classes = _read_folder(name, directory, "test", size, keep_aspect)
     if test_classes != classes:
         raise DatasetError(
             f"dataset {name!r}: {directory / 'test'} has class folders {test_classes} but "
@@ -243,7 +249,7 @@ def _load_imagefolder(name: str, split: str, root: Path, image_size: int | None)
 
 
 def _read_folder(
-    name: str, directory: Path, split: str, size: int
+    name: str, directory: Path, split: str, size: int, keep_aspect: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
     split_dir = directory / split
     expected = (
@@ -254,7 +260,12 @@ def _read_folder(
         raise DatasetError(f"dataset {name!r}: no {split}/ under {directory} (expected {expected})")
     from torchvision import datasets, transforms
 
-    to_tensor = transforms.Compose([transforms.Resize((size, size)), transforms.PILToTensor()])
+    resize: list[Any] = (
+        [transforms.Resize(size), transforms.CenterCrop(size)]
+        if keep_aspect
+        else [transforms.Resize((size, size))]
+    )
+    to_tensor = transforms.Compose([*resize, transforms.PILToTensor()])
     try:
         folder = datasets.ImageFolder(str(split_dir), transform=to_tensor)
     except FileNotFoundError as exc:  # no class folders, or no image in them

@@ -5,6 +5,13 @@ Defaults are the paper's retrain (the ``paper`` preset): DARTS's CIFAR evaluatio
 Cutout 16, drop-path 0.2, auxiliary towers weighted 0.4; PGD of 10 steps with ε = 2/255 and
 step 2.5ε/10; CIFAR-10 with SVHN as the OoD set. ``cpu-tiny`` shrinks everything to the
 embedded digits so that a whole evaluation takes about a minute on two CPU cores.
+``imagenet`` is the transfer of section IV-D-2 (Table V), DARTS's ImageNet recipe
+(quark0/darts ``cnn/train_imagenet.py`` with its paper's mobile setting): its ImageNet network
+of 14 cells, C=48, on 224x224 images; 250 epochs of SGD in batches of 128, lr 0.1 multiplied
+by 0.97 after each epoch, momentum 0.9, weight decay 3e-5, label smoothing 0.1, auxiliary
+weight 0.4, gradient clipping at 5, no Cutout nor drop-path; the images of
+``imagefolder:imagenet`` (train/ and test/ under data_root) as :mod:`search_core.imagenet`
+loads them.
 :func:`retrain_config` and :func:`proxy_config` derive the evaluation that follows a search.
 
 This module needs no torch, so that the command line can check settings at once; bad values
@@ -21,12 +28,14 @@ from typing import TYPE_CHECKING, Any
 
 from search_core.config import SearchConfig, checked_replace
 from search_core.errors import ConfigError
+from search_core.layout import MIN_IMAGENET_INPUT_SIZE
 
 if TYPE_CHECKING:
     from search_core.genotypes import Genotype
-    from search_core.model_eval import EvalNetwork
+    from search_core.model_eval import EvalNetwork, ImageNetNetwork
 
 PROXY_EPOCHS = 10
+NETWORKS = ("cifar", "imagenet")
 
 
 @dataclass(frozen=True)
@@ -38,7 +47,11 @@ class EvalConfig:
     ood_dataset: str = "svhn"
     data_root: str = "data"
     download: bool = False
-    # Evaluation network (auxiliary head after the 2/3 reduction, training only).
+    # Evaluation network (auxiliary head after the 2/3 reduction, training only): DARTS's
+    # CIFAR network at the dataset's own image size, or its ImageNet network ("imagenet",
+    # whose stem has no multiplier) on images of image_size pixels (search_core.imagenet).
+    network: str = "cifar"
+    image_size: int = 0  # 0 with the cifar network; the imagenet network's input size
     layers: int = 20
     init_channels: int = 36
     stem_multiplier: int = 3
@@ -48,6 +61,7 @@ class EvalConfig:
     steps_per_epoch: int = 0  # 0: a full pass over the training set per epoch
     lr: float = 0.025
     lr_min: float = 0.0
+    lr_gamma: float = 0.0  # > 0: lr times lr_gamma after each epoch instead of the cosine
     momentum: float = 0.9
     weight_decay: float = 3e-4
     grad_clip: float = 5.0  # 0 turns clipping off
@@ -55,6 +69,7 @@ class EvalConfig:
     drop_path: float = 0.2  # reached at the last epoch, ramped linearly from 0
     auxiliary: bool = True
     auxiliary_weight: float = 0.4
+    label_smoothing: float = 0.0  # of the training loss (and the auxiliary one)
     # Measurement (IV-B-4).
     pgd_steps: int = 10
     epsilon: float = 2.0 / 255.0  # PGD radius in pixel units
@@ -92,6 +107,22 @@ EVAL_PRESETS: dict[str, dict[str, Any]] = {
         "cutout": 4,  # a quarter of an 8x8 digit, as 16 is of a 32x32 image
         "eval_batch_size": 200,
         "latency_repeats": 20,
+    },
+    # The ImageNet transfer of Table V, DARTS's recipe (the module's docstring).
+    "imagenet": {
+        "dataset": "imagefolder:imagenet",
+        "network": "imagenet",
+        "image_size": 224,
+        "layers": 14,
+        "init_channels": 48,
+        "epochs": 250,
+        "batch_size": 128,
+        "lr": 0.1,
+        "lr_gamma": 0.97,
+        "weight_decay": 3e-5,
+        "label_smoothing": 0.1,
+        "cutout": 0,
+        "drop_path": 0.0,
     },
 }
 
@@ -168,6 +199,12 @@ def _validate(c: EvalConfig) -> None:
         if not ok:
             raise ConfigError(f"{key}: got {getattr(c, key)!r}; expected {expected}")
 
+    need(c.network in NETWORKS, "network", " or ".join(repr(n) for n in NETWORKS))
+    if c.network == "imagenet":
+        low = MIN_IMAGENET_INPUT_SIZE
+        need(low <= c.image_size <= 1024, "image_size", f"{low} to 1024 pixels")
+    else:
+        need(c.image_size == 0, "image_size", "0 (the dataset's own size) with network 'cifar'")
     need(c.layers >= 3, "layers", "at least 3 cells (reductions sit at 1/3 and 2/3)")
     need(c.init_channels >= 2 and c.init_channels % 2 == 0, "init_channels", "an even number >= 2")
     need(c.stem_multiplier >= 1, "stem_multiplier", "an integer >= 1")
@@ -176,6 +213,8 @@ def _validate(c: EvalConfig) -> None:
     need(c.steps_per_epoch >= 0, "steps_per_epoch", "0 (a full pass) or a positive count")
     need(c.lr > 0, "lr", "a positive learning rate")
     need(0 <= c.lr_min <= c.lr, "lr_min", f"between 0 and lr ({c.lr})")
+    need(0 <= c.lr_gamma <= 1, "lr_gamma", "0 (the cosine schedule) or a factor in (0, 1]")
+    need(0 <= c.label_smoothing < 1, "label_smoothing", "a value in [0, 1)")
     need(0 <= c.momentum < 1, "momentum", "a value in [0, 1)")
     for key in ("weight_decay", "grad_clip", "auxiliary_weight", "epsilon", "pgd_step_scale"):
         need(getattr(c, key) >= 0, key, "a value >= 0")
@@ -197,10 +236,21 @@ def _validate(c: EvalConfig) -> None:
 
 def build_network(
     genotype: Genotype, config: EvalConfig, num_classes: int, input_size: int, in_channels: int
-) -> EvalNetwork:
+) -> EvalNetwork | ImageNetNetwork:
     """The evaluation network of ``genotype`` with the config's cells, channels and head."""
-    from search_core.model_eval import EvalNetwork  # torch loads here, not at import
+    # torch loads here, not at import
+    from search_core.model_eval import EvalNetwork, ImageNetNetwork
 
+    if config.network == "imagenet":
+        return ImageNetNetwork(
+            genotype,
+            num_classes=num_classes,
+            layers=config.layers,
+            init_channels=config.init_channels,
+            input_size=input_size,
+            in_channels=in_channels,
+            auxiliary=config.auxiliary,
+        )
     return EvalNetwork(
         genotype,
         num_classes=num_classes,
@@ -223,4 +273,5 @@ def check_genotype(genotype: Genotype, config: EvalConfig) -> None:
     import torch
 
     with torch.device("meta"):
-        build_network(genotype, config, num_classes=10, input_size=32, in_channels=3)
+        size = config.image_size or 32
+        build_network(genotype, config, num_classes=10, input_size=size, in_channels=3)

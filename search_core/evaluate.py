@@ -16,12 +16,22 @@ The five front metrics (IV-B-4, docs/ARCHITECTURE.md) are then measured on the t
 the full test split; ``ood_aupr`` with the OoD set's *test* split as positives and the maximum
 softmax probability as the score (the authors' scripts use SVHN's test split). OoD images are
 normalised with their own set's statistics, as the search feeds them (docs/ARCHITECTURE.md).
-Batch-1 latency is recorded beside them.
+Batch-1 latency is recorded beside them, and three measures that are no front metric unless a
+sweep asks: ``ood_aupr_paper`` and ``pgd_acc_paper``, the OoD AUPR and the PGD accuracy by the
+protocol of the authors' scripts behind the paper's tables (first 10,016 OoD images scored the
+wrong way round; ε = 1/255 without a random start: :func:`search_core.metrics.ood_aupr_paper`,
+:func:`search_core.attacks.robust_accuracy_paper`), to compare with the paper, and
+``ood_fpr95_in``, the FPR at 95 % TPR with the in-distribution images as positives.
 
 A *proxy* evaluation, for sweeps that cannot afford a retrain, trains the derived network at
 the search's size (its cells and channels) for a few epochs with the search's optimiser
 settings, and measures the same metrics. ``metrics.json`` always says which (``mode``) and
 with what settings.
+
+The ImageNet transfer (IV-D-2, Table V; the ``imagenet`` preset) runs the same loop with
+DARTS's ImageNet network and recipe: lr times 0.97 after each epoch instead of the cosine,
+label smoothing 0.1, the images as :mod:`search_core.imagenet` reads and crops them (whose
+docstring says what of ImageNet-1K fits in memory, and what does not).
 """
 
 from __future__ import annotations
@@ -36,7 +46,7 @@ import torch
 import torch.nn.functional as F_nn
 from torch import nn
 
-from search_core.attacks import robust_accuracy
+from search_core.attacks import robust_accuracy, robust_accuracy_paper
 from search_core.augment import cutout
 from search_core.checkpoint import (
     generator_states,
@@ -60,16 +70,21 @@ from search_core.eval_config import (
     retrain_config,
 )
 from search_core.genotypes import Genotype
+from search_core.imagenet import ResizedCropData, load_imagenet_sets
 from search_core.metrics import (
     error_rate,
     fpr_at_95_tpr,
+    fpr_at_95_tpr_in,
     latency_ms,
     ood_aupr,
+    ood_aupr_paper,
     ood_auroc,
+    paper_ood_count,
     predict_logits,
 )
 from search_core.model_eval import (
     EvalNetwork,
+    ImageNetNetwork,
     count_flops_m,
     count_params_m,
     inherit_supernet_weights,
@@ -82,6 +97,7 @@ __all__ = [
     "EVAL_PRESETS",
     "FRONT_METRICS",
     "METRICS_FILE",
+    "PAPER_METRICS",
     "PROXY",
     "PROXY_EPOCHS",
     "RETRAIN",
@@ -92,6 +108,7 @@ __all__ = [
     "eval_from_mapping",
     "eval_preset",
     "make_optimizer",
+    "make_schedule",
     "measure",
     "proxy_config",
     "retrain_config",
@@ -106,6 +123,9 @@ METRICS_FILE = "metrics.json"
 CHECKPOINT = "eval_checkpoint.pt"  # beside a search's own checkpoint.pt
 TRAIN_LOG = "eval_log.jsonl"
 FRONT_METRICS = ("test_error", "params_m", "flops_m", "pgd_acc", "ood_aupr")
+# Measured beside the front metrics: the authors' protocol, and the FPR with in-distribution
+# positives.
+PAPER_METRICS = ("ood_aupr_paper", "pgd_acc_paper", "ood_fpr95_in")
 
 
 # -- the network and the data ------------------------------------------------------------
@@ -114,7 +134,7 @@ FRONT_METRICS = ("test_error", "params_m", "flops_m", "pgd_acc", "ood_aupr")
 class _Logits(nn.Module):
     """The evaluation network seen as a plain classifier: logits only, for the attack."""
 
-    def __init__(self, net: EvalNetwork) -> None:
+    def __init__(self, net: EvalNetwork | ImageNetNetwork) -> None:
         super().__init__()
         self.net = net
 
@@ -124,12 +144,15 @@ class _Logits(nn.Module):
 
 
 def _load_sets(config: EvalConfig) -> tuple[ImageSet, ImageSet, ImageSet]:
-    """The training and test splits, and the OoD test split at the training images' size."""
-    train = load_image_set(config.dataset, "train", config.data_root, config.download)
-    test = load_image_set(config.dataset, "test", config.data_root, config.download)
-    ood = load_image_set(
-        config.ood_dataset, "test", config.data_root, config.download, train.image_size
-    )
+    """The training and test splits, and the OoD test split at the test images' size."""
+    if config.network == "imagenet":
+        train, test, ood = load_imagenet_sets(config)
+    else:
+        train = load_image_set(config.dataset, "train", config.data_root, config.download)
+        test = load_image_set(config.dataset, "test", config.data_root, config.download)
+        ood = load_image_set(
+            config.ood_dataset, "test", config.data_root, config.download, train.image_size
+        )
     if ood.in_channels != train.in_channels:
         raise ConfigError(
             f"ood_dataset: '{config.ood_dataset}' has {ood.in_channels} channels but dataset "
@@ -167,8 +190,20 @@ def make_optimizer(net: nn.Module, config: EvalConfig) -> torch.optim.SGD:
     )
 
 
+def make_schedule(
+    optimizer: torch.optim.Optimizer, config: EvalConfig
+) -> torch.optim.lr_scheduler.LRScheduler:
+    """DARTS's learning rate, stepped after each epoch: a cosine from lr to lr_min over the
+    epochs (CIFAR), or lr·lr_gamma^epoch when lr_gamma > 0 (ImageNet's 0.97)."""
+    if config.lr_gamma > 0:
+        return torch.optim.lr_scheduler.ExponentialLR(optimizer, config.lr_gamma)
+    return torch.optim.lr_scheduler.CosineAnnealingLR(
+        optimizer, config.epochs, eta_min=config.lr_min
+    )
+
+
 def train_step(
-    net: EvalNetwork,
+    net: EvalNetwork | ImageNetNetwork,
     optimizer: torch.optim.Optimizer,
     data: DeviceData,
     index: torch.Tensor,
@@ -177,17 +212,20 @@ def train_step(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One DARTS training step on the images ``index`` of ``data``, all on the device.
 
-    Crop and flip, normalisation, Cutout (after normalisation, as DARTS), the loss with the
-    auxiliary head's term, gradient clipping and the SGD step. Returns the loss and the number
+    Crop and flip, normalisation, Cutout (after normalisation, as DARTS), the loss (label
+    smoothed when set, as DARTS on ImageNet) with the auxiliary head's term, gradient
+    clipping and the SGD step. Returns the loss and the number
     of correct predictions as device tensors, so that the host never waits for the step.
     """
     x, y = data.batch(index, generator)
     if config.cutout:
         x = cutout(x, config.cutout, generator)
     logits, aux_logits = net(x)
-    loss = F_nn.cross_entropy(logits, y)
+    smoothing = config.label_smoothing
+    loss = F_nn.cross_entropy(logits, y, label_smoothing=smoothing)
     if aux_logits is not None:
-        loss = loss + config.auxiliary_weight * F_nn.cross_entropy(aux_logits, y)
+        aux_loss = F_nn.cross_entropy(aux_logits, y, label_smoothing=smoothing)
+        loss = loss + config.auxiliary_weight * aux_loss
     optimizer.zero_grad(set_to_none=True)
     loss.backward()  # type: ignore[no-untyped-call]
     if config.grad_clip > 0:
@@ -209,9 +247,15 @@ class Retrain:
         check_genotype(genotype, config)
         train, self.test, self.ood = _load_sets(config)
         self.num_classes = train.num_classes
-        self.in_channels, self.input_size = train.in_channels, train.image_size
+        # The test images' size is the network's: ImageNet's training images are stored
+        # larger and cropped to it.
+        self.in_channels, self.input_size = train.in_channels, self.test.image_size
         self.mean, self.std = train.mean, train.std
-        self.data = DeviceData(train, self.device, augment=True)
+        self.data = (
+            ResizedCropData(train, self.device, config.image_size)
+            if config.network == "imagenet"
+            else DeviceData(train, self.device, augment=True)
+        )
         self.n_train = len(train)
         n_steps = self.n_train // config.batch_size  # the last partial batch is dropped
         self.steps_per_epoch = (
@@ -222,9 +266,7 @@ class Retrain:
             genotype, config, self.num_classes, self.input_size, self.in_channels
         ).to(self.device)
         self.optimizer = make_optimizer(self.net, config)
-        self.schedule = torch.optim.lr_scheduler.CosineAnnealingLR(
-            self.optimizer, config.epochs, eta_min=config.lr_min
-        )
+        self.schedule = make_schedule(self.optimizer, config)
         self.sample_gen = torch.Generator().manual_seed(config.seed + 1)
         self.device_gen = torch.Generator(device=self.device).manual_seed(config.seed + 2)
         self.epoch = 0
@@ -321,7 +363,8 @@ def _describe_mismatch(saved: tuple[str, EvalConfig, Any], run: Retrain) -> str:
 
 
 def measure(run: Retrain) -> dict[str, Any]:
-    """The five front metrics of the trained network, plus latency and OoD extras."""
+    """The five front metrics of the trained network, plus latency, OoD extras and the
+    paper-protocol measures (:data:`PAPER_METRICS`)."""
     cfg, device = run.config, run.device
     net = run.net
     net.eval()
@@ -342,6 +385,9 @@ def measure(run: Retrain) -> dict[str, Any]:
         step_scale=cfg.pgd_step_scale,
         generator=attack_gen,
     )
+    pgd_acc_paper = robust_accuracy_paper(
+        model, test_x, test_y, run.mean, run.std, batch_size=cfg.eval_batch_size
+    )
     del test_x
     ood_x, _ = _whole(run.ood, device)
     ood_logits = predict_logits(model, ood_x, cfg.eval_batch_size)
@@ -358,6 +404,10 @@ def measure(run: Retrain) -> dict[str, Any]:
         "clean_acc": 100.0 - test_error,
         "ood_auroc": ood_auroc(in_logits, ood_logits),
         "ood_fpr95": fpr_at_95_tpr(in_logits, ood_logits),
+        "ood_fpr95_in": fpr_at_95_tpr_in(in_logits, ood_logits),
+        "ood_aupr_paper": ood_aupr_paper(in_logits, ood_logits),
+        "ood_images_paper": paper_ood_count(len(in_logits), len(ood_logits)),
+        "pgd_acc_paper": pgd_acc_paper,
         "ood_base_rate": 100.0 * len(ood_logits) / (len(ood_logits) + len(in_logits)),
         "test_images": len(in_logits),
         "ood_images": len(ood_logits),
@@ -390,6 +440,7 @@ def _evaluate(
     if state is not None:
         run.load_state_dict(state, ckpt)
     elif init_weights is not None:
+        assert isinstance(run.net, EvalNetwork)  # a proxy's network is the CIFAR one
         inherit_supernet_weights(run.net, genotype, init_weights)
     while run.epoch < config.epochs:
         run.train_epoch(progress)

@@ -2,7 +2,8 @@
 
 A network is a stem, ``layers`` cells with reduction cells at 1/3 and 2/3 of the depth (the
 channel count doubles there), global pooling and a linear classifier, as DARTS's CIFAR
-networks. :func:`cell_layout` lists each cell's channels and input resolution; the model
+networks (and its ImageNet network, section IV-D-2's transfer: :func:`imagenet_cell_layout`).
+:func:`cell_layout` lists each cell's channels and input resolution; the model
 builders and the cost model read the same list, so the counted network and the modelled one
 cannot drift apart.
 """
@@ -34,6 +35,10 @@ MIN_INPUT_SIZE = 4
 """The smallest image a network of two reduction cells halves twice (4 -> 2 -> 1); below it a
 reduction halves nothing and the counted size describes no real network."""
 
+MIN_IMAGENET_INPUT_SIZE = 32
+"""The same for the ImageNet network, whose stem halves the image three times first
+(32 -> 16 -> 8 -> 4, then 2 and 1 in the reduction cells)."""
+
 
 def reduced(size: int) -> int:
     """Spatial size after a stride-2 op with 'same' padding."""
@@ -46,13 +51,19 @@ def cell_layout(
     input_size: int,
     stem_multiplier: int = 3,
     multiplier: int = 4,
+    stem_reduces: bool = False,
 ) -> list[CellSpec]:
-    """The cells of a DARTS CIFAR network, in order."""
+    """The cells of a DARTS CIFAR network, in order.
+
+    ``input_size`` is the size of the stem's output. ``stem_reduces`` says that the stem's
+    second output (the first cell's s1) is half the size of its first (s0), as the ImageNet
+    stem's: the first cell then reduces s0 as a cell after a reduction does.
+    """
     c_curr = stem_multiplier * init_channels
     c_pp, c_p, c = c_curr, c_curr, init_channels
     size = input_size
     cells: list[CellSpec] = []
-    reduction_prev = False
+    reduction_prev = stem_reduces
     reductions = reduction_indices(layers)
     for i in range(layers):
         reduction = i in reductions
@@ -64,6 +75,16 @@ def cell_layout(
         c_pp, c_p = c_p, multiplier * c
         reduction_prev = reduction
     return cells
+
+
+def imagenet_cell_layout(
+    layers: int, init_channels: int, input_size: int, multiplier: int = 4
+) -> list[CellSpec]:
+    """The cells of DARTS's ImageNet network (mobile setting): after a stem of three
+    stride-2 convolutions whose last two outputs, of ``init_channels`` each, feed the first
+    cell (s0 at input/4, s1 at input/8)."""
+    stem_size = reduced(reduced(reduced(input_size)))
+    return cell_layout(layers, init_channels, stem_size, 1, multiplier, stem_reduces=True)
 
 
 def edge_inputs(steps: int) -> list[tuple[int, int]]:

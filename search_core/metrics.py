@@ -5,7 +5,11 @@
   (SVHN for CIFAR) from in-distribution ones, with the OoD images as positives (section
   IV-B-4, after Hendrycks & Gimpel, the paper's [14]). The detector scores a sample by its
   maximum softmax probability (MSP): the lower the MSP, the more OoD. AUROC and the FPR at
-  95 % TPR are reported beside it, as the authors' scripts do.
+  95 % TPR are reported beside it, as the authors' scripts do, the FPR both with the OoD
+  samples as positives and with the in-distribution ones (the usual convention of [14]).
+- OoD AUPR by the authors' protocol (:func:`ood_aupr_paper`): what their script computed for
+  the paper's Table I, which differs from the definition above in its cut of the OoD split
+  and in the orientation of its score; kept beside the correct one to compare with the paper.
 - Latency: the median wall time of a batch-1 forward.
 
 Adversarial accuracy (PGD) lives in :mod:`search_core.attacks`.
@@ -17,6 +21,7 @@ with ``(logits, aux_logits)``, is read through its first element.
 
 from __future__ import annotations
 
+import math
 import statistics
 import time
 from collections.abc import Callable
@@ -33,8 +38,11 @@ from search_core.errors import ConfigError
 ModelOutput = torch.Tensor | tuple[torch.Tensor, torch.Tensor | None]
 Classifier = Callable[[torch.Tensor], ModelOutput]
 
-# The recall of OoD samples at which `fpr_at_95_tpr` reads the false-positive rate.
+# The recall of the positives at which `fpr_at_95_tpr` and `fpr_at_95_tpr_in` read the
+# false-positive rate.
 _TPR_LEVEL = 0.95
+# The batch size of the authors' DataLoaders in DARTS/test_ood.py, which sets their OoD cut.
+PAPER_OOD_BATCH = 32
 
 
 def logits_of(output: ModelOutput) -> torch.Tensor:
@@ -118,15 +126,9 @@ def max_softmax(logits: torch.Tensor) -> torch.Tensor:
     return logits.softmax(dim=-1).amax(dim=-1)
 
 
-def _ood_labels_and_scores(
-    in_logits: torch.Tensor, ood_logits: torch.Tensor
-) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
-    """Binary labels (1 = OoD, the positives) and OoD-ness scores (higher = more OoD).
-
-    The score is −log MSP, a strictly increasing function of −MSP, so every rank-based metric
-    (AUPR, AUROC, FPR at a TPR) is the one of −MSP. The log keeps confident predictions apart
-    where the MSP itself rounds to 1.0 and would tie them.
-    """
+def check_ood_logits(in_logits: torch.Tensor, ood_logits: torch.Tensor) -> None:
+    """Raise a :class:`ConfigError` unless both are non-empty (N, classes) tensors of the
+    same number of classes."""
     for name, logits in (("in_logits", in_logits), ("ood_logits", ood_logits)):
         if logits.dim() != 2 or logits.shape[0] == 0 or logits.shape[1] == 0:
             raise ConfigError(
@@ -137,6 +139,18 @@ def _ood_labels_and_scores(
             f"ood_logits: {ood_logits.shape[1]} classes; expected {in_logits.shape[1]}, "
             "the number of classes of in_logits"
         )
+
+
+def _ood_labels_and_scores(
+    in_logits: torch.Tensor, ood_logits: torch.Tensor
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+    """Binary labels (1 = OoD, the positives) and OoD-ness scores (higher = more OoD).
+
+    The score is −log MSP, a strictly increasing function of −MSP, so every rank-based metric
+    (AUPR, AUROC, FPR at a TPR) is the one of −MSP. The log keeps confident predictions apart
+    where the MSP itself rounds to 1.0 and would tie them.
+    """
+    check_ood_logits(in_logits, ood_logits)
     logits = torch.cat([in_logits.detach().cpu(), ood_logits.detach().cpu()]).double()
     scores = -F_nn.log_softmax(logits, dim=-1).amax(dim=-1)
     labels = np.concatenate(
@@ -195,6 +209,61 @@ def fpr_at_95_tpr(in_logits: torch.Tensor, ood_logits: torch.Tensor) -> float:
     # that reaches the TPR level and read the FPR of a later one.
     first = int(np.searchsorted(tp / tp[-1], _TPR_LEVEL, side="left"))
     return 100.0 * float(fp[first] / fp[-1])
+
+
+def fpr_at_95_tpr_in(in_logits: torch.Tensor, ood_logits: torch.Tensor) -> float:
+    """The FPR (%) at 95 % TPR with the in-distribution samples as positives and the MSP as
+    their score (Hendrycks & Gimpel's convention): the share of OoD samples accepted at the
+    first threshold, from the highest MSP down, that accepts at least 95 % of the
+    in-distribution samples, on the whole OoD split.
+
+    The authors' ``fpr_tpr95`` (yuezhixiong/NAS-Benchmark, DARTS/utils.py) takes the same
+    positives but averages the OoD share above each in-distribution score whose TPR lies in
+    (94.95 %, 95.05 %), which no score of a small test split may hit; this one is defined on
+    every split. Equal scores are accepted together, as in :func:`fpr_at_95_tpr`.
+    """
+    labels, scores = _ood_labels_and_scores(in_logits, ood_logits)
+    tp, fp = _ranked_counts(1 - labels, -scores)  # in-distribution positives, MSP order
+    first = int(np.searchsorted(tp / tp[-1], _TPR_LEVEL, side="left"))
+    return 100.0 * float(fp[first] / fp[-1])
+
+
+def paper_ood_count(in_count: int, ood_count: int) -> int:
+    """How many OoD images, from the start of the split, the authors' script scores.
+
+    DARTS/test_ood.py (yuezhixiong/NAS-Benchmark) reads the in-distribution test split and
+    the OoD split (SVHN's test split, in its order: ``shuffle=False``) in batches of 32, and
+    stops the OoD loop once it has read as many batches as the in-distribution split has:
+    32·⌈n_in/32⌉ images, 10,016 for CIFAR's 10,000 test images. A split with fewer images
+    (the embedded ``digits-ood``: 179) is read whole, so the count is the smaller of the two.
+    """
+    return min(ood_count, PAPER_OOD_BATCH * math.ceil(in_count / PAPER_OOD_BATCH))
+
+
+def ood_aupr_paper(in_logits: torch.Tensor, ood_logits: torch.Tensor) -> float:
+    """OoD AUPR (%) as the authors' script computed the paper's Table I.
+
+    Found in yuezhixiong/NAS-Benchmark, DARTS/test_ood.py (``infer``): the MSP is computed in
+    float32 (``F.softmax(logits).max``) for the whole in-distribution test split and for the
+    first :func:`paper_ood_count` OoD images (``ood_logits`` in the split's order), labelled
+    1 in and 0 out; the AUPR reported as the OoD one is ``auc(recall, precision)`` of
+    ``precision_recall_curve(1 - label, prob)``: the OoD images are the positives, but are
+    ranked by the MSP itself, i.e. by *confidence*, the wrong way round (:func:`ood_aupr`
+    ranks them by −MSP). A good detector then scores below the positives' base rate, which is
+    how Table I lands at 31-35 %. The area is scikit-learn's ``auc``, the trapezoids through
+    every distinct threshold from the point (recall 0, precision 1) on, not the average
+    precision of :func:`ood_aupr`; points past full recall add no area, so scikit-learn
+    versions that keep them and those that drop them agree. The MSP's float32 ties are kept.
+    """
+    check_ood_logits(in_logits, ood_logits)
+    kept = ood_logits[: paper_ood_count(in_logits.shape[0], ood_logits.shape[0])]
+    prob = torch.cat([in_logits.detach().cpu(), kept.detach().cpu()]).float()
+    scores = prob.softmax(dim=-1).amax(dim=-1).double().numpy()
+    is_ood = np.r_[np.zeros(in_logits.shape[0], np.int64), np.ones(kept.shape[0], np.int64)]
+    tp, fp = _ranked_counts(is_ood, scores)
+    recall = np.r_[0.0, tp / tp[-1]]
+    precision = np.r_[1.0, tp / (tp + fp)]
+    return 100.0 * float(np.sum(np.diff(recall) * (precision[1:] + precision[:-1]) / 2.0))
 
 
 def _as_device(device: torch.device | str) -> torch.device:

@@ -31,10 +31,14 @@ the defining property of the min-norm element of the convex hull. The tolerance 
 the largest squared gradient norm because the minimiser of eq. (1) does not change when G is
 scaled; an absolute tolerance would stop at once on small gradients.
 
-Nothing here synchronises with the host, so a CUDA search step never waits for the solver: the
-loop always runs max_iter iterations and, once the gap is below the tolerance, keeps the
-iterate unchanged (a masked update), which returns what an early-stopped run would return.
-Only shapes and dtypes, which are host metadata, are checked.
+On an accelerator nothing here synchronises with the host, so a search step never waits for
+the solver: the loop always runs max_iter iterations and, once the gap is below the
+tolerance, keeps the iterate unchanged (a masked update), which returns what an early-stopped
+run would return. Only shapes and dtypes, which are host metadata, are checked. On the CPU
+the host is the device: the same iteration runs on the n × n Gram matrix in Python floats
+and stops at the gap test, since 250 masked iterations of a dozen tensor operations each cost
+time for nothing (``bench/step_cost.py`` times both). The two agree to rounding in γᵀG; where
+two gradients are equal, the weight may split between them differently.
 """
 
 from __future__ import annotations
@@ -111,6 +115,39 @@ def _away_step_frank_wolfe(gram: torch.Tensor, max_iter: int, tol: float) -> tor
     return gamma
 
 
+def _away_step_frank_wolfe_host(gram: list[list[float]], max_iter: int, tol: float) -> list[float]:
+    """:func:`_away_step_frank_wolfe` on the host, stopped at the gap test (same iterates)."""
+    n = len(gram)
+    tiny = torch.finfo(torch.float64).tiny
+    diagonal = [gram[i][i] for i in range(n)]
+    threshold = tol * max(diagonal)
+    start = min(range(n), key=diagonal.__getitem__)  # the first of ties, as torch's argmin
+    gamma = [1.0 if i == start else 0.0 for i in range(n)]
+    for _ in range(max_iter):
+        m_gamma = [sum(row[j] * gamma[j] for j in range(n)) for row in gram]
+        objective = sum(g * m for g, m in zip(gamma, m_gamma, strict=True))
+        fw_vertex = min(range(n), key=m_gamma.__getitem__)
+        fw_gap = objective - m_gamma[fw_vertex]
+        if fw_gap <= threshold:
+            break
+        support = [i for i in range(n) if gamma[i] > 0]
+        away_vertex = max(support, key=m_gamma.__getitem__)
+        use_fw = fw_gap >= m_gamma[away_vertex] - objective
+        vertex = fw_vertex if use_fw else away_vertex
+        slope = m_gamma[vertex] - objective
+        curvature = max(diagonal[vertex] - 2.0 * m_gamma[vertex] + objective, tiny)
+        longest_back = gamma[vertex] / max(1.0 - gamma[vertex], tiny)
+        low, high = (0.0, 1.0) if use_fw else (-longest_back, 0.0)
+        step = min(max(-slope / curvature, low), high)
+        updated = [g + step * ((1.0 if i == vertex else 0.0) - g) for i, g in enumerate(gamma)]
+        if step <= -longest_back:
+            updated[vertex] = 0.0
+        updated = [max(u, 0.0) for u in updated]
+        total = sum(updated)
+        gamma = [u / total for u in updated]
+    return gamma
+
+
 def min_norm_weights(grads: torch.Tensor, max_iter: int = 250, tol: float = 1e-6) -> torch.Tensor:
     """The weights γ of eq. (1): the point of the simplex minimising ||γᵀ grads||².
 
@@ -135,7 +172,11 @@ def min_norm_weights(grads: torch.Tensor, max_iter: int = 250, tol: float = 1e-6
     if n == 1:
         return torch.ones(1, device=grads.device, dtype=grads.dtype)
     rows = grads.detach().to(_work_dtype(grads.device))
-    gamma = _away_step_frank_wolfe(rows @ rows.T, max_iter, float(tol))
+    gram = rows @ rows.T
+    if gram.device.type == "cpu":
+        weights = _away_step_frank_wolfe_host(gram.tolist(), max_iter, float(tol))
+        return torch.tensor(weights, dtype=grads.dtype)
+    gamma = _away_step_frank_wolfe(gram, max_iter, float(tol))
     return gamma.to(grads.dtype)
 
 

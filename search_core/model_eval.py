@@ -10,6 +10,10 @@ regularises the ops (not identities) during training.
 without the auxiliary head, and multiply-accumulates measured on a real forward by
 ``torch.utils.flop_counter`` (which reports 2 FLOPs per multiply-accumulate). These are the
 units of the bounds L and F (docs/ARCHITECTURE.md).
+
+:class:`ImageNetNetwork` is DARTS's ImageNet network of the same cells (the transfer of
+section IV-D-2, Table V): a stem of three stride-2 convolutions, 7x7 average pooling, its own
+auxiliary head; the two counts apply to it unchanged.
 """
 
 from __future__ import annotations
@@ -20,7 +24,15 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from search_core.errors import GenotypeError
 from search_core.genotypes import PRIMITIVES, Genotype
-from search_core.layout import CellSpec, cell_layout, edge_inputs, reduction_indices
+from search_core.layout import (
+    MIN_IMAGENET_INPUT_SIZE,
+    CellSpec,
+    cell_layout,
+    edge_inputs,
+    imagenet_cell_layout,
+    reduced,
+    reduction_indices,
+)
 from search_core.ops import FactorizedReduce, ReLUConvBN, build_op
 
 
@@ -115,12 +127,7 @@ class EvalNetwork(nn.Module):
         super().__init__()
         check_fits(genotype, layers)
         self.drop_path_prob = 0.0
-        multiplier = len(genotype.normal_concat)
-        if len(genotype.reduce_concat) != multiplier:
-            raise GenotypeError(
-                f"genotype: normal_concat has {multiplier} nodes and reduce_concat "
-                f"{len(genotype.reduce_concat)}; the network needs the same number in both"
-            )
+        multiplier = _multiplier(genotype)
         specs = cell_layout(layers, init_channels, input_size, stem_multiplier, multiplier)
         c_stem = stem_multiplier * init_channels
         self.stem = nn.Sequential(
@@ -148,6 +155,117 @@ class EvalNetwork(nn.Module):
         return logits, aux_logits
 
 
+class ImageNetAuxiliaryHead(nn.Module):
+    """DARTS's ImageNet auxiliary classifier on the 2/3-depth features (training only).
+
+    As DARTS trained it: its second convolution is followed by no batch norm (a typo in
+    DARTS's code that its published runs kept). A 7x7 map (224-pixel images) is pooled with a
+    5x5 window, stride 2, to 2x2; other sizes pool adaptively to the same 2x2.
+    """
+
+    def __init__(self, channels: int, num_classes: int, resolution: int) -> None:
+        super().__init__()
+        pool: nn.Module
+        if resolution == 7:
+            pool = nn.AvgPool2d(5, stride=2, padding=0, count_include_pad=False)
+        else:
+            pool = nn.AdaptiveAvgPool2d(2)
+        # Not in place on its input, which the next cells (or the classifier) still read.
+        self.features = nn.Sequential(
+            nn.ReLU(inplace=False),
+            pool,
+            nn.Conv2d(channels, 128, 1, bias=False),
+            nn.BatchNorm2d(128),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(128, 768, 2, bias=False),
+            nn.ReLU(inplace=True),
+        )
+        self.classifier = nn.Linear(768, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits: torch.Tensor = self.classifier(self.features(x).flatten(1))
+        return logits
+
+
+class ImageNetNetwork(nn.Module):
+    """DARTS's ImageNet network of a genotype, the mobile setting of the transfer (IV-D-2,
+    Table V): 14 cells of C=48 on 224x224 images; forward returns (logits, aux logits or None).
+
+    Two stems halve the image three times before the cells: ``stem0`` is conv 3x3 stride 2 to
+    C/2, BN, ReLU, conv 3x3 stride 2 to C, BN (s0, input/4); ``stem1`` is ReLU, conv 3x3
+    stride 2, BN (s1, input/8), so the first cell reduces s0 as a cell after a reduction
+    does. Cells as :class:`EvalNetwork`'s, then average pooling over the whole last map (7x7 at
+    224 pixels) and the linear classifier.
+    """
+
+    def __init__(
+        self,
+        genotype: Genotype,
+        num_classes: int = 1000,
+        layers: int = 14,
+        init_channels: int = 48,
+        input_size: int = 224,
+        in_channels: int = 3,
+        auxiliary: bool = False,
+    ) -> None:
+        super().__init__()
+        check_fits(genotype, layers)
+        if input_size < MIN_IMAGENET_INPUT_SIZE:
+            raise GenotypeError(
+                f"input_size={input_size}: the ImageNet network halves the image five times; "
+                f"expected at least {MIN_IMAGENET_INPUT_SIZE} pixels"
+            )
+        self.drop_path_prob = 0.0
+        multiplier = _multiplier(genotype)
+        c = init_channels
+        self.stem0 = nn.Sequential(
+            nn.Conv2d(in_channels, c // 2, 3, stride=2, padding=1, bias=False),
+            nn.BatchNorm2d(c // 2),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(c // 2, c, 3, stride=2, padding=1, bias=False),
+            nn.BatchNorm2d(c),
+        )
+        self.stem1 = nn.Sequential(
+            nn.ReLU(inplace=False),  # s0 is the first cell's input too
+            nn.Conv2d(c, c, 3, stride=2, padding=1, bias=False),
+            nn.BatchNorm2d(c),
+        )
+        specs = imagenet_cell_layout(layers, c, input_size, multiplier)
+        self.cells = nn.ModuleList(EvalCell(genotype, spec) for spec in specs)
+        self.aux_index = reduction_indices(layers)[1]
+        self.auxiliary: ImageNetAuxiliaryHead | None = None
+        if auxiliary:
+            aux_spec = specs[self.aux_index]
+            res = reduced(aux_spec.resolution)
+            self.auxiliary = ImageNetAuxiliaryHead(multiplier * aux_spec.channels, num_classes, res)
+        last = specs[-1]
+        size = reduced(last.resolution) if last.reduction else last.resolution
+        self.global_pooling = nn.AvgPool2d(size)
+        self.classifier = nn.Linear(multiplier * last.channels, num_classes)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        s0 = self.stem0(x)
+        s1 = self.stem1(s0)
+        aux_logits = None
+        for i, cell in enumerate(self.cells):
+            s0, s1 = s1, cell(s0, s1, self.drop_path_prob)
+            if i == self.aux_index and self.auxiliary is not None and self.training:
+                aux_logits = self.auxiliary(s1)
+        logits = self.classifier(self.global_pooling(s1).flatten(1))
+        return logits, aux_logits
+
+
+def _multiplier(genotype: Genotype) -> int:
+    """Nodes a cell concatenates, the same in both kinds of cell."""
+    multiplier = len(genotype.normal_concat)
+    if len(genotype.reduce_concat) != multiplier:
+        raise GenotypeError(
+            f"genotype: normal_concat has {multiplier} nodes and reduce_concat "
+            f"{len(genotype.reduce_concat)}; the network needs the same number in both"
+        )
+    return multiplier
+
+
 def check_fits(genotype: Genotype, layers: int) -> None:
     """Raise a clear error if the genotype's cells cannot form a network of ``layers``."""
     if layers < 3:
@@ -166,7 +284,7 @@ def count_params_m(net: nn.Module) -> float:
     return total / 1e6
 
 
-def count_flops_m(net: EvalNetwork, input_size: int, in_channels: int = 3) -> float:
+def count_flops_m(net: nn.Module, input_size: int, in_channels: int = 3) -> float:
     """Multiply-accumulates (millions) of one inference on one image, counted on a forward."""
     was_training = net.training
     net.eval()

@@ -21,14 +21,17 @@ import torch.nn.functional as F_nn
 Model = Callable[[torch.Tensor], torch.Tensor]
 
 
-def kl_uniform(logits: torch.Tensor) -> torch.Tensor:
+def kl_uniform(logits: torch.Tensor, reduction: str = "full") -> torch.Tensor:
     """Eq. (3): mean over the batch of KL(U ‖ softmax(logits)).
 
-    KL(U‖p) = Σ_c (1/k) log((1/k) / p_c) = −log k − (1/k) Σ_c log p_c.
+    KL(U‖p) = Σ_c (1/k) log((1/k) / p_c) = −log k − (1/k) Σ_c log p_c. ``reduction``
+    ``"per_class"`` divides it by k, as PyTorch's ``kl_div`` with its default mean reduction
+    (over batch × classes) does in the authors' code.
     """
     k = logits.shape[-1]
     log_p = F_nn.log_softmax(logits, dim=-1)
-    return -math.log(k) - log_p.mean(dim=-1).mean()
+    kl = -math.log(k) - log_p.mean(dim=-1).mean()
+    return kl / k if reduction == "per_class" else kl
 
 
 def cost_loss(estimate: torch.Tensor, bound: float) -> torch.Tensor:

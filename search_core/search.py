@@ -220,6 +220,8 @@ class Search:
         )
         loss_sum = torch.zeros(len(cfg.objectives), device=self.device)
         weight_sum = torch.zeros(len(cfg.objectives), device=self.device)
+        # Per objective: ‖g_k‖ and γ_k‖g_k‖ (the effective weight under l2 normalisation).
+        norm_sum = torch.zeros(2, len(cfg.objectives), device=self.device)
         train_sum = torch.zeros((), device=self.device)
         for s in range(self.steps_per_epoch):
             train = self.data.batch(order_w[s * B : (s + 1) * B], self.device_gen)
@@ -229,6 +231,7 @@ class Search:
                 result = self.step.step(train, val, ood_x)
                 loss_sum += result.losses
                 weight_sum += result.weights
+                norm_sum += torch.stack([result.grad_norms, result.weights * result.grad_norms])
                 train_sum += result.train_loss
             else:
                 train_sum += self.step.weight_step(train, ood_x)
@@ -237,6 +240,8 @@ class Search:
         self.schedule.step()
         self.epoch += 1
         record = self._record(loss_sum, weight_sum, train_sum, arch_moves, started)
+        norms = (norm_sum / self.steps_per_epoch).tolist() if arch_moves else [None, None]
+        record.update(grad_norms=norms[0], effective_weights=norms[1])
         record.update(extra)
         if self.epoch == stage.first_epoch + cfg.epochs and self.stage + 1 < len(self.plan):
             self._next_stage()

@@ -8,7 +8,9 @@ its unit, a label for axes and tables, and its kind:
 - ``search``: the five upper-level objectives of eq. (7) at the end of the search (the losses
   of eqs. 2-7), which are also the front of a sweep without an evaluation, with the exact
   sizes of the derived genotype;
-- ``other``: numbers of each trial worth plotting whose direction is still meaningful.
+- ``other``: numbers of each trial worth plotting whose direction is still meaningful, among
+  them the evaluation's paper-protocol measures (:data:`PAPER_METRICS`), which a sweep may
+  choose as objectives of its front (:data:`EVALUATED_OBJECTIVES`).
 
 Validation, Pareto analysis, figures, the report, exports, the REST API and (through
 ``GET /api/objectives``) the web pages read directions and labels from here and nowhere else.
@@ -27,8 +29,10 @@ __all__ = [
     "DEFAULT_PROJECTION_3D",
     "DIRECTIONS",
     "EPOCH_METRICS",
+    "EVALUATED_OBJECTIVES",
     "FRONT_METRICS",
     "METRICS",
+    "PAPER_METRICS",
     "PROXY_METRICS",
     "SEARCH_OBJECTIVES",
     "UNEVALUATED_OBJECTIVES",
@@ -78,6 +82,12 @@ _ALL = (
     Metric("proxy_flops_m", "min", "M MACs", "FLOPs (proxy)", "other"),
     Metric("proxy_pgd_acc", "max", "%", "Accuracy under PGD (proxy)", "other"),
     Metric("proxy_ood_aupr", "max", "%", "OoD detection AUPR (proxy)", "other"),
+    # Measured by the same evaluation as the front metrics (search_core.evaluate.measure):
+    # the protocol of the authors' scripts behind the paper's tables, to compare with them,
+    # and the FPR at 95 % TPR with the in-distribution images as positives.
+    Metric("ood_aupr_paper", "max", "%", "OoD AUPR, authors' protocol", "other"),
+    Metric("pgd_acc_paper", "max", "%", "Accuracy under PGD, authors' protocol", "other"),
+    Metric("ood_fpr95_in", "min", "%", "OoD FPR at 95 % TPR (in-distribution)", "other"),
 )
 
 METRICS: dict[str, Metric] = {metric.name: metric for metric in _ALL}
@@ -91,6 +101,14 @@ SEARCH_OBJECTIVES: tuple[str, ...] = tuple(m.name for m in _ALL if m.kind == "se
 
 PROXY_METRICS: tuple[str, ...] = tuple(f"proxy_{name}" for name in FRONT_METRICS)
 """A two-stage sweep's proxy measures of the front metrics, in the same order."""
+
+PAPER_METRICS: tuple[str, ...] = ("ood_aupr_paper", "pgd_acc_paper", "ood_fpr95_in")
+"""What the evaluation measures beside the front metrics: the OoD AUPR and the PGD accuracy
+by the authors' protocol (ε = 1/255, no random start), and the FPR at 95 % TPR with the
+in-distribution images as positives. Results columns, no objectives unless a sweep asks."""
+
+EVALUATED_OBJECTIVES: tuple[str, ...] = (*FRONT_METRICS, *PAPER_METRICS)
+"""What an evaluated sweep may choose as its front's objectives (``strategy.objectives``)."""
 
 UNEVALUATED_OBJECTIVES: tuple[str, ...] = (
     "val_loss",

@@ -22,7 +22,7 @@ from search_core.eval_config import (
     proxy_config,
     retrain_config,
 )
-from search_core.layout import MIN_INPUT_SIZE
+from search_core.layout import MIN_IMAGENET_INPUT_SIZE, MIN_INPUT_SIZE
 from service.cli.common import (
     CommandLineError,
     Commands,
@@ -220,7 +220,9 @@ def add_count(commands: Commands) -> None:
         description=(
             "Build the evaluation network of GENOTYPE and print one JSON object "
             '{"params_m": ..., "flops_m": ...}: parameters in millions (auxiliary head '
-            "excluded) and multiply-adds of one image in millions, the units of L and F."
+            "excluded) and multiply-adds of one image in millions, the units of L and F, "
+            "counted on the built network. --dataset imagenet counts DARTS's ImageNet network "
+            "(the mobile setting of the paper's Table V) instead of its CIFAR one."
         ),
     )
     parser.add_argument(
@@ -230,22 +232,24 @@ def add_count(commands: Commands) -> None:
         "or a DARTS genotypes.py file (file.py:NAME selects one)",
     )
     parser.add_argument(
-        "--classes", type=int, default=10, metavar="N", help="output classes (default: 10)"
+        "--dataset",
+        choices=tuple(COUNT_DEFAULTS),
+        default="cifar",
+        help="the network: DARTS's CIFAR one (default; 10 classes, 20 cells, C=36, 32x32) or "
+        "its ImageNet one (1000 classes, 14 cells, C=48, 224x224); the flags below "
+        "override these defaults",
     )
-    parser.add_argument("--layers", type=int, default=20, metavar="N", help="cells (default: 20)")
+    parser.add_argument("--classes", type=int, metavar="N", help="output classes")
+    parser.add_argument("--layers", type=int, metavar="N", help="cells")
     parser.add_argument(
-        "--init-channels",
-        type=int,
-        default=36,
-        metavar="N",
-        help="channels of the first cells (default: 36)",
+        "--init-channels", type=int, metavar="N", help="channels of the first cells"
     )
     parser.add_argument(
         "--input-size",
         type=int,
-        default=32,
         metavar="N",
-        help=f"image height and width, at least {MIN_INPUT_SIZE} (default: 32)",
+        help=f"image height and width, at least {MIN_INPUT_SIZE} "
+        f"({MIN_IMAGENET_INPUT_SIZE} for imagenet)",
     )
     parser.add_argument(
         "--in-channels", type=int, default=3, metavar="N", help="image channels (default: 3)"
@@ -253,17 +257,30 @@ def add_count(commands: Commands) -> None:
     parser.set_defaults(handler=_count)
 
 
+# The defaults of count per --dataset: DARTS's CIFAR network and its ImageNet one.
+COUNT_DEFAULTS: dict[str, dict[str, int]] = {
+    "cifar": {"classes": 10, "layers": 20, "init_channels": 36, "input_size": 32},
+    "imagenet": {"classes": 1000, "layers": 14, "init_channels": 48, "input_size": 224},
+}
+
+
 def _check_count_args(args: argparse.Namespace) -> None:
+    for key, value in COUNT_DEFAULTS[args.dataset].items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
     low_layers, high_layers, _ = INT_LIMITS["eval_layers"]
+    imagenet = args.dataset == "imagenet"
+    low_size = MIN_IMAGENET_INPUT_SIZE if imagenet else MIN_INPUT_SIZE
     for flag, value, low, high in (
         ("--classes", args.classes, 1, 100_000),
         ("--layers", args.layers, low_layers, high_layers),
-        ("--input-size", args.input_size, MIN_INPUT_SIZE, 1024),
+        ("--input-size", args.input_size, low_size, 1024),
         ("--in-channels", args.in_channels, 1, 64),
     ):
         if not low <= value <= high:
+            halvings = "five times: 32 -> ... -> 1" if imagenet else "twice: 4 -> 2 -> 1"
             why = (
-                " (the network's two reduction cells halve the image twice: 4 -> 2 -> 1)"
+                f" (the network halves the image {halvings})"
                 if flag == "--input-size" and value < low
                 else ""
             )
@@ -280,9 +297,15 @@ def _count(args: argparse.Namespace) -> int:
     from search_core.genotypes import load_genotype
 
     genotype = load_genotype(args.genotype)  # a bad file is refused before torch is imported
-    from search_core.model_eval import EvalNetwork, count_flops_m, count_params_m
+    from search_core.model_eval import (
+        EvalNetwork,
+        ImageNetNetwork,
+        count_flops_m,
+        count_params_m,
+    )
 
-    net = EvalNetwork(
+    network = ImageNetNetwork if args.dataset == "imagenet" else EvalNetwork
+    net = network(
         genotype,
         num_classes=args.classes,
         layers=args.layers,

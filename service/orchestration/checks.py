@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING, Any
 from search_core.config import BOUND_LIMITS, PRESETS, SearchConfig, preset
 from search_core.eval_config import EVAL_PRESETS, eval_preset
 from service.errors import ConfigError
-from service.objectives import SEARCH_OBJECTIVES
+from service.objectives import PAPER_METRICS, SEARCH_OBJECTIVES
 from service.orchestration.points import (
+    VARIANT,
     base_overrides,
     check_axes,
     evaluation_preset,
@@ -26,7 +27,7 @@ from service.orchestration.points import (
     search_epochs,
     trial_count,
 )
-from service.orchestration.spec import BOUND_KEYS, is_uri
+from service.orchestration.spec import BOUND_KEYS, NAME_PATTERN, is_uri
 from service.yamltext import excerpt
 
 if TYPE_CHECKING:
@@ -180,8 +181,8 @@ def _check_scheduler(spec: SweepSpec) -> None:
 
 def _check_two_stage(spec: SweepSpec) -> None:
     """The proxy's and the retrain's overrides are known keys with good values, the retrain's
-    preset exists, and the run directory is shared (the second stage reads the first's
-    genotypes there)."""
+    preset exists, the objectives have proxy measures to choose the retrains on, and the run
+    directory is shared (the second stage reads the first's genotypes there)."""
     evaluation = spec.evaluation
     retrain = evaluation.retrain
     assert retrain is not None  # the schema requires it
@@ -200,6 +201,13 @@ def _check_two_stage(spec: SweepSpec) -> None:
                 raise ConfigError(
                     f"evaluation.{stage}.overrides.{key}: {_relative(str(error), key)}"
                 ) from None
+    paper = [name for name in spec.strategy.objectives or () if name in PAPER_METRICS]
+    if paper:
+        raise ConfigError(
+            f"strategy.objectives: {', '.join(paper)}: a two_stage evaluation chooses its "
+            "retrains on the proxy's measures of the front metrics (proxy_*), and keeps none "
+            "of the paper-protocol ones; use evaluation mode proxy or retrain for them"
+        )
     if is_uri(spec.storage.path):
         raise ConfigError(
             f"storage.path {excerpt(spec.storage.path)}: a two_stage evaluation retrains the "
@@ -217,8 +225,11 @@ def _check_grid(spec: SweepSpec, base: Mapping[str, Any]) -> None:
                 f"grid: no {' or '.join(missing)}; a grid sweep lists the lower bounds it tries, "
                 "e.g. L: [2.5, 3.5]"
             )
+    _check_variants(spec, base)
     for key, values in spec.grid.items():
         path = f"grid.{key}"
+        if key == VARIANT:
+            continue
         if key not in fields:
             _check_value(path, spec.search.preset, base, key, None)
         if spec.strategy.kind == "optuna" and key in BOUND_KEYS:
@@ -232,6 +243,39 @@ def _check_grid(spec: SweepSpec, base: Mapping[str, Any]) -> None:
         _check_distinct(path, values)
         for i, value in enumerate(values):
             _check_value(f"{path}[{i}]", spec.search.preset, base, key, value)
+
+
+def _check_variants(spec: SweepSpec, base: Mapping[str, Any]) -> None:
+    """Named variants, each a mapping of valid search keys, swept by ``grid.variant`` whose
+    values name them all; neither without the other."""
+    names = list(spec.variants)
+    if names and VARIANT not in spec.grid:
+        raise ConfigError(
+            f"variants: {', '.join(names)} defined but the grid has no variant key; add "
+            f"grid: {{variant: [{', '.join(names)}]}}"
+        )
+    for name, overrides in spec.variants.items():
+        if not NAME_PATTERN.fullmatch(name):
+            raise ConfigError(
+                f"variants.{excerpt(name)}: expected a name of letters, digits, '_', '-' or "
+                "'.' (it becomes part of trial directory names)"
+            )
+        for key, value in overrides.items():
+            if key == VARIANT:
+                raise ConfigError(f"variants.{name}.{key}: a variant cannot name a variant")
+            _check_value(f"variants.{name}.{key}", spec.search.preset, base, key, value)
+    if VARIANT not in spec.grid:
+        return
+    values = spec.grid[VARIANT]
+    if not values:
+        raise ConfigError(f"grid.{VARIANT}: expected at least one variant name, got []")
+    for i, value in enumerate(values):
+        if not isinstance(value, str) or value not in spec.variants:
+            raise ConfigError(
+                f"grid.{VARIANT}[{i}]: unknown variant {excerpt(value)}; expected one of the "
+                f"variants section's names ({', '.join(names) or 'none defined'})"
+            )
+    _check_distinct(f"grid.{VARIANT}", values)
 
 
 def _check_scalar(path: str, i: int, key: str, value: Any) -> None:

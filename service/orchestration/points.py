@@ -21,6 +21,7 @@ from service.objectives import (
     DEFAULT_PROJECTION_2D,
     DEFAULT_PROJECTION_3D,
     FRONT_METRICS,
+    PAPER_METRICS,
     SEARCH_OBJECTIVES,
     UNEVALUATED_OBJECTIVES,
     Direction,
@@ -31,6 +32,7 @@ from service.yamltext import excerpt
 
 __all__ = [
     "PLOTTABLE",
+    "VARIANT",
     "base_overrides",
     "check_axes",
     "check_local_gpu",
@@ -38,6 +40,7 @@ __all__ = [
     "evaluation_preset",
     "grid_points",
     "plottable_columns",
+    "point_overrides",
     "retrain_config_for",
     "retrain_preset",
     "search_config_for",
@@ -58,6 +61,7 @@ PLOTTABLE = (
     "search_epochs",
     "search_seconds",
     "eval_seconds",
+    *PAPER_METRICS,
     "front_rank",
 )
 """Results columns a projection may plot in any sweep; numeric grid keys are added per sweep."""
@@ -79,9 +83,22 @@ def trial_count(spec: SweepSpec) -> int:
     return size * (spec.strategy.num_samples or 1) if spec.strategy.kind == "optuna" else size
 
 
+VARIANT = "variant"
+"""The grid key that sweeps the spec's named ``variants``."""
+
+
+def point_overrides(spec: SweepSpec, point: Mapping[str, Any]) -> dict[str, Any]:
+    """A grid point as search overrides: its variant's overrides, then its other keys."""
+    values = {key: value for key, value in point.items() if key != VARIANT}
+    if VARIANT not in point:
+        return values
+    return {**spec.variants[str(point[VARIANT])], **values}
+
+
 def search_config_for(spec: SweepSpec, point: Mapping[str, Any]) -> SearchConfig:
-    """The search config of one trial: preset < overrides < dataset keys < ``point``."""
-    return preset(spec.search.preset, {**base_overrides(spec), **point})
+    """The search config of one trial: preset < overrides < dataset keys < the point's
+    variant < the point's other values."""
+    return preset(spec.search.preset, {**base_overrides(spec), **point_overrides(spec, point)})
 
 
 def evaluation_preset(spec: SweepSpec) -> str:
@@ -213,8 +230,9 @@ def search_epochs(spec: SweepSpec, point: Mapping[str, Any] | None = None) -> in
 def sweep_objectives(spec: SweepSpec) -> dict[str, Direction]:
     """The objectives of the sweep's Pareto front, with their directions.
 
-    The strategy's objectives (all five front metrics by default); a sweep without an
-    evaluation has only the search's losses and the exact sizes.
+    The strategy's objectives (all five front metrics by default; the paper-protocol
+    measures of :data:`service.objectives.PAPER_METRICS` only where it names them); a sweep
+    without an evaluation has only the search's losses and the exact sizes.
     """
     if spec.evaluation.mode == "none":
         return directions(UNEVALUATED_OBJECTIVES)

@@ -18,6 +18,11 @@ checked spec means for its trials (grid points, configs, resources, objectives) 
 
 With ``strategy.kind: optuna``, L and F come from ``strategy.L`` and ``strategy.F`` and must not
 be in the grid; the other grid keys still multiply: ``num_samples`` trials per grid point.
+
+Method variants that are not a product of keys (Table VI's ablations: w/o MGDA, w/ AT in LL,
+...) are named in ``variants`` (name → search overrides) and swept by the grid key
+``variant``, which multiplies like any other and is a results column; a point's variant
+overrides the search overrides, and the point's other keys override the variant.
 """
 
 from __future__ import annotations
@@ -240,6 +245,7 @@ class SweepSpec(_Model):
     search: SearchSection = Field(default_factory=SearchSection)
     evaluation: EvaluationSection = Field(default_factory=EvaluationSection)
     grid: dict[str, list[Any]] = Field(default_factory=dict)
+    variants: dict[str, dict[str, Any]] = Field(default_factory=dict)  # name → overrides
     strategy: StrategySection = Field(default_factory=StrategySection)
     scheduler: SchedulerSection = Field(default_factory=SchedulerSection)
     resources: ResourcesSection = Field(default_factory=ResourcesSection)

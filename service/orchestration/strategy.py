@@ -16,7 +16,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from search_core.config import BOUND_LIMITS
-from service.objectives import EPOCH_METRICS, FRONT_METRICS
+from service.objectives import EPOCH_METRICS, EVALUATED_OBJECTIVES
 
 __all__ = [
     "BOUND_KEYS",
@@ -60,7 +60,8 @@ class StrategySection(_Model):
     num_samples: int | None = Field(default=None, ge=1, le=MAX_TRIALS)  # optuna: per grid point
     L: Range | None = None  # optuna only, M params
     F: Range | None = None  # optuna only, M multiply-adds
-    objectives: tuple[str, ...] | None = None  # optuna only; default all five front metrics
+    # optuna only; default all five front metrics; the paper-protocol measures may join them
+    objectives: tuple[str, ...] | None = None
     seed: int | None = None  # optuna only: the sampler's seed
 
     @field_validator("objectives")
@@ -68,10 +69,11 @@ class StrategySection(_Model):
     def _known_metrics(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
         if value is None:
             return value
-        unknown = [name for name in value if name not in FRONT_METRICS]
+        unknown = [name for name in value if name not in EVALUATED_OBJECTIVES]
         if unknown or not value or len(set(value)) != len(value):
             raise ValueError(
-                f"expected distinct names among {', '.join(FRONT_METRICS)}, got {list(value)}"
+                f"expected distinct names among {', '.join(EVALUATED_OBJECTIVES)}, "
+                f"got {list(value)}"
             )
         return value
 

@@ -28,7 +28,7 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
-from service.objectives import FRONT_METRICS, SEARCH_OBJECTIVES
+from service.objectives import EVALUATED_OBJECTIVES, SEARCH_OBJECTIVES
 from service.orchestration.points import eval_config_for, search_config_for, trial_resources
 from service.orchestration.rundir import (
     CHECKPOINT_FILES,
@@ -67,9 +67,10 @@ class TrialSession(Protocol):
 
 def report_metrics(record: Mapping[str, Any], phase: str) -> dict[str, Any]:
     """The metrics a trial reports: the search objectives, sizes and epoch of ``record``, the
-    front metrics (NaN until measured), the genotype hash and the ``phase`` (``search`` while
+    front metrics and the paper-protocol measures, any of which a sweep may rank on (NaN
+    until measured), the genotype hash and the ``phase`` (``search`` while
     searching, ``done`` with the final report)."""
-    metrics: dict[str, Any] = {name: math.nan for name in FRONT_METRICS}
+    metrics: dict[str, Any] = {name: math.nan for name in EVALUATED_OBJECTIVES}
     for key in (*SEARCH_OBJECTIVES, "params_m", "flops_m", "epoch"):
         value = record.get(key)
         if isinstance(value, int | float) and not isinstance(value, bool):
@@ -212,7 +213,7 @@ def _evaluate(spec: SweepSpec, search_config: Any, result: Any, trial_dir: Path)
         )
     else:
         measured = run_evaluation(result.genotype, eval_config, trial_dir, resume=True)
-    for name in (*FRONT_METRICS, "eval_seconds"):
+    for name in (*EVALUATED_OBJECTIVES, "eval_seconds"):
         value = measured.get(name)
         if isinstance(value, int | float) and not isinstance(value, bool):
             final[name] = float(value)
@@ -288,7 +289,7 @@ def run_retrain(
     spec = parse_sweep(spec_data)
     measured = retrain_one(spec, Path(run_dir), str(config["trial"]))
     final: dict[str, Any] = {"phase": "done", "trial": str(config["trial"])}
-    for name in (*FRONT_METRICS, "eval_seconds"):
+    for name in (*EVALUATED_OBJECTIVES, "eval_seconds"):
         value = measured.get(name)
         if isinstance(value, int | float) and not isinstance(value, bool):
             final[name] = float(value)

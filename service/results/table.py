@@ -3,21 +3,23 @@
 A row holds the contract columns `RESULT_COLUMNS`, in that order, then every swept value under
 its config key (``L``, ``F``, ``seed``, ablation flags), sorted by key. ``backbone`` is a
 contract column although it is a config key too: every row names the backbone its search ran
-on, read from the search's ``config.json`` whether the sweep varied it or not (a
-``config.json`` from before backbones existed is a DARTS search). The search
-objectives are those of the last epoch in ``metrics.jsonl``; the five front metrics come from
-the evaluation's ``metrics.json``. A trial without an evaluation has ``evaluation == "none"``,
-``params_m``/``flops_m`` of its last searched genotype (exact sizes, not estimates) and NaN for
-the other front metrics. Lists and objects (``mgda_weights``, ``genotype``, ``versions``) are
-stored as JSON text so that every cell is a scalar the database and CSV can hold.
+on, read from the search's ``config.json`` whether the sweep varied it or not (a ``config.json``
+from before backbones existed is a DARTS search). The search objectives are those of the last
+epoch in ``metrics.jsonl``, ``grad_norms`` and ``effective_weights`` those of the last epoch that
+measured them (a warm-up epoch does not); the five front metrics and ``PAPER_METRICS`` (NaN in
+rows from before them) come from the evaluation's ``metrics.json``. A trial without an
+evaluation has ``evaluation == "none"``, ``params_m``/``flops_m`` of its last searched genotype
+(exact sizes, not estimates) and NaN for the other front metrics. ``search_options`` holds the
+``SEARCH_OPTIONS`` keys its ``config.json`` has. Lists and objects (``mgda_weights``,
+``grad_norms``, ``genotype``, ``search_options``, ``versions``) are stored as JSON text so that
+every cell is a scalar the database and CSV can hold.
 
 Missing and corrupt files are told apart on purpose. A trial without ``metrics.jsonl`` (or with
 an empty one) never finished an epoch, which happens in a sweep when a trial is killed or
 crashes: it gets a row with status ``"failed"`` and NaN metrics. ``search_epochs`` is the epoch
 of the last record: every epoch for a finished search, fewer for one that a scheduler stopped
-(status ``"stopped"``, never evaluated). A file that exists but cannot
-be read or parsed is not a normal outcome and raises `TrialResultError`, naming the file, line
-and problem.
+(status ``"stopped"``, never evaluated). A file that exists but cannot be read or parsed is
+not a normal outcome and raises `TrialResultError`, naming the file, line and problem.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ import pandas as pd  # type: ignore[import-untyped, unused-ignore]
 
 from search_core.genotypes import Genotype
 from service.errors import ConfigError, GenotypeError, TrialResultError
-from service.objectives import FRONT_METRICS, PROXY_METRICS, SEARCH_OBJECTIVES
+from service.objectives import FRONT_METRICS, PAPER_METRICS, PROXY_METRICS, SEARCH_OBJECTIVES
 
 __all__ = [
     "CONFIG_COLUMNS",
@@ -42,8 +44,11 @@ __all__ = [
     "FLOAT_COLUMNS",
     "FRONT_METRICS",
     "OBJECTIVE_COLUMNS",
+    "PAPER_METRICS",
     "RESULT_COLUMNS",
     "RETRAIN_DIR",
+    "SEARCH_NORMS",
+    "SEARCH_OPTIONS",
     "STOPPED",
     "TEXT_COLUMNS",
     "TRIAL_STATUSES",
@@ -67,6 +72,17 @@ STOPPED = "stopped"
 TRIAL_STATUSES: tuple[str, ...] = ("done", STOPPED, "failed")
 """A row's ``status``: its search (and evaluation) finished, a scheduler stopped it early, or
 it failed (or never finished an epoch)."""
+SEARCH_NORMS: tuple[str, ...] = ("grad_norms", "effective_weights")
+"""Per-objective lists of the search epochs that moved α: mean ‖g_k‖ and γ_k‖g_k‖ of eq. (1)."""
+SEARCH_OPTIONS: tuple[str, ...] = (
+    "adv_lower_form",
+    "adv_train_in_lower",
+    "cost_scale",
+    "kl_reduction",
+    "mgda_on",
+    "ood_upper_scale",
+)
+"""The search config keys ``search_options`` keeps: the paper's text or the authors' code."""
 
 RESULT_COLUMNS: tuple[str, ...] = (
     "sweep_id",
@@ -75,8 +91,10 @@ RESULT_COLUMNS: tuple[str, ...] = (
     "backbone",
     *OBJECTIVE_COLUMNS,
     "mgda_weights",
+    *SEARCH_NORMS,
     *FRONT_METRICS,
     *PROXY_METRICS,
+    *PAPER_METRICS,
     "latency_ms",
     "evaluation",
     "genotype",
@@ -85,6 +103,7 @@ RESULT_COLUMNS: tuple[str, ...] = (
     "search_seconds",
     "eval_seconds",
     "device",
+    "search_options",
     "versions",
 )
 """The fixed contract columns of the results table and ``front.csv``, in order."""
@@ -93,6 +112,7 @@ FLOAT_COLUMNS: tuple[str, ...] = (
     *OBJECTIVE_COLUMNS,
     *FRONT_METRICS,
     *PROXY_METRICS,
+    *PAPER_METRICS,
     "latency_ms",
     "search_epochs",
     "search_seconds",
@@ -136,6 +156,13 @@ def _float(value: object, where: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TrialResultError(f"{where}: expected a number or null, got {value!r}")
     return float(value)
+
+
+def _json_floats(value: object, where: str) -> str:
+    """A list of numbers as JSON text of floats."""
+    if not isinstance(value, list):
+        raise TrialResultError(f"{where}: expected a list, got {value!r}")
+    return json.dumps([_float(v, where) for v in value])
 
 
 def read_search_records(path: Path) -> list[dict[str, Any]]:
@@ -213,9 +240,11 @@ def _search_columns(row: dict[str, Any], records: list[dict[str, Any]], path: Pa
         row[key] = _float(last.get(key), f"{where}: {key}")
     weights = last.get("mgda_weights")
     if weights is not None:
-        if not isinstance(weights, list):
-            raise TrialResultError(f"{where}: mgda_weights: expected a list, got {weights!r}")
-        row["mgda_weights"] = json.dumps([_float(w, f"{where}: mgda_weights") for w in weights])
+        row["mgda_weights"] = _json_floats(weights, f"{where}: mgda_weights")
+    for key in SEARCH_NORMS:
+        got = [(_epoch(r, i), r[key]) for i, r in enumerate(records, 1) if r.get(key) is not None]
+        if got:
+            row[key] = _json_floats(got[-1][1], f"{path}: epoch {got[-1][0]}: {key}")
     for key in ("params_m", "flops_m"):
         row[key] = _float(last.get(key), f"{where}: {key}")
     if "genotype" not in last:
@@ -235,7 +264,7 @@ def _evaluation_columns(
             f"{path}: mode: expected one of {', '.join(EVALUATIONS[1:])}, got {mode!r}"
         )
     row["evaluation"] = mode
-    for key in (*FRONT_METRICS, "latency_ms", "eval_seconds"):
+    for key in (*FRONT_METRICS, *PAPER_METRICS, "latency_ms", "eval_seconds"):
         row[key] = _float(evaluation.get(key), f"{path}: {key}")
     if isinstance(evaluation.get("device"), str):
         row["device"] = evaluation["device"]
@@ -248,12 +277,13 @@ def _evaluations(
     row: dict[str, Any], evaluation: dict[str, Any], trial_dir: Path, two_stage: bool
 ) -> Genotype | None:
     """Fill the evaluation's columns of ``row`` (a two-stage sweep's proxy into ``proxy_*``,
-    its retrain, if any, into the front metrics); returns the genotype evaluated, if named."""
+    its retrain, if any, into the front metrics and PAPER_METRICS); returns its genotype."""
     genotype = _evaluation_columns(row, evaluation, trial_dir / EVAL_METRICS)
     if not two_stage:
         return genotype
     for name, proxy in zip(FRONT_METRICS, PROXY_METRICS, strict=True):
         row[proxy], row[name] = row[name], math.nan
+    row.update(dict.fromkeys(PAPER_METRICS, math.nan))  # the retrain's, like the front's
     where = trial_dir / RETRAIN_DIR / EVAL_METRICS
     retrained = _read_object(where)
     if retrained is None:
@@ -280,10 +310,9 @@ def trial_row(
     ``"failed"``; corrupt files raise `TrialResultError` (see the module docstring).
 
     ``stopped_at`` is the epoch at which the sweep's scheduler stopped the trial (status
-    ``"stopped"``): the row has the search's columns of that epoch (an epoch the trial ran on
-    while the stop was on its way is not counted) and no evaluation. In a ``two_stage`` sweep
-    the proxy's measures go to ``proxy_*`` and the front metrics are the retrain's
-    (``retrain/metrics.json``), empty for a trial not retrained (``evaluation``: ``proxy``).
+    ``"stopped"``): the row has the search's columns of that epoch (not of one run while the
+    stop was on its way) and no evaluation. A ``two_stage`` sweep's proxy measures go to
+    ``proxy_*``; its front metrics and PAPER_METRICS are the retrain's, empty without one.
     """
     for name, value in (("sweep_id", sweep_id), ("trial_id", trial_id), ("status", status)):
         if not isinstance(value, str) or not value:
@@ -312,6 +341,8 @@ def trial_row(
                 f"{trial_dir / SEARCH_CONFIG}: backbone: expected a string, got {found!r}"
             )
         row["backbone"] = found
+        options = {key: config[key] for key in SEARCH_OPTIONS if key in config}
+        row["search_options"] = json.dumps(options, sort_keys=True) if options else None
     if not records:
         return row
     genotype = _search_columns(row, records, trial_dir / SEARCH_METRICS)

@@ -1,4 +1,5 @@
-"""PGD (section IV-B-4) against its closed form on a linear model and a plain re-implementation."""
+"""PGD (section IV-B-4) against its closed form on a linear model and a plain re-implementation;
+the authors' PGD (ε = 1/255, no random start) against their test_adv.py written out plainly."""
 
 from __future__ import annotations
 
@@ -7,7 +8,14 @@ import torch
 import torch.nn.functional as F_nn
 from torch import nn
 
-from search_core.attacks import pgd, robust_accuracy
+from search_core.attacks import (
+    PAPER_PGD_EPSILON,
+    PAPER_PGD_STEP_SCALE,
+    PAPER_PGD_STEPS,
+    pgd,
+    robust_accuracy,
+    robust_accuracy_paper,
+)
 from search_core.errors import ConfigError
 from search_core.metrics import error_rate, predict_logits
 from search_core.objectives import PixelBox
@@ -244,6 +252,51 @@ def test_robust_accuracy_counts_pgd_hits_over_batches() -> None:
         correct += int((model(x_adv).argmax(1) == yb).sum())
     assert got == pytest.approx(100.0 * correct / 64)
     assert 0.0 < got < 100.0  # the case is not trivial
+
+
+def authors_pgd_accuracy(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int, epsilon_255: float
+) -> float:
+    """DARTS/test_adv.py's ``test_PGD`` written out plainly: ε = epsilon/255 / std, steps of
+    2.5ε/steps from the clean images (no random start), the batch mean of CE, each step
+    clipped to the ε-ball around the clean images and then to the pixel range."""
+    mean = torch.tensor(MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(STD).view(1, 3, 1, 1)
+    upper, lower = (1 - mean) / std, (0 - mean) / std
+    epsilon = (epsilon_255 / 255.0) / std
+    step_size = 2.5 * epsilon / steps
+    adv_input = x.clone().requires_grad_(True)
+    for _ in range(steps):
+        loss = F_nn.cross_entropy(model(adv_input), y)
+        (grad,) = torch.autograd.grad(loss, adv_input)
+        adv_images = adv_input.detach() + step_size * torch.sign(grad)
+        delta = torch.max(torch.min(adv_images - x, epsilon), -epsilon)
+        adv_images = torch.max(torch.min(x + delta, upper), lower)
+        adv_input = adv_images.clone().requires_grad_(True)
+    with torch.no_grad():
+        predicted = model(adv_input).argmax(1)
+    return 100.0 * int((predicted == y).sum()) / len(y)
+
+
+def test_robust_accuracy_paper_is_the_authors_pgd_on_a_linear_classifier() -> None:
+    torch.manual_seed(4)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 5 * 5, 6)).eval()
+    with torch.no_grad():
+        model[1].weight.mul_(30.0)  # steep enough that 1/255 flips some predictions
+    x = valid_images(PixelBox.for_normalisation(0.0, MEAN, STD), 80, seed=5, size=5)
+    with torch.no_grad():
+        y = model(x).argmax(1)  # clean accuracy 100 %
+    y[::4] = (y[::4] + 1) % 6  # and a quarter of the labels wrong
+    got = robust_accuracy_paper(model, x, y, MEAN, STD, batch_size=32)
+    want = authors_pgd_accuracy(model, x, y, steps=10, epsilon_255=1.0)
+    assert got == want
+    assert 0.0 < got < 75.0  # the attack bites, but not on every image
+    assert (PAPER_PGD_EPSILON, PAPER_PGD_STEPS, PAPER_PGD_STEP_SCALE) == (1 / 255, 10, 2.5)
+    # the paper's ε = 2/255 with a random start is another attack, and a stronger one
+    stronger = robust_accuracy(
+        model, x, y, PixelBox.for_normalisation(2 / 255, MEAN, STD), batch_size=32
+    )
+    assert stronger < got
 
 
 @pytest.mark.parametrize(

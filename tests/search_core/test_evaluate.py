@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from sklearn.metrics import average_precision_score
+from sklearn.metrics import auc, average_precision_score, precision_recall_curve, roc_curve
 
 from search_core.config import preset
 from search_core.data import load_image_set
@@ -186,6 +186,11 @@ def test_metrics_are_sane(quick_run: tuple[Path, dict[str, Any]]) -> None:
     assert 0 <= m["pgd_acc"] <= m["clean_acc"]
     assert m["ood_base_rate"] < m["ood_aupr"] <= 100
     assert (m["test_images"], m["ood_images"]) == (180, 179)  # the whole test splits
+    assert m["ood_images_paper"] == 179  # under the authors' 10,016: the whole OoD split too
+    assert 0 <= m["pgd_acc_paper"] <= m["clean_acc"]
+    assert 0 <= m["ood_fpr95_in"] <= 100
+    # the authors' orientation ranks OoD images by confidence: a good detector falls below
+    assert m["ood_aupr_paper"] < m["ood_base_rate"]
 
 
 def test_sizes_are_those_of_the_built_network(quick_run: tuple[Path, dict[str, Any]]) -> None:
@@ -232,6 +237,12 @@ def test_test_error_and_aupr_match_an_independent_recomputation(
     is_ood = np.r_[np.zeros(len(in_logits)), np.ones(len(ood_logits))]
     reference = 100 * average_precision_score(is_ood, -msp)
     assert metrics["ood_aupr"] == pytest.approx(reference, abs=1e-6)
+    fpr, tpr, _ = roc_curve(1 - is_ood, msp, drop_intermediate=False)  # in-distribution positive
+    assert metrics["ood_fpr95_in"] == pytest.approx(100 * fpr[np.argmax(tpr >= 0.95)])
+    # DARTS/test_ood.py's lines: float32 MSP, precision_recall_curve(1 - label, prob), auc
+    prob = torch.cat([in_logits, ood_logits]).float().softmax(1).max(1)[0].numpy()
+    precision, recall, _ = precision_recall_curve(is_ood, prob)
+    assert metrics["ood_aupr_paper"] == pytest.approx(100 * auc(recall, precision), abs=1e-6)
 
 
 def test_pgd_is_in_pixel_space_and_bites_when_eps_grows(
@@ -242,7 +253,10 @@ def test_pgd_is_in_pixel_space_and_bites_when_eps_grows(
     run.load_state_dict(torch.load(out / CHECKPOINT, weights_only=True), out / CHECKPOINT)
     assert measure(run)["pgd_acc"] == metrics["pgd_acc"]  # seeded: the same attack again
     run.config = quick(epsilon=0.0)
-    assert measure(run)["pgd_acc"] == pytest.approx(metrics["clean_acc"])
+    unattacked = measure(run)
+    assert unattacked["pgd_acc"] == pytest.approx(metrics["clean_acc"])
+    # the authors' attack keeps its own ε = 1/255 and starts from the clean images
+    assert unattacked["pgd_acc_paper"] == metrics["pgd_acc_paper"]
     run.config = quick(epsilon=0.5)  # half the pixel range: nothing survives on digits
     assert measure(run)["pgd_acc"] < metrics["clean_acc"] - 20
 

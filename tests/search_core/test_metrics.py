@@ -1,15 +1,24 @@
-"""Section IV-B-4's metrics against hand-computed answers and independent references."""
+"""Section IV-B-4's metrics against hand-computed answers and independent references; the
+authors' protocol against their script's own scikit-learn call and a plain re-implementation."""
 
 from __future__ import annotations
 
 import itertools
 import math
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import pytest
 import torch
-from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
+import torch.nn.functional as F_nn
+from sklearn.metrics import (
+    auc,
+    average_precision_score,
+    precision_recall_curve,
+    roc_auc_score,
+    roc_curve,
+)
 from torch import nn
 
 from search_core.errors import ConfigError
@@ -17,10 +26,13 @@ from search_core.genotypes import BUNDLED
 from search_core.metrics import (
     error_rate,
     fpr_at_95_tpr,
+    fpr_at_95_tpr_in,
     latency_ms,
     max_softmax,
     ood_aupr,
+    ood_aupr_paper,
     ood_auroc,
+    paper_ood_count,
     predict_logits,
 )
 from search_core.model_eval import EvalNetwork
@@ -149,6 +161,128 @@ def test_fpr_at_95_tpr_on_a_hand_made_case() -> None:
     # is the diagonal, and at 95 % TPR the FPR is 95 % (not the 100 % of its end point)
     margins = [0.1 * k for k in range(1, 21)]
     assert fpr_at_95_tpr(binary_logits(margins), binary_logits(margins)) == pytest.approx(95.0)
+
+
+# -- the authors' protocol, and the FPR with in-distribution positives ----------------------
+
+
+def authors_msp(logits: torch.Tensor) -> npt.NDArray[np.float64]:
+    """DARTS/test_ood.py's score: ``F.softmax(logits, dim=-1).max(dim=-1)[0]`` in float32."""
+    msp: npt.NDArray[np.float64] = (
+        F_nn.softmax(logits.float(), dim=-1).max(dim=-1)[0].double().numpy()
+    )
+    return msp
+
+
+def paper_aupr_by_hand(in_prob: npt.NDArray[Any], out_prob: npt.NDArray[Any]) -> float:
+    """The authors' OoD AUPR written out plainly: OoD images positive, ranked by the MSP itself
+    (highest first); the trapezoids of (recall, precision) at every distinct threshold, from
+    scikit-learn's end point (recall 0, precision 1)."""
+    scores = np.r_[in_prob, out_prob]
+    is_ood = np.r_[np.zeros(len(in_prob), bool), np.ones(len(out_prob), bool)]
+    points = [(0.0, 1.0)]
+    for threshold in sorted(set(scores.tolist()), reverse=True):
+        flagged = scores >= threshold
+        hits = int(np.sum(flagged & is_ood))
+        points.append((hits / int(is_ood.sum()), hits / int(flagged.sum())))
+    area = sum((r1 - r0) * (p0 + p1) / 2 for (r0, p0), (r1, p1) in itertools.pairwise(points))
+    return 100 * area
+
+
+def authors_call(in_prob: npt.NDArray[Any], out_prob: npt.NDArray[Any]) -> float:
+    """DARTS/test_ood.py's own lines: ``precision_recall_curve(1 - label, prob)``, then
+    ``auc(recall, precision)``."""
+    label = np.concatenate([np.ones_like(in_prob), np.zeros_like(out_prob)])
+    prob = np.concatenate([in_prob, out_prob])
+    precision, recall, _ = precision_recall_curve(1 - label, prob)
+    return 100 * float(auc(recall, precision))
+
+
+def test_ood_aupr_paper_on_a_hand_computed_ranking() -> None:
+    # By MSP, highest first: in, OoD, in, OoD, OoD. (recall, precision) at each threshold:
+    # (0, 0), (1/3, 1/2), (1/3, 1/3), (2/3, 1/2), (1, 3/5), after (0, 1). Trapezoids:
+    # 1/3 · (0 + 1/2)/2 + 1/3 · (1/3 + 1/2)/2 + 1/3 · (1/2 + 3/5)/2 = 73/180.
+    inside = binary_logits([2.2, 0.85])
+    ood = binary_logits([1.4, 0.4, 0.2])
+    assert ood_aupr_paper(inside, ood) == pytest.approx(100 * 73 / 180)
+    assert authors_call(authors_msp(inside), authors_msp(ood)) == pytest.approx(100 * 73 / 180)
+    # the same images the right way round (OoD ranked by −MSP, average precision)
+    assert ood_aupr(inside, ood) > 100 * 3 / 5
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_ood_aupr_paper_is_the_authors_call_on_the_first_ood_images(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n_in, n_ood = int(rng.integers(20, 200)), int(rng.integers(50, 400))
+    if seed % 2:  # few distinct margins: ties within and across the two sets
+        margins = rng.integers(0, 5, n_in + n_ood).astype(np.float64)
+    else:
+        margins = rng.normal(0, 2, n_in + n_ood)
+    margins[:n_in] += 1.0
+    logits = binary_logits(margins.tolist())
+    inside, ood = logits[:n_in], logits[n_in:]
+    kept = min(n_ood, 32 * math.ceil(n_in / 32))  # whole batches of 32, as many as the in set
+    in_prob, out_prob = authors_msp(inside), authors_msp(ood)[:kept]
+    got = ood_aupr_paper(inside, ood)
+    assert got == pytest.approx(authors_call(in_prob, out_prob), abs=1e-9)
+    assert got == pytest.approx(paper_aupr_by_hand(in_prob, out_prob), abs=1e-9)
+    changed = torch.cat([ood[:kept], -ood[kept:] * 3])  # the images past the cut never count
+    assert ood_aupr_paper(inside, changed) == got
+
+
+def test_the_paper_cut_is_whole_batches_of_32_as_many_as_the_in_distribution_set() -> None:
+    assert paper_ood_count(10_000, 26_032) == 10_016  # CIFAR's test split against SVHN's
+    assert paper_ood_count(180, 179) == 179  # the embedded digits: the whole OoD split
+    assert [paper_ood_count(n, 1000) for n in (1, 32, 33, 64, 65)] == [32, 32, 64, 64, 96]
+    assert paper_ood_count(10_000, 5_000) == 5_000
+
+
+def test_the_authors_orientation_scores_a_perfect_detector_below_the_base_rate() -> None:
+    inside = binary_logits([4.0 + k / 10 for k in range(30)])  # every in image more confident
+    ood = binary_logits([k / 10 for k in range(30)])
+    assert ood_aupr(inside, ood) == pytest.approx(100.0)
+    base_rate = 100 * 30 / 60
+    assert ood_aupr_paper(inside, ood) < base_rate
+
+
+def fpr95_in_brute_force(in_msp: npt.NDArray[Any], out_msp: npt.NDArray[Any]) -> float:
+    """Scan the thresholds from the highest MSP down; at the first that accepts at least 95 %
+    of the in-distribution images, the share of OoD images accepted too."""
+    for threshold in sorted(set(np.r_[in_msp, out_msp].tolist()), reverse=True):
+        if np.mean(in_msp >= threshold) >= 0.95:
+            return 100 * float(np.mean(out_msp >= threshold))
+    raise AssertionError("the lowest threshold accepts every image")
+
+
+def test_fpr_at_95_tpr_in_on_a_hand_made_case() -> None:
+    # 20 in images at margins 1 ... 20: accepting 19 of 20 = 95 % puts the threshold at
+    # margin 2; of the OoD margins 0.5, 1.5, 2.5 and 3, the last two are accepted: 50 %.
+    inside = binary_logits([float(k) for k in range(1, 21)])
+    ood = binary_logits([0.5, 1.5, 2.5, 3.0])
+    assert fpr_at_95_tpr_in(inside, ood) == pytest.approx(50.0)
+    assert fpr_at_95_tpr(inside, ood) != pytest.approx(50.0)  # the other positives differ
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_fpr_at_95_tpr_in_equals_a_brute_force_scan(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n_in, n_ood = int(rng.integers(5, 300)), int(rng.integers(1, 120))
+    if seed % 2:
+        margins = rng.integers(0, 6, n_in + n_ood).astype(np.float64) / 2
+    else:
+        margins = rng.normal(0, 2, n_in + n_ood)
+    margins[:n_in] += 1.0
+    logits = binary_logits(margins.tolist())
+    inside, ood = logits[:n_in], logits[n_in:]
+    want = fpr95_in_brute_force(numpy_msp(inside), numpy_msp(ood))
+    assert fpr_at_95_tpr_in(inside, ood) == pytest.approx(want)
+
+
+def test_paper_metrics_reject_bad_logits() -> None:
+    with pytest.raises(ConfigError, match="ood_logits: 3 classes; expected 2"):
+        ood_aupr_paper(torch.zeros(4, 2), torch.zeros(4, 3))
+    with pytest.raises(ConfigError, match=r"in_logits: shape \(0, 2\)"):
+        fpr_at_95_tpr_in(torch.zeros(0, 2), torch.zeros(4, 2))
 
 
 def test_ood_metrics_reject_bad_logits() -> None:

@@ -5,11 +5,14 @@ from __future__ import annotations
 import pytest
 
 from search_core.evaluate import FRONT_METRICS as MEASURED
+from search_core.evaluate import PAPER_METRICS as MEASURED_BESIDE
 from service import errors
 from service.analysis.pareto import directions as pareto_directions
 from service.objectives import (
+    EVALUATED_OBJECTIVES,
     FRONT_METRICS,
     METRICS,
+    PAPER_METRICS,
     SEARCH_OBJECTIVES,
     UNEVALUATED_OBJECTIVES,
     axis_label,
@@ -51,6 +54,57 @@ def test_every_user_of_directions_reads_the_registry() -> None:
         }
     )
     assert sweep_objectives(unevaluated) == directions(UNEVALUATED_OBJECTIVES)
+
+
+OPTUNA = {
+    "kind": "optuna",
+    "num_samples": 2,
+    "L": {"low": 0.1, "high": 1},
+    "F": {"low": 0.3, "high": 1},
+}
+
+
+def test_the_paper_protocol_measures_are_objectives_only_where_a_sweep_asks() -> None:
+    assert directions(PAPER_METRICS) == {
+        "ood_aupr_paper": "max",
+        "pgd_acc_paper": "max",
+        "ood_fpr95_in": "min",
+    }
+    assert PAPER_METRICS == MEASURED_BESIDE  # what the evaluation measures beside the front
+    assert all(
+        METRICS[name].kind == "other" and METRICS[name].unit == "%" for name in PAPER_METRICS
+    )
+    assert set(PAPER_METRICS) <= set(RESULT_COLUMNS)
+    assert (*FRONT_METRICS, *PAPER_METRICS) == EVALUATED_OBJECTIVES
+    by_default = parse_sweep({"name": "d", "search": {"preset": "cpu-tiny"}, "strategy": OPTUNA})
+    assert sweep_objectives(by_default) == directions(FRONT_METRICS)
+    chosen = ["test_error", "pgd_acc_paper", "ood_fpr95_in"]
+    asked = parse_sweep(
+        {
+            "name": "a",
+            "search": {"preset": "cpu-tiny"},
+            "strategy": {**OPTUNA, "objectives": chosen},
+        }
+    )
+    assert sweep_objectives(asked) == {
+        "test_error": "min",
+        "pgd_acc_paper": "max",
+        "ood_fpr95_in": "min",
+    }
+    # a two-stage sweep picks its retrains on the proxy's measures, which have no such column
+    two_stage = {
+        "name": "t",
+        "search": {"preset": "cpu-tiny"},
+        "strategy": {**OPTUNA, "objectives": chosen},
+        "evaluation": {"mode": "two_stage", "retrain": {"max": 2}},
+    }
+    with pytest.raises(
+        errors.ConfigError,
+        match=r"strategy\.objectives: pgd_acc_paper, ood_fpr95_in: a two_stage evaluation",
+    ):
+        parse_sweep(two_stage)
+    with pytest.raises(errors.ConfigError, match=r"strategy\.objectives: expected distinct names"):
+        parse_sweep({**two_stage, "strategy": {**OPTUNA, "objectives": ["ood_fpr95"]}})
 
 
 def test_labels_and_the_json_form() -> None:

@@ -176,7 +176,7 @@
     }
 
     function tableColumns() {
-      const wanted = ["trial_id", "status", "search_epochs", "L", "F", "seed",
+      const wanted = ["trial_id", "status", "search_epochs", "L", "F", "seed", "variant",
         ...Object.keys(state.objectives), "front_rank", "genotype_hash", "search_seconds",
         "eval_seconds"];
       return [...new Set(wanted)].filter((name) =>

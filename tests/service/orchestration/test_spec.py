@@ -19,10 +19,19 @@ from service.orchestration.points import (
     trial_count,
     trial_resources,
 )
+from service.orchestration.rundir import trial_key
 from service.orchestration.spec import SweepSpec, load_sweep, parse_sweep
 
 SWEEPS = Path(__file__).resolve().parents[3] / "sweeps"
-EXAMPLES = ("quickstart", "cifar10_paper", "cifar100_paper", "optuna_nsga2", "backbones")
+EXAMPLES = (
+    "quickstart",
+    "cifar10_paper",
+    "cifar100_paper",
+    "optuna_nsga2",
+    "backbones",
+    "quickstart_seeds",
+    "ablations",
+)
 
 BASE = """\
 name: t
@@ -47,7 +56,8 @@ def test_every_example_sweep_loads(name: str) -> None:
     for point in points:
         config = search_config_for(spec, point)
         for key, value in point.items():
-            assert getattr(config, key) == value
+            if key != "variant":  # a name: its overrides are the config's (test below)
+                assert getattr(config, key) == value
 
 
 def test_example_settings() -> None:
@@ -259,6 +269,34 @@ BAD = {
         OPTUNA.replace("{low: 0.3, high: 1.5}", "{low: 0.3, high: 1e9}"),
         "strategy: F.high: got 1e+09; expected at most 100000",
     ),
+    "variants without a variant key": (
+        BASE + "variants: {a: {weighting: equal}}\n",
+        "variants: a defined but the grid has no variant key",
+    ),
+    "unknown variant": (
+        BASE.replace("F: [0.4, 0.6, 0.9]}", "F: [0.4], variant: [a, b]}") + "variants: {a: {}}\n",
+        "grid.variant[1]: unknown variant 'b'",
+    ),
+    "variant key without variants": (
+        BASE.replace("F: [0.4, 0.6, 0.9]}", "F: [0.4], variant: [a]}"),
+        "grid.variant[0]: unknown variant 'a'; expected one of the variants section's names "
+        "(none defined)",
+    ),
+    "variant with an unknown search key": (
+        BASE.replace("F: [0.4, 0.6, 0.9]}", "F: [0.4], variant: [a]}")
+        + "variants: {a: {weigthing: equal}}\n",
+        "variants.a.weigthing: unknown",
+    ),
+    "variant with a bad value": (
+        BASE.replace("F: [0.4, 0.6, 0.9]}", "F: [0.4], variant: [a]}")
+        + "variants: {a: {weighting: best}}\n",
+        "variants.a.weighting",
+    ),
+    "variant with an unsafe name": (
+        BASE.replace("F: [0.4, 0.6, 0.9]}", "F: [0.4], variant: ['w/o']}")
+        + "variants: {'w/o': {}}\n",
+        "variants.'w/o': expected a name",
+    ),
     "repeated projection column": (
         BASE + "report: {projection_3d: [L, F, L]}\n",
         "report.projection_3d[2]: 'L' is repeated",
@@ -275,6 +313,28 @@ def test_bad_input_fails_with_one_line_naming_the_field(case: str) -> None:
     assert message.startswith("sweeps/bad.yaml: ")
     assert expected in message
     assert "\n" not in message
+
+
+def test_variants_override_the_search_and_the_point_overrides_them() -> None:
+    """A point's variant is applied over the search overrides, and its other keys over the
+    variant; the variant is a grid key like any other (trial keys, counts)."""
+    spec = load_sweep(SWEEPS / "ablations.yaml")
+    points = grid_points(spec)
+    assert trial_count(spec) == len(points) == 15
+    by_variant = {p["variant"]: search_config_for(spec, p) for p in points if p["seed"] == 1}
+    assert by_variant["no_mgda"].weighting == "equal"
+    assert by_variant["at_in_ll"].adv_train_in_lower is True
+    assert by_variant["no_ood_in_ll"].ood_in_lower is False
+    assert by_variant["darts"].objectives == ("val",)
+    assert by_variant["e2rnas"] == search_config_for(
+        spec, {"L": 0.07, "F": 0.9, "seed": 1}
+    )  # the empty variant is the plain search
+    assert all(config.order == "first" and config.seed == 1 for config in by_variant.values())
+    text = BASE.replace("F: [0.4, 0.6, 0.9]}", "F: [0.4], variant: [a], seed: [3]}")
+    spec = parse_sweep(text + "variants: {a: {seed: 9, weighting: equal}}\n", "t")
+    (point,) = grid_points(spec)[:1]
+    assert search_config_for(spec, point).seed == 3  # the point's own key wins
+    assert trial_key(point) == "F=0.4_L=0.03_seed=3_variant=a"
 
 
 def test_load_sweep_names_the_file(tmp_path: Path) -> None:

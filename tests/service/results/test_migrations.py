@@ -27,7 +27,18 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine, create_engine, event, func, inspect, select, text, update
+from sqlalchemy import (
+    Engine,
+    MetaData,
+    Table,
+    create_engine,
+    event,
+    func,
+    inspect,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.engine import make_url
 
 from service.errors import StoreError
@@ -100,7 +111,7 @@ def test_a_new_database_is_built_by_the_revisions_and_equals_the_tables(
 ) -> None:
     assert revision_of(store.engine) is None
     store.create_schema()
-    assert revision_of(store.engine) == head_revision() == "0005"
+    assert revision_of(store.engine) == head_revision() == "0006"
     assert schema_differences(store.engine) == []
 
 
@@ -368,6 +379,64 @@ def test_revision_0003_moves_a_swept_backbone_into_its_column_and_back(url: str)
         command.downgrade(migration_config(connection), "0002")
     assert swept_of(engine, "0001")["backbone"] == "pc_darts"
     assert "backbone" not in swept_of(engine, "0000")
+    engine.dispose()
+
+
+REVISION_0006 = {
+    "ood_aupr_paper": 33.5,
+    "pgd_acc_paper": 52.25,
+    "ood_fpr95_in": 41.0,
+    "grad_norms": "[0.5, 1.0, 2.0, 0.25, 3.0]",
+    "effective_weights": "[0.1, 0.2, 0.4, 0.05, 0.6]",
+    "search_options": '{"cost_scale": 7.5, "mgda_on": "direct"}',
+}
+
+
+def test_a_database_written_at_0005_gains_the_columns_of_0006_empty(url: str) -> None:
+    """Rows stored at 0005 keep every value and read the paper-protocol measures as NaN, the
+    search's diagnostics and options as missing; new rows store them; a downgrade drops them."""
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        command.upgrade(migration_config(connection), "0005")
+    at_0005 = MetaData()
+    sweeps = Table("sweeps", at_0005, autoload_with=engine)
+    trials = Table("trials", at_0005, autoload_with=engine)
+    assert not set(REVISION_0006) & set(trials.c.keys())
+    sweep = {**LEGACY_SWEEPS["pre-web-service"], "sweep_id": "s5"}
+    stored = {
+        **SEARCHED,
+        "sweep_id": "s5",
+        "trial_id": "0000",
+        "swept": {"L": 1.0, "seed": 0},
+        "status": "done",
+        "backbone": "darts",
+        "evaluation": "retrain",
+        "test_error": 2.76,
+        "pgd_acc": 38.25,
+        "proxy_ood_aupr": 80.0,
+        "versions": VERSIONS,
+    }
+    with engine.begin() as connection:
+        connection.execute(sweeps.insert(), [sweep])
+        connection.execute(trials.insert(), [stored])
+    store = ResultStore(url)
+    store.create_schema()
+    assert revision_of(store.engine) == head_revision() == "0006"
+    assert schema_differences(store.engine) == []
+    row: dict[str, Any] = dict.fromkeys(RESULT_COLUMNS)
+    row.update(dict.fromkeys(FLOAT_COLUMNS, math.nan))
+    row.update({k: v for k, v in stored.items() if k != "swept"}, L=1.0, seed=0)
+    pdt.assert_frame_equal(store.trials_frame("s5"), results_frame([row]))
+    assert math.isnan(store.trials_frame("s5").loc[0, "pgd_acc_paper"])
+
+    rerun = results_frame([{**row, **REVISION_0006}])
+    store.ingest(rerun)
+    pdt.assert_frame_equal(store.trials_frame("s5"), rerun)
+    with store.engine.begin() as connection:
+        command.downgrade(migration_config(connection), "0005")
+    columns = {c["name"] for c in inspect(store.engine).get_columns("trials")}
+    assert not set(REVISION_0006) & columns and "proxy_ood_aupr" in columns
+    store.close()
     engine.dispose()
 
 

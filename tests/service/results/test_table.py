@@ -20,7 +20,9 @@ from service.results.table import (
     FLOAT_COLUMNS,
     FRONT_METRICS,
     OBJECTIVE_COLUMNS,
+    PAPER_METRICS,
     RESULT_COLUMNS,
+    RETRAIN_DIR,
     TEXT_COLUMNS,
     TrialResultError,
     package_versions,
@@ -71,6 +73,9 @@ def write_trial(
             "flops_m": 528.1,
             "pgd_acc": 41.5,
             "ood_aupr": 88.25,
+            "ood_aupr_paper": 33.5,
+            "pgd_acc_paper": 52.25,
+            "ood_fpr95_in": 41.0,
             "latency_ms": 4.5,
             "latency_device": "cuda (NVIDIA H200)",
             "clean_acc": 97.24,
@@ -242,3 +247,106 @@ def test_a_backbone_that_is_not_text_is_a_corrupt_config(tmp_path: Path) -> None
     (tmp_path / "t" / "config.json").write_text(json.dumps({"backbone": 3}))
     with pytest.raises(TrialResultError, match=r"config\.json: backbone: expected a string"):
         trial_row("sw1", "t", {}, tmp_path / "t", "done")
+
+
+# -- the paper-protocol measures, the search's diagnostics and options ----------------------
+
+
+def rewrite_evaluation(path: Path, **changes: Any) -> None:
+    """Change keys of a ``metrics.json``; a change to None removes the key."""
+    metrics = json.loads(path.read_text())
+    metrics.update(changes)
+    path.write_text(json.dumps({k: v for k, v in metrics.items() if v is not None}))
+
+
+def test_the_paper_metrics_come_from_the_evaluation_and_are_nan_before_it(
+    tmp_path: Path,
+) -> None:
+    write_trial(tmp_path / "t", [BUNDLED["darts_v2"]], mode="retrain")
+    row = trial_row("sw1", "t", {}, tmp_path / "t", "done")
+    assert [row[name] for name in PAPER_METRICS] == [33.5, 52.25, 41.0]
+    assert set(PAPER_METRICS) <= set(FLOAT_COLUMNS) and set(PAPER_METRICS) <= set(RESULT_COLUMNS)
+    old = dict.fromkeys(PAPER_METRICS)  # a metrics.json written before they were measured
+    rewrite_evaluation(tmp_path / "t" / "metrics.json", **old)
+    row = trial_row("sw1", "t", {}, tmp_path / "t", "done")
+    assert all(math.isnan(row[name]) for name in PAPER_METRICS)
+    assert row["pgd_acc"] == 41.5  # the front metrics are read as before
+    rewrite_evaluation(tmp_path / "t" / "metrics.json", pgd_acc_paper="high")
+    with pytest.raises(TrialResultError, match=r"metrics\.json: pgd_acc_paper: expected a number"):
+        trial_row("sw1", "t", {}, tmp_path / "t", "done")
+
+
+def test_a_two_stage_row_takes_the_paper_metrics_of_the_retrain(tmp_path: Path) -> None:
+    trial = tmp_path / "t"
+    write_trial(trial, [BUNDLED["darts_v2"]], mode="proxy")
+    row = trial_row("sw1", "t", {}, trial, "done", two_stage=True)
+    assert row["proxy_pgd_acc"] == 41.5 and math.isnan(row["pgd_acc"])
+    assert all(math.isnan(row[name]) for name in PAPER_METRICS)  # not retrained: none
+    (trial / RETRAIN_DIR).mkdir()
+    (trial / RETRAIN_DIR / "metrics.json").write_text((trial / "metrics.json").read_text())
+    rewrite_evaluation(trial / RETRAIN_DIR / "metrics.json", mode="retrain", ood_aupr_paper=31.0)
+    row = trial_row("sw1", "t", {}, trial, "done", two_stage=True)
+    assert (row["evaluation"], row["pgd_acc"], row["proxy_pgd_acc"]) == ("retrain", 41.5, 41.5)
+    assert [row[name] for name in PAPER_METRICS] == [31.0, 52.25, 41.0]
+
+
+def write_norms(trial_dir: Path, norms: list[list[float] | str | None]) -> None:
+    """Give the search's records ``grad_norms`` and ``effective_weights`` (twice the norms),
+    one entry per record, None as a warm-up epoch reports them; "absent" leaves them out."""
+    path = trial_dir / "metrics.jsonl"
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    for record, value in zip(records, norms, strict=True):
+        if value == "absent":
+            record.pop("grad_norms", None)
+            record.pop("effective_weights", None)
+            continue
+        doubled = [2 * v for v in value] if isinstance(value, list) else value
+        record.update(grad_norms=value, effective_weights=doubled)
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+
+
+def test_gradient_norms_and_effective_weights_of_the_last_epoch_that_has_them(
+    tmp_path: Path,
+) -> None:
+    trial = tmp_path / "t"
+    write_trial(trial, [BUNDLED["darts_v1"], BUNDLED["darts_v2"], BUNDLED["darts_v2"]])
+    write_norms(trial, [None, [0.5, 1, 2, 0.25, 3], "absent"])
+    row = trial_row("sw1", "t", {}, trial, "done")
+    assert json.loads(row["grad_norms"]) == [0.5, 1.0, 2.0, 0.25, 3.0]
+    assert json.loads(row["effective_weights"]) == [1.0, 2.0, 4.0, 0.5, 6.0]
+    assert "grad_norms" in TEXT_COLUMNS and "effective_weights" in TEXT_COLUMNS
+    write_norms(trial, [[1, 1, 1, 1, 1], [2, 2, 2, 2, 2], [3, 3, 3, 3, 3]])
+    stopped = trial_row("sw1", "t", {}, trial, "stopped", stopped_at=2)
+    assert json.loads(stopped["grad_norms"]) == [2.0] * 5  # the epochs it ran before the stop
+    write_norms(trial, [None, None, "absent"])  # warm-up epochs, then a search of old
+    row = trial_row("sw1", "t", {}, trial, "done")
+    assert row["grad_norms"] is None and row["effective_weights"] is None
+    write_norms(trial, [None, "big", None])
+    with pytest.raises(TrialResultError, match=r"metrics\.jsonl: epoch 2: grad_norms: expected"):
+        trial_row("sw1", "t", {}, trial, "done")
+
+
+def test_search_options_are_the_options_config_json_has(tmp_path: Path) -> None:
+    trial = tmp_path / "t"
+    write_trial(trial, [BUNDLED["darts_v2"]])
+    assert trial_row("sw1", "t", {}, trial, "done")["search_options"] is None  # none given
+    config = {
+        "device": "cpu",
+        "ood_upper_scale": 50.0,
+        "mgda_on": "direct",
+        "cost_scale": 7.5,
+        "kl_reduction": "per_class",
+        "adv_train_in_lower": False,
+        "adv_lower_form": "fgsm",
+        "seed": 0,
+    }
+    (trial / "config.json").write_text(json.dumps(config))
+    row = trial_row("sw1", "t", {}, trial, "done")
+    assert row["search_options"] == (
+        '{"adv_lower_form": "fgsm", "adv_train_in_lower": false, "cost_scale": 7.5, '
+        '"kl_reduction": "per_class", "mgda_on": "direct", "ood_upper_scale": 50.0}'
+    )
+    (trial / "config.json").write_text(json.dumps({"device": "cpu", "mgda_on": "direct"}))
+    assert trial_row("sw1", "t", {}, trial, "done")["search_options"] == '{"mgda_on": "direct"}'
+    frame = results_frame([row])
+    assert frame.loc[0, "search_options"] == row["search_options"]
