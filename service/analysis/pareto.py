@@ -42,7 +42,7 @@ import pandas as pd  # type: ignore[import-untyped, unused-ignore]
 from service.errors import ConfigError, ObjectiveError
 from service.objectives import DIRECTIONS, FRONT_METRICS, METRICS
 from service.objectives import directions as registry_directions
-from service.results.table import STOPPED
+from service.results.table import STOPPED, frame_records
 
 REFERENCE_MARGIN = 0.1
 
@@ -258,6 +258,27 @@ def _reference_min(reference: npt.ArrayLike, objectives: Objectives, columns: in
             "numbers, one per objective"
         )
     return ref * _signs(objectives)
+
+
+def pareto_answer(every: pd.DataFrame, objectives: Objectives) -> dict[str, object]:
+    """The front of a sweep's finished (``done``) trials as plain JSON values: ``objectives``,
+    ``front`` (records), ``ranks`` (trial_id → rank; -1 for trials without one, failed ones
+    included), ``hypervolume``, ``reference`` and ``knee`` (a trial_id): the answer of the
+    API's ``/pareto`` and of ``e2rnas pareto --json``."""
+    chosen = directions(objectives)
+    frame = every[every["status"] == "done"].reset_index(drop=True)
+    info = pareto_info(frame, chosen)
+    records = frame_records(frame)
+    ranks = {str(trial): -1 for trial in every["trial_id"]}
+    ranks.update({str(frame["trial_id"].iloc[i]): int(r) for i, r in enumerate(info.ranks)})
+    return {
+        "objectives": chosen,
+        "front": [records[i] for i in info.front],
+        "ranks": ranks,
+        "hypervolume": float(info.hypervolume),
+        "reference": None if info.reference is None else list(info.reference),
+        "knee": None if info.knee is None else str(frame["trial_id"].iloc[info.knee]),
+    }
 
 
 def front_of(frame: pd.DataFrame, objectives: Objectives) -> pd.DataFrame:

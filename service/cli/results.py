@@ -36,6 +36,11 @@ def add_pareto(commands: Commands) -> None:
         metavar="A,B,...",
         help="front metrics to use (default: the sweep's objectives)",
     )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print the answer of GET /api/sweeps/{id}/pareto instead (the finished trials)",
+    )
     parser.set_defaults(handler=_pareto)
 
 
@@ -49,12 +54,15 @@ def _front_objectives(run_dir: Path, text: str | None) -> Any:
 
 
 def _pareto(args: argparse.Namespace) -> int:
-    from service.analysis.pareto import pareto_info
+    from service.analysis.pareto import pareto_answer, pareto_info
     from service.orchestration.collect import stored_table
     from service.results.table import RESULT_COLUMNS
 
     objectives = _front_objectives(args.run_dir, args.objectives)
     frame = stored_table(args.run_dir)
+    if args.json:
+        print(json.dumps(pareto_answer(frame, objectives), indent=2, allow_nan=False))
+        return 0
     info = pareto_info(frame, objectives)
     swept = [c for c in frame.columns if c not in RESULT_COLUMNS]
     shown = ["trial_id", *swept, *info.objectives, "genotype_hash"]

@@ -11,6 +11,7 @@ known to be good.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
@@ -88,11 +89,15 @@ def _add_status_and_submit(actions: Commands) -> None:
         help="show a sweep's progress, or a submitted job's status",
         description=(
             "With a run directory: the sweep's status and each trial's epochs. With a job id: "
-            "the Ray Job's status at --address (default: $RAY_ADDRESS)."
+            "the Ray Job's status at --address (default: $RAY_ADDRESS). Exits 1 when the "
+            "sweep or the job failed (or was stopped), 0 otherwise."
         ),
     )
     status.add_argument("target", metavar="DIR|JOB_ID")
     status.add_argument("--address", metavar="URL", help="jobs server, http://HOST:8265")
+    status.add_argument(
+        "--json", action="store_true", help="print the status as one JSON object instead"
+    )
     status.set_defaults(handler=_sweep_status)
     submit = actions.add_parser(
         "submit",
@@ -212,15 +217,31 @@ def _sweep_status(args: argparse.Namespace) -> int:
         trials = trial_states(target)
         done = sum(1 for t in trials if t.get("status") == "done")
         stopped = sum(1 for t in trials if t.get("status") == "stopped")
-        early = f", {stopped} stopped early" if stopped else ""
-        print(
-            f"sweep {state['sweep_id']}: {state['status']}, {done}/{state['trials']} trials "
-            f"done{early}"
-        )
-        for trial in trials:
-            total = search_epochs(spec, trial["point"])
-            print(f"  {trial['trial_key']}: {trial['status']}, epochs {trial['epochs']}/{total}")
-        return 0
+        rows = [
+            {
+                "trial_key": trial["trial_key"],
+                "status": trial["status"],
+                "epochs": trial["epochs"],
+                "total_epochs": search_epochs(spec, trial["point"]),
+            }
+            for trial in trials
+        ]
+        if args.json:
+            answer = {"sweep_id": state["sweep_id"], "status": state["status"]}
+            answer.update(total=state["trials"], done=done, stopped=stopped, trials=rows)
+            print(json.dumps(answer, indent=2))
+        else:
+            early = f", {stopped} stopped early" if stopped else ""
+            print(
+                f"sweep {state['sweep_id']}: {state['status']}, {done}/{state['trials']} "
+                f"trials done{early}"
+            )
+            for row in rows:
+                print(
+                    f"  {row['trial_key']}: {row['status']}, epochs "
+                    f"{row['epochs']}/{row['total_epochs']}"
+                )
+        return EXIT_OS_ERROR if state["status"] == "failed" else 0
     if target.exists() or "/" in args.target:
         raise CommandLineError(f"{target}: not the run directory of a sweep (no sweep.json)")
     address = args.address or os.environ.get("RAY_ADDRESS")
@@ -229,11 +250,14 @@ def _sweep_status(args: argparse.Namespace) -> int:
             f"{args.target}: not a run directory; for a job id give --address http://HOST:8265"
         )
     status, logs = jobs.job_status(args.target, address)
-    print(f"job {args.target}: {status}")
     tail = logs.strip().splitlines()[-5:]
-    for line in tail:
-        print(f"  {line}")
-    return 0
+    if args.json:
+        print(json.dumps({"job_id": args.target, "status": status, "logs": tail}, indent=2))
+    else:
+        print(f"job {args.target}: {status}")
+        for line in tail:
+            print(f"  {line}")
+    return EXIT_OS_ERROR if status in ("FAILED", "STOPPED") else 0
 
 
 def _sweep_submit(args: argparse.Namespace) -> int:

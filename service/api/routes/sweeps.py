@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal, cast
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 
-from service.analysis.pareto import pareto_info
+from service.analysis.pareto import pareto_answer
 from service.api.deps import Manager, Settings, Token
 from service.api.guard import BODY_TYPES, YAML_TYPES, media_type
 from service.api.manager import STATUSES
@@ -216,21 +216,8 @@ def sweep_pareto(
     """The nondominated finished trials over ``objectives`` (comma-separated; default: the
     sweep's), every trial's nondomination rank, the hypervolume and the knee."""
     chosen = chosen_objectives(objectives, sweep_spec(manager, sweep_id))
-    every = manager.store.trials_frame(sweep_id)
-    frame = every[every["status"] == "done"].reset_index(drop=True)
-    info = pareto_info(frame, chosen)
-    records = frame_records(frame)
     # Failed trials take no part, like finished ones missing a metric: rank -1.
-    ranks = {str(trial): -1 for trial in every["trial_id"]}
-    ranks.update({str(frame["trial_id"].iloc[i]): int(r) for i, r in enumerate(info.ranks)})
-    return ParetoPublic(
-        objectives=chosen,
-        front=[records[i] for i in info.front],
-        ranks=ranks,
-        hypervolume=float(info.hypervolume),
-        reference=None if info.reference is None else list(info.reference),
-        knee=None if info.knee is None else str(frame["trial_id"].iloc[info.knee]),
-    )
+    return ParetoPublic.model_validate(pareto_answer(manager.store.trials_frame(sweep_id), chosen))
 
 
 @router.get(

@@ -17,7 +17,7 @@ import pandas.testing as pdt
 import pytest
 
 from search_core.errors import ConfigError
-from search_core.genotypes import BUNDLED, Genotype
+from search_core.genotypes import BUNDLED, PRIMITIVES, Genotype
 from service.analysis.export import (
     FRONT_CSV,
     FRONT_PARQUET,
@@ -168,6 +168,62 @@ def test_genotypes_py_executes_into_darts_namedtuples(tmp_path: Path) -> None:
         genotype = BUNDLED[name]
         parsed = Genotype.from_darts_text(text, name=genotype_name(genotype.genotype_hash()))
         assert parsed == genotype
+
+
+DARTS_PRIMITIVES = [
+    "none",
+    "max_pool_3x3",
+    "avg_pool_3x3",
+    "skip_connect",
+    "sep_conv_3x3",
+    "sep_conv_5x5",
+    "dil_conv_3x3",
+    "dil_conv_5x5",
+]  # DARTS's cnn/genotypes.py, in its order: the columns of its alphas
+
+
+def test_genotypes_py_replaces_dartss_own_file(tmp_path: Path) -> None:
+    """Imported as a module named ``genotypes`` from the working directory, the way DARTS's
+    ``train.py`` does (``import genotypes``, then ``eval("genotypes.%s" % args.arch)``), in a
+    fresh interpreter: every exported genotype is found by its name, and ``Genotype`` and
+    ``PRIMITIVES`` are DARTS's."""
+    import subprocess
+    import sys
+
+    names = ["darts_v2", "pdarts"]
+    export_front(front_of(names), tmp_path)
+    archs = [genotype_name(BUNDLED[name].genotype_hash()) for name in names]
+    script = (
+        "import json, sys\n"
+        "import genotypes\n"
+        "found = {}\n"
+        "for arch in sys.argv[1:]:\n"
+        "    genotype = eval('genotypes.%s' % arch)\n"
+        "    found[arch] = [list(map(list, genotype.normal)), list(genotype.normal_concat),\n"
+        "                   list(map(list, genotype.reduce)), list(genotype.reduce_concat)]\n"
+        "print(json.dumps({'primitives': genotypes.PRIMITIVES,\n"
+        "                  'fields': genotypes.Genotype._fields, 'found': found}))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, *archs],  # sys.path[0]: the working directory
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    answer = json.loads(done.stdout)
+    assert answer["primitives"] == DARTS_PRIMITIVES == list(PRIMITIVES)
+    assert answer["fields"] == ["normal", "normal_concat", "reduce", "reduce_concat"]
+    for name, arch in zip(names, archs, strict=True):
+        normal, normal_concat, reduce, reduce_concat = answer["found"][arch]
+        genotype = BUNDLED[name]
+        assert [tuple(edge) for edge in normal] == list(genotype.normal)
+        assert [tuple(edge) for edge in reduce] == list(genotype.reduce)
+        assert (normal_concat, reduce_concat) == (
+            list(genotype.normal_concat),
+            list(genotype.reduce_concat),
+        )
 
 
 def test_front_csv_and_parquet_round_trip(tmp_path: Path) -> None:

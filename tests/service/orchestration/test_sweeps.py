@@ -37,6 +37,7 @@ from service.orchestration.processes import group_alive
 from service.orchestration.rundir import (
     read_scheduler_state,
     read_sweep_state,
+    set_status,
     sweep_id_for,
     trial_key,
     trial_states,
@@ -285,9 +286,21 @@ def test_local_sweep_writes_every_artefact_and_collects_idempotently(
 
     assert cli.main(["sweep", "status", str(run_dir)]) == 0
     assert "done, 2/2 trials done" in capsys.readouterr().out
+    assert cli.main(["sweep", "status", str(run_dir), "--json"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert (status["status"], status["total"], status["done"]) == ("done", 2, 2)
+    assert [t["epochs"] for t in status["trials"]] == [4, 4]
+    set_status(run_dir, "failed")  # a failed sweep's status exits 1, as its run did
+    assert cli.main(["sweep", "status", str(run_dir), "--json"]) == 1
+    assert json.loads(capsys.readouterr().out)["status"] == "failed"
+    set_status(run_dir, "done")
     assert cli.main(["pareto", str(run_dir), "--objectives", "test_error,params_m"]) == 0
     printed = capsys.readouterr().out
     assert "over test_error, params_m" in printed and "hypervolume" in printed
+    assert cli.main(["pareto", str(run_dir), "--json"]) == 0
+    pareto = json.loads(capsys.readouterr().out)
+    assert set(pareto) == {"objectives", "front", "ranks", "hypervolume", "reference", "knee"}
+    assert len(pareto["ranks"]) == 2 and pareto["front"]
     assert cli.main(["export", str(run_dir), "--out", str(tmp_path / "exp")]) == 0
     assert {p.name for p in (tmp_path / "exp").iterdir()} == EXPORT_FILES
 
