@@ -9,6 +9,8 @@ The supernet is one of the three backbones of Table IV (``backbone`` in
 :mod:`search_core.config`): DARTS's (:mod:`search_core.model_search`), PC-DARTS's partial
 channels and edge normalisation (:mod:`search_core.partial`), or P-DARTS's progressive stages
 (:mod:`search_core.progressive`); checkpoints are written by :mod:`search_core.checkpoint`.
+A genotype is retrained by :mod:`search_core.evaluate` and measured by
+:mod:`search_core.measure` (the front metrics and the paper-protocol measures beside them).
 The ImageNet transfer of Table V (IV-D-2) retrains a genotype in DARTS's ImageNet network
 (:mod:`search_core.model_eval`) on images read as :mod:`search_core.imagenet` says.
 """
