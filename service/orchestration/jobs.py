@@ -36,6 +36,9 @@ from service.orchestration.processes import is_embedded_head, stop_group
 
 __all__ = ["TERMINAL_JOB_STATES", "JobError", "RayJobs", "job_status", "submit_sweep"]
 
+AGENT_WAIT_S = 300.0
+"""How long a submission waits for a fresh head's job agent to take jobs."""
+
 TERMINAL_JOB_STATES = ("SUCCEEDED", "FAILED", "STOPPED")
 HEAD_RECORD = "ray-head.json"  # in the service's state dir: the embedded head it runs
 TEMP_PREFIX = "e2rnas-ray-"
@@ -293,8 +296,9 @@ class RayJobs:
     def _submit_job(
         self, command: list[str], runtime_env: dict[str, Any], submission_id: str | None
     ) -> str:
-        # A fresh head answers HTTP before its node agent takes jobs; that refusal passes.
-        deadline = time.monotonic() + 120.0
+        # A fresh head answers HTTP before its node agent takes jobs; that refusal passes. On a
+        # loaded two-core machine the agent took over two minutes once (a clean-clone run).
+        deadline = time.monotonic() + AGENT_WAIT_S
         while True:
             try:
                 job_id: str = self.client().submit_job(

@@ -535,14 +535,22 @@ def test_submit_to_a_two_node_cluster(tmp_path: Path, cluster: str) -> None:
     path = _write_sweep(tmp_path, name="cluster")
     run_dir = tmp_path / "run"
     submitted = _e2rnas(
-        "sweep", "submit", str(path), "--address", cluster, "--out", str(run_dir), cwd=tmp_path
+        "sweep",
+        "submit",
+        str(path),
+        "--address",
+        cluster,
+        "--out",
+        str(run_dir),
+        cwd=tmp_path,
+        timeout=420,  # the submission waits up to jobs.AGENT_WAIT_S for the head's job agent
     )
     assert submitted.returncode == 0, submitted.stderr[-3000:]
     job_id = submitted.stdout.strip().splitlines()[-1]
 
     def finished() -> bool:
         status = _e2rnas("sweep", "status", job_id, "--address", cluster, cwd=tmp_path)
-        assert status.returncode == 0, status.stderr
+        assert status.returncode in (0, 1), status.stderr  # 1: the job failed (checked below)
         return any(word in status.stdout for word in ("SUCCEEDED", "FAILED", "STOPPED"))
 
     _wait_for(finished, 400, "the job")
