@@ -32,6 +32,15 @@ class SweepCreated(BaseModel):
     id: str
 
 
+class SweepValidated(BaseModel):
+    """A sweep file that would be accepted: the name it would run under, its trial count and
+    the objectives its front is ranked on (name → min or max)."""
+
+    name: str
+    trials: int
+    objectives: dict[str, str]
+
+
 class SweepPublic(BaseModel):
     id: str
     name: str

@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import tempfile
+import urllib.parse
 from pathlib import Path
 from typing import Annotated, Any, Literal, cast
 
@@ -29,9 +30,10 @@ from service.api.schemas import (
     SweepCreated,
     SweepPublic,
     SweepsPublic,
+    SweepValidated,
 )
 from service.errors import MediaTypeError
-from service.orchestration.points import sweep_objectives
+from service.orchestration.points import sweep_objectives, trial_count
 from service.results.table import frame_records
 from service.results.urls import masked_url
 from service.yamltext import load_json
@@ -132,26 +134,32 @@ async def _sweep_body(request: Request, limit: int) -> str | dict[str, Any]:
     responses=PROBLEMS,
     openapi_extra=_SWEEP_BODY,
 )
-async def create_sweep(request: Request, manager: Manager, settings: Settings) -> SweepCreated:
+async def create_sweep(
+    request: Request, response: Response, manager: Manager, settings: Settings
+) -> SweepCreated:
     """Validate the sweep exactly as ``e2rnas sweep run`` does, record it and submit it to Ray
-    as a Ray Job; answers its id."""
+    as a Ray Job; answers its id, and its URL in ``Location``."""
     data = await _sweep_body(request, settings.max_body_bytes)
     # Submitting may start the embedded Ray and waits on HTTP: not on the event loop.
-    return SweepCreated(id=await run_in_threadpool(manager.create, data))
+    sweep_id = await run_in_threadpool(manager.create, data)
+    response.headers["Location"] = f"/api/sweeps/{urllib.parse.quote(sweep_id, safe='')}"
+    return SweepCreated(id=sweep_id)
 
 
 @router.post(
     "/validate",
-    response_model=SweepCreated,
+    response_model=SweepValidated,
     responses=PROBLEMS,
     openapi_extra=_SWEEP_BODY,
 )
-async def validate_sweep(request: Request, manager: Manager, settings: Settings) -> SweepCreated:
+async def validate_sweep(request: Request, manager: Manager, settings: Settings) -> SweepValidated:
     """Check a sweep file without submitting it (the submit page's inline errors); answers
-    the name it would run under."""
+    the name it would run under, its trial count and its front's objectives."""
     data = await _sweep_body(request, settings.max_body_bytes)
     spec = await run_in_threadpool(manager.validate, data)
-    return SweepCreated(id=spec.name)
+    return SweepValidated(
+        name=spec.name, trials=trial_count(spec), objectives=dict(sweep_objectives(spec))
+    )
 
 
 @router.get("", response_model=SweepsPublic)

@@ -50,7 +50,7 @@
       const where = el("strong", { text: badLine ? `Line ${badLine}: ` : "Error: " });
       clear(problem).append(...(ok ? [] : [where, String(detail)]));
       problem.classList.toggle("hidden", ok);
-      okBox.textContent = ok ? `Valid sweep: it would run as '${detail}'.` : "";
+      okBox.textContent = ok ? `Valid sweep: it would run as ${detail}.` : "";
       okBox.classList.toggle("hidden", !ok);
       if (ok) editor.removeAttribute("aria-invalid");
       else editor.setAttribute("aria-invalid", "true");
@@ -62,7 +62,8 @@
       const [mine, text] = [++sequence, editor.value];
       const headers = { "Content-Type": "application/yaml" };
       api("/api/sweeps/validate", { method: "POST", headers, body: text })
-        .then((answer) => mine === sequence && validated(true, answer.id, text))
+        .then((answer) => mine === sequence &&
+          validated(true, `'${answer.name}' (${answer.trials} trials)`, text))
         .catch((e) => mine === sequence && validated(false, e.detail ?? e.message, text));
     }
 

@@ -307,7 +307,17 @@ def test_validate_answers_the_name_without_submitting(client: TestClient, schedu
     body = SMALL_SWEEP.replace("F: [0.3, 0.9, 2.0]", "F: [0.3]")  # 3 trials: under the cap
     response = client.post("/api/sweeps/validate", content=body + scheduler, headers=YAML)
     assert response.status_code == 200, response.text
-    assert response.json() == {"id": "quick"}
+    assert response.json() == {
+        "name": "quick",
+        "trials": 3,
+        "objectives": {
+            "test_error": "min",
+            "params_m": "min",
+            "flops_m": "min",
+            "pgd_acc": "max",
+            "ood_aupr": "max",
+        },
+    }
     assert client.get("/api/sweeps").json()["count"] == 0
 
 
@@ -1172,6 +1182,8 @@ def test_a_real_sweep_survives_a_restart_and_can_be_cancelled(
         created = client.post("/api/sweeps", content=_e2e_body("e2e"), headers={**YAML, **AUTH})
         assert created.status_code == 201, created.text
         sweep_id = created.json()["id"]
+        assert created.headers["location"] == f"/api/sweeps/{sweep_id}"
+        assert client.get(created.headers["location"]).json()["id"] == sweep_id
         running = _wait(
             client,
             sweep_id,

@@ -676,6 +676,7 @@ def test_quickstart_through_the_browser(service: Service) -> None:
         page.wait_for_selector('body[data-valid="true"]')
         assert not page.locator("#validation").is_visible()
         assert page.locator("#validation-ok").is_visible()
+        assert "it would run as 'quickstart' (4 trials)" in page.inner_text("#validation-ok")
 
         _submit(page)
         sweep_id = page.url.rsplit("/", 1)[1]
