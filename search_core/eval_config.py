@@ -241,26 +241,17 @@ def build_network(
     # torch loads here, not at import
     from search_core.model_eval import EvalNetwork, ImageNetNetwork
 
+    shared: dict[str, Any] = {
+        "num_classes": num_classes,
+        "layers": config.layers,
+        "init_channels": config.init_channels,
+        "input_size": input_size,
+        "in_channels": in_channels,
+        "auxiliary": config.auxiliary,
+    }
     if config.network == "imagenet":
-        return ImageNetNetwork(
-            genotype,
-            num_classes=num_classes,
-            layers=config.layers,
-            init_channels=config.init_channels,
-            input_size=input_size,
-            in_channels=in_channels,
-            auxiliary=config.auxiliary,
-        )
-    return EvalNetwork(
-        genotype,
-        num_classes=num_classes,
-        layers=config.layers,
-        init_channels=config.init_channels,
-        input_size=input_size,
-        in_channels=in_channels,
-        auxiliary=config.auxiliary,
-        stem_multiplier=config.stem_multiplier,
-    )
+        return ImageNetNetwork(genotype, **shared)
+    return EvalNetwork(genotype, stem_multiplier=config.stem_multiplier, **shared)
 
 
 def check_genotype(genotype: Genotype, config: EvalConfig) -> None:

@@ -96,13 +96,18 @@ class Draws:
             beaten = self.dominates[drawn[:, :, None], runs[:, None, :]].any(axis=1)
             yield runs, ~(beaten | self.beaten[runs])
 
-    def shares(self, picks: IntArray | None) -> FloatArray:
+    def shares(self, picks: IntArray | None, fronts: list[FloatArray] | None = None) -> FloatArray:
         """Each configuration's share of draws that put it on the front, in ``members``
-        order."""
+        order; each draw's front (as points) appended to ``fronts`` when it is given, so that
+        the hypervolumes of the same draws need no second pass."""
         total = self.combinations if picks is None else len(picks)
         counts = np.zeros(len(self.fixed) + len(self.varying), dtype=np.int64)
-        for _, front in self.batches(picks):
+        for runs, front in self.batches(picks):
             counts += front.sum(axis=0)
+            if fronts is not None:
+                fronts.extend(
+                    self.points[chosen[kept]] for chosen, kept in zip(runs, front, strict=True)
+                )
         shares = np.empty(self.width, dtype=np.float64)
         shares[np.concatenate([self.fixed, self.varying])] = counts / max(1, total)
         return shares

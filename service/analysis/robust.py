@@ -42,7 +42,7 @@ moocore instead.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Literal, NamedTuple
 
 import moocore  # type: ignore[import-untyped, unused-ignore]
@@ -192,9 +192,10 @@ def _interval(
     chosen: dict[str, str],
     reference: npt.ArrayLike | None,
     confidence: float,
+    fronts: Iterable[FloatArray] | None = None,
 ) -> HypervolumeInterval:
     """The hypervolume of the draws: exact over every combination when there are no more of
-    them than random draws, else over the random draws."""
+    them than random draws, else over the random draws (their fronts, when already drawn)."""
     if not len(draws.points):
         return HypervolumeInterval(0.0, 0.0, 0.0, 0.0, confidence, "exact", 0, None)
     if reference is None:
@@ -206,7 +207,8 @@ def _interval(
             raise ConfigError(f"reference: got {shown}; expected finite numbers")
     pooled = float(moocore.hypervolume(draws.points, ref=ref))
     method: Method = "exact" if draws.combinations <= len(picks) else "bootstrap"
-    fronts = draws.fronts(None if method == "exact" else picks)
+    if fronts is None:
+        fronts = draws.fronts(None if method == "exact" else picks)
     values = np.array([moocore.hypervolume(front, ref=ref) for front in fronts])
     tail = (1.0 - confidence) / 2.0
     low, high = np.quantile(values, [tail, 1.0 - tail])
@@ -220,6 +222,16 @@ def _interval(
         draws=len(values),
         reference=tuple(float(v) for v in to_minimisation([ref], chosen)[0]),
     )
+
+
+def _shares(
+    draws: Draws, picks: IntArray, exact: bool
+) -> tuple[FloatArray, list[FloatArray] | None]:
+    """The dominance probabilities, and each draw's front when the hypervolumes are over the
+    same draws (both every combination, or both the random ones): one pass serves both."""
+    same = exact == (draws.combinations <= len(picks))
+    fronts: list[FloatArray] | None = [] if same else None
+    return draws.shares(None if exact else picks, fronts), fronts
 
 
 def _affordable(draws: Draws, resamples: int, strict: bool) -> int:
@@ -271,13 +283,13 @@ def robust_info(
     exact = draws.combinations <= exact_limit and draws.cost(draws.combinations) <= WORK_LIMIT
     method: Method = "exact" if exact else "bootstrap"
     probability = np.full(len(uniques), np.nan)
-    probability[drawn] = draws.shares(None if exact else picks)
+    probability[drawn], fronts = _shares(draws, picks, exact)
 
     result = _ranked(frame, keys, names, (codes, uniques), valid, probability)
     counts = [len(members[c]) for c in drawn] or [0]
     runs = (min(counts), max(counts))
     seed = seed_key if seed_key in frame.columns else None
-    hypervolume = _interval(draws, picks, chosen, reference, confidence)
+    hypervolume = _interval(draws, picks, chosen, reference, confidence, fronts)
     settings = _Settings(resamples, int(random_seed), confidence, hypervolume.reference, strict)
     by_backbone = _by_backbone(frame, chosen, keys, settings)
     return RobustInfo(

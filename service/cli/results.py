@@ -21,6 +21,16 @@ from service.orchestration.rundir import spec_of
 __all__ = ["add_export", "add_pareto", "add_report", "add_robust"]
 
 
+def _front_arguments(parser: argparse.ArgumentParser) -> None:
+    """The run directory and ``--objectives`` of the commands that read a sweep's front."""
+    parser.add_argument("run_dir", type=Path, metavar="DIR", help="the sweep's run directory")
+    parser.add_argument(
+        "--objectives",
+        metavar="A,B,...",
+        help="front metrics to use (default: the sweep's objectives)",
+    )
+
+
 def add_pareto(commands: Commands) -> None:
     parser = commands.add_parser(
         "pareto",
@@ -30,12 +40,7 @@ def add_pareto(commands: Commands) -> None:
             "the hypervolume and the knee point."
         ),
     )
-    parser.add_argument("run_dir", type=Path, metavar="DIR", help="the sweep's run directory")
-    parser.add_argument(
-        "--objectives",
-        metavar="A,B,...",
-        help="front metrics to use (default: the sweep's objectives)",
-    )
+    _front_arguments(parser)
     parser.add_argument(
         "--json",
         action="store_true",
@@ -87,13 +92,8 @@ def add_export(commands: Commands) -> None:
             "database, into --out."
         ),
     )
-    parser.add_argument("run_dir", type=Path, metavar="DIR", help="the sweep's run directory")
+    _front_arguments(parser)
     parser.add_argument("--out", type=Path, required=True, metavar="DIR2", help="output directory")
-    parser.add_argument(
-        "--objectives",
-        metavar="A,B,...",
-        help="front metrics to use (default: the sweep's objectives)",
-    )
     parser.set_defaults(handler=_export)
 
 
@@ -130,12 +130,7 @@ def add_robust(commands: Commands) -> None:
             "its 95%% interval, and the genotypes found by several trials."
         ),
     )
-    parser.add_argument("run_dir", type=Path, metavar="DIR", help="the sweep's run directory")
-    parser.add_argument(
-        "--objectives",
-        metavar="A,B,...",
-        help="front metrics to use (default: the sweep's objectives)",
-    )
+    _front_arguments(parser)
     parser.add_argument(
         "--resamples",
         type=int,

@@ -793,25 +793,22 @@ def _check_robust(
     assert set(csv["method"]) == {"exact"}
 
     env = {**os.environ, "E2RNAS_DATABASE_URL": f"sqlite:///{service.storage / 'service.db'}"}
-    cli = subprocess.run(
-        [str(Path(sys.executable).parent / "e2rnas"), "robust", str(run_dir), "--json"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=False,
-    )
+
+    def robust(*args: str) -> subprocess.CompletedProcess[str]:
+        script = str(Path(sys.executable).parent / "e2rnas")
+        return subprocess.run(
+            [script, "robust", str(run_dir), *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+            check=False,
+        )
+
+    cli = robust("--json")
     assert cli.returncode == 0, cli.stderr
     assert json.loads(cli.stdout) == answer
-    script = str(Path(sys.executable).parent / "e2rnas")
-    text = subprocess.run(
-        [script, "robust", str(run_dir), "--limit", "1"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=False,
-    )
+    text = robust("--limit", "1")
     assert text.returncode == 0, text.stderr
     lines = text.stdout.splitlines()
     assert lines[0].startswith("2 configurations over test_error, params_m, flops_m")
@@ -822,14 +819,7 @@ def _check_robust(
         for line in lines
     )
     assert "... 1 more (--limit)" in text.stdout
-    bad = subprocess.run(
-        [script, "robust", str(run_dir), "--resamples", "0"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=False,
-    )
+    bad = robust("--resamples", "0")
     assert bad.returncode == 2 and bad.stderr.strip().startswith("e2rnas: error: resamples: got 0")
     report = (run_dir / "report.html").read_text(encoding="utf-8")
     assert "Seed robustness" in report and "Configurations by dominance probability" in report
