@@ -212,10 +212,12 @@ def write_run_report(
 
 
 def stored_table(run_dir: Path) -> pd.DataFrame:
-    """The results table of the run directory as the store holds it."""
+    """The results table of the run directory as the store holds it; a database written by an
+    older version is upgraded first (new columns, empty), as the service does on start."""
     state = read_sweep_state(Path(run_dir))
     store = ResultStore(state["database_url"])
     try:
+        store.create_schema()
         return store.trials_frame(state["sweep_id"])
     finally:
         store.close()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import datetime as dt
+import json
 import math
 import os
 import re
@@ -652,3 +653,39 @@ def test_only_the_store_and_its_migrations_import_sqlalchemy_or_alembic() -> Non
                 if name.split(".")[0] in ("sqlalchemy", "alembic")
             ]
     assert not bad, "modules other than the store import the database layer:\n" + "\n".join(bad)
+
+
+def test_the_command_line_reads_a_run_directory_written_at_0005(tmp_path: Path) -> None:
+    """``e2rnas pareto``/``robust``/``export`` of a run written by the previous version: its
+    database is upgraded on the way (as the service does on start), and its rows read back
+    whole, the new columns empty."""
+    from service.orchestration.collect import stored_table
+
+    url = f"sqlite:///{tmp_path / 'results.db'}"
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        command.upgrade(migration_config(connection), "0005")
+    at_0005 = MetaData()
+    sweeps = Table("sweeps", at_0005, autoload_with=engine)
+    trials = Table("trials", at_0005, autoload_with=engine)
+    sweep = {**LEGACY_SWEEPS["pre-web-service"], "sweep_id": "s5"}
+    stored = {
+        **SEARCHED,
+        "sweep_id": "s5",
+        "trial_id": "0000",
+        "swept": {"L": 1.0, "seed": 0},
+        "status": "done",
+        "backbone": "darts",
+        "evaluation": "retrain",
+        "test_error": 2.76,
+        "versions": VERSIONS,
+    }
+    with engine.begin() as connection:
+        connection.execute(sweeps.insert(), [sweep])
+        connection.execute(trials.insert(), [stored])
+    engine.dispose()
+    state = {"sweep_id": "s5", "spec": {}, "database_url": url}
+    (tmp_path / "sweep.json").write_text(json.dumps(state), encoding="utf-8")
+    frame = stored_table(tmp_path)
+    assert frame.loc[0, "test_error"] == 2.76 and frame.loc[0, "L"] == 1.0
+    assert math.isnan(frame.loc[0, "pgd_acc_paper"]) and pd.isna(frame.loc[0, "grad_norms"])
