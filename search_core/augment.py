@@ -8,17 +8,25 @@ the batch lives on, with the random draws taken on that device from a caller-own
 loops over samples in Python or reads a value back to the host.
 
 The ImageNet transfer (IV-D-2) trains as DARTS does on ImageNet: torchvision's
-RandomResizedCrop and flip, batched here by :func:`random_resized_crop_flip`.
+RandomResizedCrop and flip, batched here by :func:`random_resized_crop_flip`, then its
+ColorJitter, batched by :func:`color_jitter`: each image draws its own four factors and its
+own order of the four adjustments, as torchvision draws them for each image it transforms,
+and the adjustments are torchvision's float tensor ones (``transforms.v2.functional``'s
+``adjust_*``) with a factor per image. The orders are followed without grouping the images
+(which would read the group sizes back): at each position every image blends, with a factor
+of 1 where its adjustment there is another, and the costly hue shift runs once for the whole
+batch, between the blends before and after it in each image's order.
 
 Each random transform has a deterministic twin that takes the draws as tensors
-(:func:`crop_flip`, :func:`cutout_at`, :func:`resized_crop_flip`), which is what the tests
-compare against references.
+(:func:`crop_flip`, :func:`cutout_at`, :func:`resized_crop_flip`,
+:func:`apply_color_jitter`), which is what the tests compare against references.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F_nn
@@ -178,6 +186,234 @@ def random_resized_crop_flip(
     return resized_crop_flip(x, size, boxes, flips)
 
 
+# torchvision's ColorJitter numbers its adjustments so (``fn_idx``): the values in ``order``.
+BRIGHTNESS, CONTRAST, SATURATION, HUE = range(4)
+
+
+class JitterParameters(NamedTuple):
+    """One ColorJitter draw per image: what torchvision's ``ColorJitter.get_params`` returns
+    for one image, for each image of a batch.
+
+    ``order`` is (N, 4) integer, row i the adjustments of image i in the order they apply
+    (:data:`BRIGHTNESS` ... :data:`HUE`); each factor is (N,), or None for an adjustment of
+    strength 0, which torchvision skips.
+    """
+
+    order: torch.Tensor
+    brightness: torch.Tensor | None
+    contrast: torch.Tensor | None
+    saturation: torch.Tensor | None
+    hue: torch.Tensor | None
+
+
+def jitter_parameters(
+    n: int,
+    brightness: float,
+    contrast: float,
+    saturation: float,
+    hue: float,
+    generator: torch.Generator | None,
+    device: torch.device,
+) -> JitterParameters:
+    """ColorJitter's draws for ``n`` images, on ``device`` from ``generator`` (which lives there).
+
+    As torchvision's ``ColorJitter``: brightness, contrast and saturation factors uniform on
+    [max(0, 1 - v), 1 + v], the hue shift uniform on [-h, h], and a uniformly random order of
+    the four (the argsort of four uniform draws, torchvision's ``randperm(4)`` for every image
+    at once). All eight draws per image are taken whatever the strengths, so a seed gives the
+    same orders and the same uniforms whichever adjustments are on.
+    """
+    strengths = {"brightness": brightness, "contrast": contrast, "saturation": saturation}
+    for name, value in (*strengths.items(), ("hue", hue)):
+        if not value >= 0:  # written so, NaN fails too
+            raise ConfigError(f"color_jitter {name} must be a strength >= 0, got {value!r}")
+    if hue > 0.5:
+        raise ConfigError(f"color_jitter hue must be at most 0.5 (half the circle), got {hue!r}")
+    keys = torch.rand((n, 4), generator=generator, device=device)
+    unit = torch.rand((n, 4), generator=generator, device=device)
+    ranges = [(max(0.0, 1.0 - v), 1.0 + v) for v in strengths.values()] + [(-hue, hue)]
+    factors = [
+        low + (high - low) * unit[:, k] if high > low else None
+        for k, (low, high) in enumerate(ranges)
+    ]
+    order = keys.argsort(dim=1, stable=True)
+    return JitterParameters(order, factors[0], factors[1], factors[2], factors[3])
+
+
+def color_jitter(
+    x: torch.Tensor,
+    brightness: float,
+    contrast: float,
+    saturation: float,
+    hue: float,
+    generator: torch.Generator | None,
+) -> torch.Tensor:
+    """torchvision's ColorJitter(brightness, contrast, saturation, hue) on each image of a batch.
+
+    ``x`` is an RGB batch of floats in [0, 1], not yet normalised (torchvision jitters the
+    image before ToTensor and Normalize); draws as :func:`jitter_parameters`, taken from
+    ``generator`` on ``x``'s device. All strengths 0 return ``x`` and draw nothing.
+    """
+    n = _check_batch(x, "color_jitter")[0]
+    if brightness == contrast == saturation == hue == 0:
+        return x
+    draws = jitter_parameters(n, brightness, contrast, saturation, hue, generator, x.device)
+    return apply_color_jitter(x, draws)
+
+
+def apply_color_jitter(x: torch.Tensor, draws: JitterParameters) -> torch.Tensor:
+    """The adjustments of ``draws`` on each image of ``x`` (RGB floats in [0, 1]), in its order.
+
+    The same as torchvision's ColorJitter forward with these factors and this ``fn_idx``,
+    image by image. The hue shift costs about ten blends, so each image's adjustments run as
+    those before its hue shift, the shift, and those after it: one shift of the whole batch,
+    and the blends position by position around it (:func:`_blend_positions`).
+    """
+    n = _check_rgb(x, "apply_color_jitter")
+    if draws.order.shape != (n, 4):
+        raise ConfigError(
+            f"apply_color_jitter needs an order of shape ({n}, 4), got {tuple(draws.order.shape)}"
+        )
+    order = draws.order.to(x.device)
+    if draws.hue is None:
+        return _blend_positions(x, draws, order, torch.ones_like(order, dtype=torch.bool))
+    hue_at = (order == HUE).to(torch.uint8).argmax(dim=1, keepdim=True)  # (N, 1)
+    positions = torch.arange(4, device=x.device)
+    x = _blend_positions(x, draws, order, positions < hue_at, range(3))
+    x = adjust_hue(x, draws.hue)
+    return _blend_positions(x, draws, order, positions > hue_at, range(1, 4))
+
+
+def _blend_positions(
+    x: torch.Tensor,
+    draws: JitterParameters,
+    order: torch.Tensor,
+    active: torch.Tensor,
+    positions: range = range(4),
+) -> torch.Tensor:
+    """Brightness, contrast and saturation at each of ``positions`` of the images' orders,
+    where ``active`` (N, 4) holds.
+
+    All three blend the image with a partner (black, the mean of its grayscale, its
+    grayscale) and clamp to [0, 1], so a position is one blend of the batch, each image with
+    its own partner and factor: a factor of 1 where its adjustment there is inactive, off or
+    the hue shift, which leaves it as it is (x·1 + t·0 = x, and the clamp keeps [0, 1]).
+    """
+    blend_factors = (draws.brightness, draws.contrast, draws.saturation)
+    if all(factor is None for factor in blend_factors):
+        return x
+    ones = torch.ones(order.shape[0], device=x.device, dtype=x.dtype)
+    by_adjustment = torch.stack(
+        [ones if f is None else f.to(device=x.device, dtype=x.dtype) for f in blend_factors]
+        + [ones],  # the hue shift's column: no blend
+        dim=1,
+    )
+    by_position = torch.where(active, by_adjustment.gather(1, order), 1.0)  # (N, 4)
+    needs_grey = draws.contrast is not None or draws.saturation is not None
+    for position in positions:
+        ratio = by_position[:, position].view(-1, 1, 1, 1)
+        partner = torch.zeros_like(ratio)  # black, brightness's
+        if needs_grey:
+            here = order[:, position].view(-1, 1, 1, 1)
+            grey = _grayscale(x)
+            mean = grey.mean(dim=(1, 2, 3), keepdim=True)
+            partner = torch.where(
+                here == SATURATION, grey, torch.where(here == CONTRAST, mean, 0.0)
+            )
+        x = _blend(x, partner, ratio)
+    return x
+
+
+def adjust_brightness(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+    """Image i times factor[i], clamped to [0, 1]: torchvision's ``adjust_brightness`` (a blend
+    with black) for each image of an (N, C, H, W) float batch; ``factor`` is (N,)."""
+    return (x * _per_image(factor, x)).clamp_(0.0, 1.0)
+
+
+def adjust_contrast(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+    """Image i blended with the mean of its grayscale by factor[i], clamped to [0, 1]:
+    torchvision's ``adjust_contrast`` for each image of an RGB float batch."""
+    _check_rgb(x, "adjust_contrast")
+    mean = _grayscale(x).mean(dim=(1, 2, 3), keepdim=True)
+    return _blend(x, mean, _per_image(factor, x))
+
+
+def adjust_saturation(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+    """Image i blended with its grayscale by factor[i], clamped to [0, 1]: torchvision's
+    ``adjust_saturation`` for each image of an RGB float batch."""
+    _check_rgb(x, "adjust_saturation")
+    return _blend(x, _grayscale(x), _per_image(factor, x))
+
+
+def adjust_hue(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+    """Image i with factor[i] (in [-0.5, 0.5], of the circle) added to its hue: torchvision's
+    ``adjust_hue`` (RGB to HSV, shift H modulo 1, back to RGB) for each image of an RGB
+    float batch in [0, 1]."""
+    _check_rgb(x, "adjust_hue")
+    hue, saturation, value = _rgb_to_hsv(x)
+    hue = (hue + _per_image(factor, x).view(-1, 1, 1)).remainder(1.0)
+    return _hsv_to_rgb(hue, saturation, value)
+
+
+def _per_image(factor: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    if factor.shape != (x.shape[0],):
+        raise ConfigError(
+            f"need one factor per image ({x.shape[0]},), got shape {tuple(factor.shape)}"
+        )
+    return factor.to(device=x.device, dtype=x.dtype).view(-1, 1, 1, 1)
+
+
+def _grayscale(x: torch.Tensor) -> torch.Tensor:
+    # torchvision's rgb_to_grayscale weights (ITU-R 601-2 luma, as PIL's "L"); (N, 1, H, W).
+    red, green, blue = x.unbind(1)
+    return red.mul(0.2989).add_(green, alpha=0.587).add_(blue, alpha=0.114).unsqueeze(1)
+
+
+def _blend(x: torch.Tensor, other: torch.Tensor, ratio: torch.Tensor) -> torch.Tensor:
+    # x·r + other·(1 - r), as torchvision's _blend, in one pass over x
+    return torch.addcmul(other * (1.0 - ratio), x, ratio).clamp_(0.0, 1.0)
+
+
+def _rgb_to_hsv(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Hue in [0, 1), saturation and value of each pixel, each (N, H, W), by Pillow's rule as
+    torchvision's ``_rgb_to_hsv``: grey pixels (max = min) get hue and saturation 0."""
+    red, green, blue = x.unbind(1)
+    high = torch.maximum(torch.maximum(red, green), blue)
+    low = torch.minimum(torch.minimum(red, green), blue)
+    span = high - low
+    grey = span == 0
+    saturation = span / torch.where(grey, 1.0, high)
+    # Distances from the max in units of the span; any divisor for grey pixels, all zero.
+    span = torch.where(grey, 1.0, span)
+    dist_r, dist_g, dist_b = (high - red) / span, (high - green) / span, (high - blue) / span
+    hue = torch.where(
+        high == red,
+        dist_b - dist_g,
+        torch.where(high == green, 2.0 + dist_r - dist_b, 4.0 + dist_g - dist_r),
+    )
+    return (hue * (1.0 / 6.0) + 1.0).fmod(1.0), saturation, high
+
+
+def _hsv_to_rgb(hue: torch.Tensor, saturation: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+    """(N, 3, H, W) RGB of (N, H, W) hue, saturation and value: Pillow's HSV to RGB (and
+    torchvision's ``_hsv_to_rgb``) in closed form.
+
+    Pillow picks v, p = v(1 - s), q = v(1 - sf) or t = v(1 - s(1 - f)) for each channel by
+    the hue's sector i = ⌊6h⌋ (f = 6h - i); that is v - v·s·clamp(min(k, 4 - k), 0, 1) with
+    k = (n + 6h) mod 6 and n = 5, 3, 1 for red, green, blue (the "alternative" HSV to RGB of
+    Wikipedia's HSL and HSV article), and takes a few elementwise passes where torchvision's
+    table lookup gathers with an int64 index per pixel. k is formed as (n + i) mod 6 + f, so
+    that f is torchvision's to the last bit.
+    """
+    sixths = hue * 6.0
+    sector = torch.floor(sixths)
+    fraction = (sixths - sector).unsqueeze(1)
+    offsets = torch.arange(5, 0, -2, device=hue.device, dtype=hue.dtype).view(1, 3, 1, 1)
+    k = (sector.unsqueeze(1) + offsets).remainder_(6.0).add_(fraction)
+    weight = torch.minimum(k, 4.0 - k).clamp_(0.0, 1.0)
+    return value.unsqueeze(1) - (value * saturation).unsqueeze(1) * weight
+
+
 def cutout_at(x: torch.Tensor, length: int, centres: torch.Tensor) -> torch.Tensor:
     """Zero, in every channel of sample i, the square of side ``length`` centred at centres[i].
 
@@ -220,6 +456,13 @@ def _check_batch(x: torch.Tensor, where: str) -> tuple[int, int, int, int]:
         )
     n, channels, height, width = x.shape
     return n, channels, height, width
+
+
+def _check_rgb(x: torch.Tensor, where: str) -> int:
+    n, channels, _, _ = _check_batch(x, where)
+    if channels != 3:
+        raise ConfigError(f"{where} expects RGB images (3 channels), got {channels} channels")
+    return n
 
 
 def _check_non_negative(value: int, field: str) -> None:

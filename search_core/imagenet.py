@@ -4,16 +4,22 @@ Table V retrains the genotypes searched on CIFAR-10 on ImageNet-1K in DARTS's mo
 its ImageNet network (:class:`~search_core.model_eval.ImageNetNetwork`, 14 cells, C=48) with
 its ImageNet recipe (the ``imagenet`` preset of :mod:`search_core.eval_config`). DARTS's
 script (quark0/darts ``cnn/train_imagenet.py``) reads every image with torchvision: training
-images through RandomResizedCrop(224) and a horizontal flip, test images resized to 256 on
-their shorter side and centre-cropped to 224. Here, as for every dataset of this project, a
-split is read once into memory as uint8 and augmented on the device; with ``image_size`` s
-(224) and S = round(s·256/224) (256):
+images through RandomResizedCrop(224), a horizontal flip and ColorJitter(brightness=0.4,
+contrast=0.4, saturation=0.4, hue=0.2), test images resized to 256 on their shorter side and
+centre-cropped to 224. Here, as for every dataset of this project, a split is read once
+into memory as uint8 and augmented on the device; with ``image_size`` s (224) and
+S = round(s·256/224) (256):
 
 - training images are stored as S×S squares (shorter side resized to S, the centre square
   kept), and every step crops each one as RandomResizedCrop(s) does (area 8-100 %, aspect
   3/4-4/3) and flips it (:func:`search_core.augment.random_resized_crop_flip`). The crops
-  are drawn from that centre square, not from the whole width of a wide image; DARTS's
-  ColorJitter (brightness, contrast, saturation 0.4, hue 0.2) is not applied;
+  are drawn from that centre square, not from the whole width of a wide image; then each
+  crop is colour-jittered as DARTS's ColorJitter (:data:`COLOR_JITTER`) by
+  :func:`search_core.augment.color_jitter`, before normalisation as in DARTS's transform
+  (where it comes before ToTensor and Normalize). It jitters the bilinear crop's floats with
+  torchvision's tensor adjustments, where DARTS's jitters the uint8 PIL image with PIL's:
+  the same maps, but for PIL's rounding to whole levels of 0-255 after each and of the hue
+  shift to 1/256 of the circle;
 - test images, and the OoD set's, go through DARTS's test transform: shorter side to S,
   centre crop s×s (the crop taken from the S×S square, which is the same to within a pixel);
 - normalisation uses the training split's own per-channel mean and std, as every set here,
@@ -37,12 +43,15 @@ from __future__ import annotations
 
 import torch
 
-from search_core.augment import normalize, random_resized_crop_flip, to_float
+from search_core.augment import color_jitter, normalize, random_resized_crop_flip, to_float
 from search_core.data import ImageSet, load_image_set
 from search_core.eval_config import EvalConfig
 from search_core.search import DeviceData
 
-__all__ = ["ResizedCropData", "centre_crop", "load_imagenet_sets", "stored_size"]
+__all__ = ["COLOR_JITTER", "ResizedCropData", "centre_crop", "load_imagenet_sets", "stored_size"]
+
+# DARTS's train_imagenet.py: ColorJitter(brightness=0.4, contrast=0.4, saturation=0.4, hue=0.2)
+COLOR_JITTER = (0.4, 0.4, 0.4, 0.2)
 
 
 def stored_size(image_size: int) -> int:
@@ -79,12 +88,20 @@ def load_imagenet_sets(config: EvalConfig) -> tuple[ImageSet, ImageSet, ImageSet
 
 
 class ResizedCropData(DeviceData):
-    """The stored training squares on the device, cropped as RandomResizedCrop(size) + flip."""
+    """The stored training squares on the device, cropped as RandomResizedCrop(size) + flip,
+    then colour-jittered with ``jitter``'s (brightness, contrast, saturation, hue)."""
 
-    def __init__(self, images: ImageSet, device: torch.device, size: int) -> None:
+    def __init__(
+        self,
+        images: ImageSet,
+        device: torch.device,
+        size: int,
+        jitter: tuple[float, float, float, float] = COLOR_JITTER,
+    ) -> None:
         super().__init__(images, device, augment=False)
         self.size = size
         self.top = _centre_offset(images.image_size, size)
+        self.jitter = jitter
 
     def batch(
         self, index: torch.Tensor, generator: torch.Generator | None, augment: bool = True
@@ -92,6 +109,7 @@ class ResizedCropData(DeviceData):
         x = to_float(self.images[index])
         if augment:
             x = random_resized_crop_flip(x, self.size, generator)
+            x = color_jitter(x, *self.jitter, generator)
         else:  # the test transform's centre crop
             x = x[:, :, self.top : self.top + self.size, self.top : self.top + self.size]
         return normalize(x, self.mean, self.std), self.labels[index]

@@ -1,15 +1,27 @@
-"""On-device augmentation against plain per-sample references (pad, slice, flip, fill)."""
+"""On-device augmentation against plain per-sample references (pad, slice, flip, fill) and,
+for the colour jitter, torchvision's own ``transforms.v2.functional.adjust_*`` image by image."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import pytest
 import torch
 import torch.nn.functional as F_nn
+from torchvision.transforms.v2 import functional as tv_functional
 
 from search_core.augment import (
+    JitterParameters,
+    adjust_brightness,
+    adjust_contrast,
+    adjust_hue,
+    adjust_saturation,
+    apply_color_jitter,
+    color_jitter,
     crop_flip,
     cutout,
     cutout_at,
+    jitter_parameters,
     normalize,
     random_crop_flip,
     to_float,
@@ -189,6 +201,145 @@ def test_cutout_length_zero_and_negative() -> None:
         cutout(x, -2, None)
 
 
+# -- colour jitter ---------------------------------------------------------------------------
+
+# torchvision's ColorJitter forward: fn_idx 0..3 name these, each skipped when its factor is None.
+TV_ADJUST = (
+    tv_functional.adjust_brightness,
+    tv_functional.adjust_contrast,
+    tv_functional.adjust_saturation,
+    tv_functional.adjust_hue,
+)
+CPU = torch.device("cpu")
+
+
+def _colour_batch(n: int = 24, seed: int = 0) -> torch.Tensor:
+    """RGB images in [0, 1] with the hard cases of HSV: grey pixels, black, white, one
+    channel at the max (each branch of the hue), and ties between two channels."""
+    x = torch.rand(n, 3, 5, 7, generator=torch.Generator().manual_seed(seed))
+    x[0] = x[0, :1]  # a grey image: hue and saturation 0, contrast's mean its own
+    x[1, :, 0] = 0.0
+    x[1, :, 1] = 1.0
+    x[2, 0, 0] = x[2, 1, 0]  # red ties green at some pixels
+    x[3, 1, 0] = x[3, 2, 0]
+    return x
+
+
+def _reference_jitter(x: torch.Tensor, draws: JitterParameters) -> torch.Tensor:
+    factors = (draws.brightness, draws.contrast, draws.saturation, draws.hue)
+    out = []
+    for i in range(x.shape[0]):
+        image = x[i]
+        for adjustment in draws.order[i].tolist():
+            factor = factors[adjustment]
+            if factor is not None:
+                image = TV_ADJUST[adjustment](image, float(factor[i]))
+        out.append(image)
+    return torch.stack(out)
+
+
+@pytest.mark.parametrize(
+    ("adjust", "reference", "low", "high"),
+    [
+        (adjust_brightness, tv_functional.adjust_brightness, 0.0, 2.5),
+        (adjust_contrast, tv_functional.adjust_contrast, 0.0, 2.5),
+        (adjust_saturation, tv_functional.adjust_saturation, 0.0, 2.5),
+        (adjust_hue, tv_functional.adjust_hue, -0.5, 0.5),
+    ],
+)
+def test_each_batched_adjustment_is_torchvision_image_by_image(
+    adjust: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    reference: Callable[[torch.Tensor, float], torch.Tensor],
+    low: float,
+    high: float,
+) -> None:
+    x = _colour_batch()
+    factor = low + (high - low) * torch.rand(24, generator=torch.Generator().manual_seed(1))
+    factor[:3] = torch.tensor([low, high, (low + high) / 2])  # both ends and the middle
+    got = adjust(x, factor)
+    expected = torch.stack([reference(x[i], float(factor[i])) for i in range(24)])
+    # 1e-5 for the hue as well: its hue, sector and fraction are computed as torchvision's,
+    # bit for bit, so only the last roundings of v·s·(weight) differ (a few float32 ulps, seen
+    # up to 2e-7); the blends differ by the rounding of one multiply-add.
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize(
+    "strengths",
+    [(0.4, 0.4, 0.4, 0.2), (0.9, 0.9, 0.9, 0.5), (0.4, 0.0, 0.4, 0.0), (0.0, 0.0, 0.0, 0.3)],
+)
+def test_color_jitter_is_torchvision_in_the_drawn_order_with_the_drawn_factors(
+    strengths: tuple[float, float, float, float],
+) -> None:
+    x = _colour_batch(n=64)
+    draws = jitter_parameters(64, *strengths, torch.Generator().manual_seed(5), CPU)
+    assert len({tuple(row) for row in draws.order.tolist()}) > 12  # many orders are tested
+    got = color_jitter(x, *strengths, torch.Generator().manual_seed(5))
+    torch.testing.assert_close(got, _reference_jitter(x, draws), atol=1e-5, rtol=0)
+    torch.testing.assert_close(apply_color_jitter(x, draws), got, atol=0, rtol=0)
+
+
+def test_color_jitter_is_reproducible_from_its_generator() -> None:
+    x = _colour_batch()
+    first = color_jitter(x, 0.4, 0.4, 0.4, 0.2, torch.Generator().manual_seed(3))
+    again = color_jitter(x, 0.4, 0.4, 0.4, 0.2, torch.Generator().manual_seed(3))
+    other = color_jitter(x, 0.4, 0.4, 0.4, 0.2, torch.Generator().manual_seed(4))
+    assert torch.equal(first, again) and not torch.equal(first, other)
+
+
+def test_zero_strengths_are_the_identity_and_draw_nothing() -> None:
+    x = _colour_batch()
+    generator = torch.Generator().manual_seed(0)
+    state = generator.get_state()
+    assert color_jitter(x, 0.0, 0.0, 0.0, 0.0, generator) is x
+    assert torch.equal(generator.get_state(), state)
+    draws = jitter_parameters(24, 0.0, 0.0, 0.0, 0.0, generator, CPU)
+    assert draws[1:] == (None, None, None, None)
+    assert torch.equal(apply_color_jitter(x, draws), x)
+    # factors of 1 and a shift of 0 leave the images as they are (the hue to its rounding)
+    ones, zeros = torch.ones(24), torch.zeros(24)
+    for adjust in (adjust_brightness, adjust_contrast, adjust_saturation):
+        assert torch.equal(adjust(x, ones), x)
+    torch.testing.assert_close(adjust_hue(x, zeros), x, atol=1e-6, rtol=0)
+
+
+def test_jitter_factors_lie_in_their_ranges_and_images_stay_in_unit_range() -> None:
+    n = 4000
+    draws = jitter_parameters(n, 0.4, 1.5, 0.0, 0.2, torch.Generator().manual_seed(0), CPU)
+    assert draws.brightness is not None and draws.contrast is not None and draws.hue is not None
+    assert draws.saturation is None  # strength 0: skipped, as torchvision's None
+    for factor, (low, high) in ((draws.brightness, (0.6, 1.4)), (draws.contrast, (0.0, 2.5))):
+        assert low <= float(factor.min()) < low + 0.01 and high - 0.01 < float(factor.max()) <= high
+    assert -0.2 <= float(draws.hue.min()) < -0.19 and 0.19 < float(draws.hue.max()) <= 0.2
+    assert torch.equal(draws.order.sort(dim=1).values, torch.arange(4).expand(n, 4))
+    assert len({tuple(row) for row in draws.order.tolist()}) == 24  # every order is drawn
+    out = color_jitter(_colour_batch(n=256), 0.9, 0.9, 0.9, 0.5, torch.Generator().manual_seed(1))
+    assert float(out.min()) >= 0.0 and float(out.max()) <= 1.0
+
+
+@pytest.mark.parametrize(
+    ("strengths", "message"),
+    [
+        ((-0.1, 0.4, 0.4, 0.2), "brightness must be a strength >= 0, got -0.1"),
+        ((0.4, float("nan"), 0.4, 0.2), "contrast must be a strength >= 0, got nan"),
+        ((0.4, 0.4, -1.0, 0.2), "saturation must be a strength >= 0"),
+        ((0.4, 0.4, 0.4, 0.6), "hue must be at most 0.5"),
+    ],
+)
+def test_bad_jitter_strengths_name_the_argument(
+    strengths: tuple[float, float, float, float], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        color_jitter(_colour_batch(n=4), *strengths, None)
+
+
+def test_jitter_needs_rgb_images_and_one_factor_per_image() -> None:
+    with pytest.raises(ConfigError, match="RGB images"):
+        color_jitter(torch.rand(2, 1, 4, 4), 0.4, 0.4, 0.4, 0.2, None)
+    with pytest.raises(ConfigError, match="one factor per image"):
+        adjust_contrast(_colour_batch(n=4), torch.ones(3))
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_augment_on_cuda_matches_cpu() -> None:
@@ -207,3 +358,17 @@ def test_augment_on_cuda_matches_cpu() -> None:
     out = random_crop_flip(gpu, 4, True, generator)
     assert out.device == gpu.device and out.shape == gpu.shape
     assert cutout(gpu, 16, generator).device == gpu.device
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_color_jitter_on_cuda_matches_cpu_and_reproduces() -> None:
+    x = _colour_batch(n=64)
+    draws = jitter_parameters(64, 0.4, 0.4, 0.4, 0.2, torch.Generator().manual_seed(0), CPU)
+    on_cuda = JitterParameters(*(None if t is None else t.cuda() for t in draws))
+    torch.testing.assert_close(
+        apply_color_jitter(x.cuda(), on_cuda).cpu(), apply_color_jitter(x, draws), atol=1e-5, rtol=0
+    )
+    first = color_jitter(x.cuda(), 0.4, 0.4, 0.4, 0.2, torch.Generator("cuda").manual_seed(2))
+    again = color_jitter(x.cuda(), 0.4, 0.4, 0.4, 0.2, torch.Generator("cuda").manual_seed(2))
+    assert first.device.type == "cuda" and torch.equal(first, again)

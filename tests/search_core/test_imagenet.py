@@ -4,7 +4,8 @@ References are independent of the code under test: a brute-force sum over the ne
 modules for its parameters, forward hooks that multiply out every convolution's and linear
 layer's shape for its multiply-adds, DARTS's published 4.7 M parameters (Table V: 4.72 M),
 torchvision's own ``resized_crop``, ``hflip`` and test transform (Resize then CenterCrop of the
-PIL image), and DARTS's ImageNet settings as printed in its script.
+PIL image), and DARTS's ImageNet settings as printed in its script (its ColorJitter's
+strengths among them, applied after the crop and before normalisation as in its transform).
 """
 
 from __future__ import annotations
@@ -20,13 +21,19 @@ from torch import nn
 from torchvision import transforms
 from torchvision.transforms import functional as tv_functional
 
-from search_core.augment import random_resized_crop_flip, resized_crop_flip
+from search_core.augment import (
+    color_jitter,
+    normalize,
+    random_resized_crop_flip,
+    resized_crop_flip,
+    to_float,
+)
 from search_core.data import ImageSet
 from search_core.errors import ConfigError, GenotypeError
 from search_core.eval_config import build_network, eval_from_mapping, eval_preset
 from search_core.evaluate import make_optimizer, make_schedule, train_step
 from search_core.genotypes import BUNDLED
-from search_core.imagenet import load_imagenet_sets, stored_size
+from search_core.imagenet import COLOR_JITTER, ResizedCropData, load_imagenet_sets, stored_size
 from search_core.model_eval import ImageNetNetwork, count_flops_m, count_params_m
 from search_core.search import DeviceData
 
@@ -241,6 +248,33 @@ def test_random_resized_crops_stay_inside_and_the_whole_image_is_a_plain_resize(
         match_plain = torch.allclose(whole[i], resized[i], atol=1e-5)
         match_flip = torch.allclose(whole[i], tv_functional.hflip(resized[i]), atol=1e-5)
         assert match_plain or match_flip
+
+
+def test_training_batches_are_cropped_then_jittered_as_darts_then_normalised() -> None:
+    assert COLOR_JITTER == (0.4, 0.4, 0.4, 0.2)  # DARTS's ColorJitter(0.4, 0.4, 0.4, 0.2)
+    side, size = stored_size(32), 32
+    pixels = torch.randint(0, 256, (6, 3, side, side), generator=torch.Generator().manual_seed(0))
+    images = ImageSet(
+        pixels.to(torch.uint8), torch.arange(6) % 2, 2, (0.5, 0.4, 0.3), (0.2, 0.3, 0.25), "fixed"
+    )
+    index = torch.tensor([4, 0, 2])
+    jittered, labels = ResizedCropData(images, torch.device("cpu"), size).batch(
+        index, torch.Generator().manual_seed(9)
+    )
+    plain, _ = ResizedCropData(images, torch.device("cpu"), size, jitter=(0, 0, 0, 0)).batch(
+        index, torch.Generator().manual_seed(9)
+    )
+    # DARTS's order from one generator: crop and flip, jitter, then Normalize.
+    generator = torch.Generator().manual_seed(9)
+    crops = random_resized_crop_flip(to_float(images.images[index]), size, generator)
+    expected = normalize(color_jitter(crops, *COLOR_JITTER, generator), images.mean, images.std)
+    assert torch.equal(jittered, expected) and torch.equal(labels, images.labels[index])
+    assert torch.equal(plain, normalize(crops, images.mean, images.std))  # the same crops
+    assert not torch.allclose(jittered, plain, atol=0.05)
+    # The test transform is not jittered.
+    centre, _ = ResizedCropData(images, torch.device("cpu"), size).batch(index, None, False)
+    window = tv_functional.center_crop(to_float(images.images[index]), [size, size])
+    assert torch.equal(centre, normalize(window, images.mean, images.std))
 
 
 def _write_folder(root: Path, classes: int, per_class: dict[str, int]) -> None:
