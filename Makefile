@@ -3,20 +3,38 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+LOCK := requirements.lock
 
-.PHONY: demo test sysdeps lint bytecode bench clean
+.PHONY: demo test sysdeps lint bytecode bench clean lock
 
 # pip compiles the packages' bytecode on one core; compileall -j 0 on every core: 155 s instead
 # of 186 s for the whole install on two cores. torch's py312_intrinsics.py is Python 3.12 syntax
 # (pip skips it the same way).
 SITE = $$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')
 
-$(STAMP): pyproject.toml
+# Installs exactly requirements.lock (versions and hashes of every package, the extras and dev
+# tools included), then the project itself without resolving anything again; pip check fails
+# the install if the lock and pyproject.toml ever disagree.
+$(STAMP): pyproject.toml $(LOCK)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet --no-compile -e '.[dev]'
+	$(BIN)/pip install --quiet --no-compile --require-hashes -r $(LOCK)
+	$(BIN)/pip install --quiet --no-compile --no-deps -e .
+	$(BIN)/pip check
 	$(BIN)/python -m compileall -q -j 0 -x py312_intrinsics "$(SITE)"
 	touch $(STAMP)
+
+# Resolves pyproject.toml's ranges (all extras and the dev tools) into requirements.lock for
+# Linux x86-64 and Python 3.11; run after changing a dependency, and commit both files.
+# This machine's wheel directories join PyPI where they exist (torch's builds lie there).
+INDEXES := --default-index https://pypi.org/simple --index-strategy unsafe-best-match \
+	$(foreach d,$(wildcard /opt/pypi/simple /opt/pypi-more/simple),--index file://$(d)) \
+	$(foreach d,$(wildcard /opt/wheels),--find-links $(d))
+lock: $(STAMP)
+	$(BIN)/uv pip compile pyproject.toml --extra dev --generate-hashes --quiet \
+		--python-version 3.11 --python-platform x86_64-manylinux_2_28 \
+		$(INDEXES) \
+		--custom-compile-command "make lock" -o $(LOCK)
 
 # The project's own bytecode, which pip does not compile for an editable install: without it,
 # where PYTHONDONTWRITEBYTECODE is set, every process (each trial, each CLI call of the tests)

@@ -3,11 +3,18 @@
 Every exception the service raises on purpose derives from
 :class:`search_core.errors.E2RNASError` and carries one line that names the field or file,
 the bad value and what was expected. The command line turns it into ``e2rnas: error: ...``
-and the exit code of :data:`ERRORS`; the REST API into a JSON ``{"detail": ...}`` with the
-HTTP status of the same table. Nothing else decides either number.
+and the exit code of :data:`ERRORS`; the REST API into an RFC 9457 problem
+(``application/problem+json``, the message in ``detail``) with the HTTP status of the same
+table. Nothing else decides either number.
+
+:data:`EXIT_STATUSES` gives each exit code the command line can end with one meaning, in the
+words every ``e2rnas ... --help`` prints: a script can then tell a bad argument from failed
+trials, a full disk or Ctrl-C by the code alone.
 """
 
 from __future__ import annotations
+
+import importlib.util
 
 from search_core.errors import (
     CheckpointError,
@@ -20,8 +27,10 @@ from search_core.errors import (
 __all__ = [
     "ERRORS",
     "EXIT_BAD_INPUT",
+    "EXIT_FAILED",
     "EXIT_INTERRUPTED",
     "EXIT_OS_ERROR",
+    "EXIT_STATUSES",
     "CheckpointError",
     "CommandLineError",
     "ConfigError",
@@ -44,13 +53,37 @@ __all__ = [
     "UnknownSweepError",
     "exit_code",
     "http_status",
+    "require_package",
 ]
 
-EXIT_OS_ERROR = (
-    1  # writing the outputs failed (a full disk, a read-only directory), or trials failed
-)
-EXIT_BAD_INPUT = 2  # every E2RNASError: the input is wrong, the message says how
+EXIT_FAILED = 1  # the command ran, but what it ran failed: a sweep's trials, a Ray Job
+# Every E2RNASError: the input is wrong, the message says how; argparse's usage error is 2 too.
+EXIT_BAD_INPUT = 2
+EXIT_OS_ERROR = 74  # sysexits.h's EX_IOERR: a file could not be read or written (a full disk)
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
+
+# (exit code, meaning): every code the command line ends with, once; its --help prints them.
+EXIT_STATUSES: tuple[tuple[int, str], ...] = (
+    (0, "success"),
+    (
+        EXIT_FAILED,
+        "failed: trials of 'sweep run' or 'sweep resume' failed, or 'sweep status' found "
+        "the sweep or its Ray Job failed",
+    ),
+    (
+        EXIT_BAD_INPUT,
+        "usage error: a bad argument, file or value; one line 'e2rnas: error: ...' names it",
+    ),
+    (
+        EXIT_OS_ERROR,
+        "OS error: a file could not be read or written (a full disk, a read-only directory)",
+    ),
+    (
+        EXIT_INTERRUPTED,
+        "interrupted: Ctrl-C, or a sweep stopped before its end; 'sweep resume' or "
+        "--resume continues it",
+    ),
+)
 
 
 class SweepSyntaxError(ConfigError):
@@ -153,3 +186,14 @@ def exit_code(error: E2RNASError) -> int:
 def http_status(error: E2RNASError) -> int:
     """The REST API's HTTP status for ``error``."""
     return _row(error)[1]
+
+
+def require_package(field: str, module: str, extra: str) -> None:
+    """ConfigError naming ``field`` and the install fix when ``module``, which only the
+    project's optional ``extra`` installs, is missing (``pip install e2rnas-sweeps`` alone
+    searches and sweeps; the web service, PostgreSQL and the trackers are extras)."""
+    if importlib.util.find_spec(module) is None:
+        raise ConfigError(
+            f"{field}: needs the Python package {module!r}, which is not installed here; "
+            f"pip install 'e2rnas-sweeps[{extra}]'"
+        )

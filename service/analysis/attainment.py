@@ -16,7 +16,7 @@ from typing import NamedTuple
 
 import moocore  # type: ignore[import-untyped, unused-ignore]
 import numpy as np
-import pandas as pd  # type: ignore[import-untyped, unused-ignore]
+import pandas as pd
 
 from service.analysis.pareto import directions, to_minimisation
 from service.analysis.robust import SEED, valid_rows

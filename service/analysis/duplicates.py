@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
-import pandas as pd  # type: ignore[import-untyped, unused-ignore]
+import pandas as pd
 
 __all__ = ["DuplicateGroup", "duplicate_groups", "has_hash", "twin_configurations"]
 

@@ -28,7 +28,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-import pandas as pd  # type: ignore[import-untyped, unused-ignore]
+import pandas as pd
 
 from search_core.genotypes import PRIMITIVES, Genotype
 from service.errors import ConfigError, GenotypeError

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import pandas as pd  # type: ignore[import-untyped, unused-ignore]
+import pandas as pd
 import plotly.graph_objects as go  # type: ignore[import-untyped, unused-ignore]
 
 from service.analysis.pareto import Objectives

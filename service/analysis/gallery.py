@@ -13,7 +13,7 @@ import math
 from collections.abc import Sequence
 from typing import Literal, NamedTuple, get_args
 
-import pandas as pd  # type: ignore[import-untyped, unused-ignore]
+import pandas as pd
 import plotly.graph_objects as go  # type: ignore[import-untyped, unused-ignore]
 
 from service.analysis.figures import (

@@ -37,7 +37,7 @@ from typing import NamedTuple
 import moocore  # type: ignore[import-untyped, unused-ignore]
 import numpy as np
 import numpy.typing as npt
-import pandas as pd  # type: ignore[import-untyped, unused-ignore]
+import pandas as pd
 
 from service.errors import ConfigError, ObjectiveError
 from service.objectives import DIRECTIONS, FRONT_METRICS, METRICS

@@ -23,7 +23,7 @@ from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
-import pandas as pd  # type: ignore[import-untyped, unused-ignore]
+import pandas as pd
 
 from service.analysis.pareto import Objectives, directions, hypervolume, pareto_info
 from service.errors import ConfigError

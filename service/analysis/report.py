@@ -20,7 +20,7 @@ from typing import NamedTuple
 import jinja2
 import numpy as np
 import numpy.typing as npt
-import pandas as pd  # type: ignore[import-untyped, unused-ignore]
+import pandas as pd
 import plotly.graph_objects as go  # type: ignore[import-untyped, unused-ignore]
 import plotly.offline  # type: ignore[import-untyped, unused-ignore]
 

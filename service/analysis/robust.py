@@ -48,7 +48,7 @@ from typing import Literal, NamedTuple
 import moocore  # type: ignore[import-untyped, unused-ignore]
 import numpy as np
 import numpy.typing as npt
-import pandas as pd  # type: ignore[import-untyped, unused-ignore]
+import pandas as pd
 
 from service.analysis.draws import Draws
 from service.analysis.duplicates import (

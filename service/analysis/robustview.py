@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import html
 import math
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import numpy as np
-import pandas as pd  # type: ignore[import-untyped, unused-ignore]
+import pandas as pd
 import plotly.graph_objects as go  # type: ignore[import-untyped, unused-ignore]
 
 from service.analysis.attainment import Attainment, attainment_surfaces
@@ -131,7 +131,7 @@ def robust_text(info: RobustInfo, limit: int | None = None) -> str:
     if info.note:
         lines.append(f"note: {info.note}")
     shown = info.table if limit is None else info.table.head(limit)
-    columns = {
+    columns: dict[str, object] = {
         "configuration": shown["configuration"],
         "P(front)": shown["dominance_probability"].map(lambda v: "-" if pd.isna(v) else f"{v:.3f}"),
         "runs": shown["valid_runs"].astype(str) + "/" + shown["runs"].astype(str),
@@ -246,7 +246,7 @@ def robust_projection(
     worst = (worst_of(x), worst_of(y))
 
     def column(stat: str, name: str) -> tuple[float, ...]:
-        return tuple(float(stats[stat].at[label, name]) for label in order)
+        return tuple(float(stats[stat].loc[label, name]) for label in order)
 
     return RobustProjection(
         x=x,
@@ -280,7 +280,8 @@ def _hover(
     parts = [f"<b>{html.escape(label)}</b>", f"P(front) {'-' if pd.isna(p) else f'{p:.3f}'}"]
     parts.append(f"{count[label]} runs")
     for axis in axes:
-        mean, std = stats["mean"].at[label, axis], stats["std"].at[label, axis]
+        # A cell of a numeric aggregate; pandas-stubs type .loc's scalar as any cell type.
+        mean, std = (cast(float, stats[stat].loc[label, axis]) for stat in ("mean", "std"))
         parts.append(f"{html.escape(axis)} {spread_text(mean, std)}")
     return "<br>".join(parts)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 import json
 
-import pandas as pd  # type: ignore[import-untyped, unused-ignore]
+import pandas as pd
 
 from service.api.manager import SweepManager
 from service.errors import ObjectiveError

@@ -8,6 +8,7 @@ import logging
 from pathlib import Path
 
 from service.cli.common import Commands
+from service.errors import require_package
 
 __all__ = ["add_serve"]
 
@@ -35,7 +36,13 @@ def add_serve(commands: Commands) -> None:
     parser.set_defaults(handler=_serve)
 
 
+# The web stack is the [web] extra: without it, one line that says how to install it.
+WEB_PACKAGES = ("fastapi", "uvicorn", "pydantic_settings", "fastapi_offline")
+
+
 def _serve(args: argparse.Namespace) -> int:
+    for module in WEB_PACKAGES:
+        require_package("serve", module, "web")
     from service.api.settings import load_settings
 
     settings = load_settings(

@@ -23,7 +23,7 @@ from typing import Any
 
 import moocore  # type: ignore[import-untyped, unused-ignore]
 import numpy as np
-import pandas as pd  # type: ignore[import-untyped, unused-ignore]
+import pandas as pd
 
 from search_core.genotypes import Genotype
 from service.analysis.gallery import proxy_agreement

@@ -31,7 +31,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import pandas as pd  # type: ignore[import-untyped, unused-ignore]
+import pandas as pd
 from sqlalchemy import (
     JSON,
     Column,
@@ -54,7 +54,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
-from service.errors import ConfigError, StoreError, UnknownSweepError
+from service.errors import ConfigError, StoreError, UnknownSweepError, require_package
 from service.results.migrations import upgrade_to_head
 from service.results.table import (
     FLOAT_COLUMNS,
@@ -142,7 +142,10 @@ class ResultStore:
 
     def __init__(self, url: str) -> None:
         self.url = url  # as given: a reference stays a reference wherever it is written
-        self.engine: Engine = create_engine(resolve_url(url), future=True, pool_pre_ping=True)
+        resolved = resolve_url(url)
+        if resolved.startswith("postgresql+psycopg"):  # the [postgres] extra
+            require_package("database_url", "psycopg", "postgres")
+        self.engine: Engine = create_engine(resolved, future=True, pool_pre_ping=True)
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _enable_sqlite_foreign_keys)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Annotated, Any
 
-import pandas as pd  # type: ignore[import-untyped, unused-ignore]
+import pandas as pd
 from fastapi import APIRouter, HTTPException, Query, status
 
 from service.analysis.figures import compare_fronts
@@ -20,6 +20,7 @@ from service.analysis.plotdata import compare_info
 from service.analysis.robust import robust_info
 from service.analysis.robustview import robust_record
 from service.api.deps import Manager
+from service.api.etag import RevalidatedRoute
 from service.api.reads import finished_trials
 from service.api.schemas import (
     PROBLEMS,
@@ -31,7 +32,7 @@ from service.api.schemas import (
 from service.errors import ObjectiveError, UnknownSweepError
 from service.objectives import DEFAULT_PROJECTION_2D, METRICS
 
-router = APIRouter(prefix="/api/compare", tags=["compare"])
+router = APIRouter(prefix="/api/compare", tags=["compare"], route_class=RevalidatedRoute)
 
 SweepQuery = Annotated[str, Query(max_length=200, description="A sweep id (GET /api/sweeps).")]
 ObjectiveQuery = Annotated[

@@ -12,19 +12,22 @@ from collections.abc import Sequence
 from typing import Annotated
 
 import numpy as np
-import pandas as pd  # type: ignore[import-untyped, unused-ignore]
+import pandas as pd
 from fastapi import APIRouter, Query
 
 from service.analysis.gallery import FigureName, sweep_figure, sweep_figures, why_not
 from service.analysis.plotdata import rank_table
 from service.api.deps import Manager
+from service.api.etag import RevalidatedRoute
 from service.api.reads import chosen_objectives, comma_list, finished_trials, sweep_spec
 from service.api.schemas import PROBLEMS, FigurePublic, SweepFiguresPublic
 from service.errors import ConfigError, SweepConflictError
 from service.orchestration.points import check_axes, plottable_columns
 from service.orchestration.spec import SweepSpec
 
-router = APIRouter(prefix="/api/sweeps/{sweep_id}/figures", tags=["figures"])
+router = APIRouter(
+    prefix="/api/sweeps/{sweep_id}/figures", tags=["figures"], route_class=RevalidatedRoute
+)
 
 ObjectivesQuery = Annotated[
     str | None,

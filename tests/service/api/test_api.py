@@ -275,8 +275,11 @@ def staircase_area(points: list[tuple[float, float]], reference: tuple[float, fl
 
 
 def _detail(response: Any) -> str:
+    """The one-line ``detail`` of an error answer, which must be an RFC 9457 problem."""
+    assert response.headers["content-type"] == "application/problem+json", response.headers
     body = response.json()
-    assert set(body) == {"detail"}, body
+    assert set(body) == {"type", "title", "status", "detail", "instance"}, body
+    assert body["status"] == response.status_code
     assert isinstance(body["detail"], str)
     return str(body["detail"])
 
@@ -299,7 +302,7 @@ def test_health(client: TestClient, settings: ServiceSettings) -> None:
 def test_list_is_empty_at_first(client: TestClient) -> None:
     response = client.get("/api/sweeps")
     assert response.status_code == 200
-    assert response.json() == {"data": [], "count": 0}
+    assert response.json() == {"data": [], "count": 0, "total": 0}
 
 
 @pytest.mark.parametrize("scheduler", ["", "scheduler: {kind: mo_asha, grace_period: 1}\n"])
@@ -668,7 +671,7 @@ def test_no_other_file_is_exported(client: TestClient, finished: pd.DataFrame, n
     assert response.status_code in (404, 422), (name, response.status_code)
     assert b"root:" not in response.content
     assert b"SQLite format 3" not in response.content
-    assert response.headers["content-type"].startswith("application/json")
+    assert response.headers["content-type"] == "application/problem+json"
 
 
 def test_cell_diagrams(client: TestClient, finished: pd.DataFrame) -> None:
