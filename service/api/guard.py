@@ -14,8 +14,9 @@ answers as same-origin. So:
 - **Content-Type** of such a request's body must be JSON or one of the YAML types the API
   documents (415); the types a form can send (``text/plain``, form encodings) never pass.
 
-A pure ASGI middleware, so that it runs before routing and answers in the API's error form,
-``{"detail": "Header: what was wrong"}``, with the status of ``service.errors.ERRORS``.
+A pure ASGI middleware, so that it runs before routing and answers in the API's error form
+(`service.api.problems`: ``detail`` is "Header: what was wrong"), with the status of
+``service.errors.ERRORS``.
 """
 
 from __future__ import annotations
@@ -23,16 +24,15 @@ from __future__ import annotations
 import urllib.parse
 
 from starlette.datastructures import Headers
-from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from service.api.problems import error_problem
 from service.api.settings import ServiceSettings
 from service.errors import (
     E2RNASError,
     HostNotAllowedError,
     MediaTypeError,
     OriginNotAllowedError,
-    http_status,
 )
 
 __all__ = ["BODY_TYPES", "YAML_TYPES", "RequestGuard", "media_type"]
@@ -71,8 +71,7 @@ class RequestGuard:
         try:
             self.check(scope["method"], Headers(scope=scope))
         except E2RNASError as error:
-            answer = JSONResponse({"detail": str(error)}, status_code=http_status(error))
-            await answer(scope, receive, send)
+            await error_problem(error, scope["path"])(scope, receive, send)
             return
         await self.app(scope, receive, send)
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
-from fastapi import FastAPI, Request, status
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
+from service.api import problems
 from service.api.guard import RequestGuard
 from service.api.manager import SweepManager
 from service.api.routes import (
@@ -25,11 +25,16 @@ from service.api.routes import (
     sweeps,
 )
 from service.api.settings import ServiceSettings
-from service.errors import E2RNASError, UnknownSweepError, http_status
 
 
-def _problem(code: int, detail: str) -> JSONResponse:
-    return JSONResponse({"detail": detail}, status_code=code)
+class _Service(FastAPI):
+    """FastAPI whose OpenAPI document declares the error answers as they are sent:
+    ``application/problem+json`` (`service.api.problems`)."""
+
+    def openapi(self) -> dict[str, Any]:
+        if self.openapi_schema is None:
+            self.openapi_schema = problems.problem_openapi(super().openapi())
+        return self.openapi_schema
 
 
 def create_app(settings: ServiceSettings, manager: SweepManager | None = None) -> FastAPI:
@@ -45,7 +50,7 @@ def create_app(settings: ServiceSettings, manager: SweepManager | None = None) -
         finally:
             owned.close()
 
-    app = FastAPI(
+    app = _Service(
         title="e2rnas-sweeps",
         summary="Sweeps of E2RNAS architecture searches over lower bounds on size, on Ray.",
         version="1",
@@ -56,27 +61,7 @@ def create_app(settings: ServiceSettings, manager: SweepManager | None = None) -
     app.state.settings = settings
     app.state.manager = manager or SweepManager(settings)
 
-    async def sweep_layer_error(_: Request, error: Exception) -> JSONResponse:
-        if isinstance(error, UnknownSweepError) and error.sweep_id is not None:
-            # The store's message names the database; an API client needs only the id.
-            return _problem(
-                status.HTTP_404_NOT_FOUND,
-                f"sweep_id: no sweep {error.sweep_id!r} on this service; GET /api/sweeps "
-                "lists them",
-            )
-        assert isinstance(error, E2RNASError)
-        return _problem(http_status(error), str(error))
-
-    async def request_error(_: Request, error: Exception) -> JSONResponse:
-        assert isinstance(error, RequestValidationError)
-        parts = []
-        for item in error.errors():
-            where = ".".join(str(p) for p in item["loc"] if p not in ("query", "path", "body"))
-            parts.append(f"{where or 'request'}: {item['msg']}")
-        return _problem(status.HTTP_422_UNPROCESSABLE_CONTENT, "; ".join(parts))
-
-    app.add_exception_handler(E2RNASError, sweep_layer_error)
-    app.add_exception_handler(RequestValidationError, request_error)
+    problems.install(app)
     app.include_router(health.router)
     app.include_router(sweeps.router)
     app.include_router(figures.router)

@@ -54,16 +54,21 @@ class SweepPublic(BaseModel):
 
 
 class SweepsPublic(BaseModel):
+    """A page of the sweeps: ``count`` of them here, ``total`` in all (``limit``/``offset``)."""
+
     data: list[SweepPublic]
     count: int
+    total: int
 
 
 class ResultsPublic(BaseModel):
-    """The results table: one record per trial, NaN as null."""
+    """A page of the results table: one record per trial, NaN as null; ``count`` records
+    here, ``total`` in the table (``limit``/``offset``)."""
 
     columns: list[str]
     data: list[dict[str, Any]]
     count: int
+    total: int
 
 
 class ParetoPublic(BaseModel):
@@ -240,9 +245,19 @@ class Health(BaseModel):
 
 
 class Problem(BaseModel):
-    """Every 4xx answer: what was wrong, naming the field or the header."""
+    """Every error answer, as RFC 9457's ``application/problem+json`` (`service.api.problems`).
 
-    detail: str
+    ``detail`` is the one line clients and the pages show, naming the field or the header;
+    ``type`` tells the project's kinds of error apart (one per row of `service.errors.ERRORS`,
+    ``about:blank`` for plain HTTP errors, whose ``title`` is the status phrase)."""
+
+    type: str = Field(examples=["about:blank", "tag:e2rnas-sweeps,2026:unknown-sweep"])
+    title: str = Field(examples=["Not Found"])
+    status: int
+    detail: str = Field(
+        examples=["sweep_id: no sweep 'x' on this service; GET /api/sweeps lists them"]
+    )
+    instance: str = Field(examples=["/api/sweeps/x"])  # the request's path
 
 
 PROBLEMS: dict[int | str, dict[str, Any]] = {

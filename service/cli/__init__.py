@@ -5,11 +5,14 @@ configuration; ``sweep run|resume|status|submit`` (:mod:`service.cli.sweep`) run
 Ray Tune or submit it as a Ray Job; ``pareto``, ``export`` and ``report``
 (:mod:`service.cli.results`) read a finished sweep, ``replay`` (:mod:`service.cli.replay`)
 replays one through an early-stopping scheduler; ``serve`` (:mod:`service.cli.serve`) starts
-the web service. Every error the project raises on purpose
+the web service; ``completion`` (:mod:`service.cli.completion`) prints the shell's completion
+script. Every error the project raises on purpose
 (:class:`~search_core.errors.E2RNASError`) ends the command with one line
 ``e2rnas: error: ...`` on stderr and the exit code of :data:`service.errors.ERRORS`, never a
-traceback; an OSError while writing outputs exits with 1 and Ctrl-C with 130.
-``--log-level`` sets how much the command logs on stderr (one line per event).
+traceback; an OSError exits with :data:`~service.errors.EXIT_OS_ERROR` and Ctrl-C with
+:data:`~service.errors.EXIT_INTERRUPTED`. Every ``--help`` ends with the table of exit codes,
+:data:`service.errors.EXIT_STATUSES`. ``--log-level`` sets how much the command logs on
+stderr (one line per event).
 
 A new subcommand adds an ``add_<name>`` parser builder to :data:`COMMANDS` and a handler it
 sets as the parser's default.
@@ -26,6 +29,7 @@ from service.cli.common import (
     PROG,
     Commands,
     Handler,
+    Parser,
     SearchProgress,
     config_layers,
     load_eval_config,
@@ -33,6 +37,7 @@ from service.cli.common import (
     parse_setting,
     read_config_file,
 )
+from service.cli.completion import add_completion
 from service.cli.replay import add_replay
 from service.cli.results import add_export, add_pareto, add_report, add_robust
 from service.cli.search import add_count, add_evaluate, add_search
@@ -65,6 +70,7 @@ COMMANDS: tuple[Callable[[Commands], None], ...] = (
     add_report,
     add_replay,
     add_serve,
+    add_completion,
 )
 
 
@@ -76,7 +82,7 @@ def _version() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog=PROG,
         description="E2RNAS: search for accurate, small and robust architectures.",
     )

@@ -1,5 +1,6 @@
-"""What the ``e2rnas`` subcommands share: settings layered preset < ``--config`` < ``--set``,
-the ``--preset/--config/--set/--out`` arguments, progress bars, and messages for Ctrl-C.
+"""What the ``e2rnas`` subcommands share: the parser class whose help ends with the exit
+statuses, settings layered preset < ``--config`` < ``--set``, the
+``--preset/--config/--set/--out`` arguments, progress bars, and messages for Ctrl-C.
 
 A search's or an evaluation's configuration is layered, preset < ``--config`` file <
 ``--set KEY=VALUE``; the layers are merged into one mapping and checked as a whole by
@@ -10,20 +11,24 @@ their data before they create the output directory, so bad input leaves nothing 
 from __future__ import annotations
 
 import argparse
+import functools
+import re
 import shutil
 import sys
+import textwrap
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeAlias
 
+import shtab
 import yaml
 from tqdm import tqdm
 
 from search_core.config import PRESETS, SearchConfig, preset
 from search_core.eval_config import EVAL_PRESETS, EvalConfig, eval_preset
-from service.errors import EXIT_INTERRUPTED, CommandLineError
+from service.errors import EXIT_INTERRUPTED, EXIT_STATUSES, CommandLineError
 from service.orchestration.dataroots import check_config_paths, roots_from_env
 from service.yamltext import read_yaml, yaml_problem
 
@@ -33,11 +38,14 @@ __all__ = [
     "CommandLineError",
     "Commands",
     "Handler",
+    "HelpFormatter",
+    "Parser",
     "SearchProgress",
     "add_settings_arguments",
     "check_env_roots",
     "check_out",
     "config_layers",
+    "exit_status_help",
     "interrupted",
     "load_eval_config",
     "load_search_config",
@@ -52,7 +60,56 @@ DEFAULT_PRESET = "paper"
 
 Handler = Callable[[argparse.Namespace], int]
 # argparse's subparsers type is private and generic only in its stubs, so it is named by string.
-Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+Commands: TypeAlias = "argparse._SubParsersAction[Parser]"
+
+
+# -- the parser: exit statuses in every --help, paths completed by the shell ---------------
+
+
+@functools.cache
+def exit_status_help() -> str:
+    """The epilog of every ``--help``: one row per code of :data:`service.errors.EXIT_STATUSES`."""
+    rows = "\n".join(f"  {code:<5}{meaning}" for code, meaning in EXIT_STATUSES)
+    return f"exit status:\n{rows}"
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """argparse's own, except that a text of several lines (the exit statuses) keeps its lines,
+    each wrapped to the terminal under its own indentation, so the table stays a table; the
+    one-line descriptions are wrapped as argparse wraps them."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if "\n" not in text:
+            return super()._fill_text(text, width, indent)
+        lines = []
+        for line in text.splitlines():
+            # A row's continuation lines start under its meaning, past the code.
+            hanging = re.match(r"\s*(\d+\s+)?", line)
+            under = " " * (hanging.end() if hanging else 0)
+            lines.append(
+                textwrap.fill(line, width, initial_indent=indent, subsequent_indent=indent + under)
+            )
+        return "\n".join(lines)
+
+
+class Parser(argparse.ArgumentParser):
+    """The ``e2rnas`` parser: its help ends with the exit statuses, and an argument of
+    ``type=Path`` completes file names in the shell (shtab's ``complete`` hook).
+
+    argparse makes a subcommand's parser of its parent's class, so every subcommand's
+    ``--help`` and arguments get the same without a word in its module.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("epilog", exit_status_help())
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:
+        action = super().add_argument(*args, **kwargs)
+        if kwargs.get("type") is Path:
+            action.complete = shtab.FILE  # type: ignore[attr-defined]
+        return action
 
 
 # -- configuration: preset < --config file < --set ----------------------------------------

@@ -16,7 +16,7 @@ from typing import Any
 
 from service.cli.common import CommandLineError, Commands, check_out, objectives_arg
 from service.orchestration.points import check_axes, plottable_columns, sweep_objectives
-from service.orchestration.rundir import spec_of
+from service.orchestration.rundir import read_sweep_state, spec_of
 
 __all__ = ["add_export", "add_pareto", "add_report", "add_robust"]
 
@@ -84,16 +84,35 @@ def _pareto(args: argparse.Namespace) -> int:
 def add_export(commands: Commands) -> None:
     parser = commands.add_parser(
         "export",
-        help="write a sweep's Pareto-front genotypes and tables",
+        help="write a sweep's Pareto-front genotypes and tables, or its trials as an Optuna study",
         description=(
             "Write genotypes.json, genotypes.py (DARTS format), front.csv and front.parquet "
             "of the sweep's Pareto front, and robust.csv (its configurations ranked by "
             "dominance probability over the seeds, see 'e2rnas robust'), read from its "
-            "database, into --out."
+            "database, into --out. With --optuna-storage, write every finished trial as a "
+            "multi-objective Optuna study there (complete, pruned or failed; swept values as "
+            "params, the objectives as values), for optuna-dashboard and optuna.visualization."
         ),
     )
     _front_arguments(parser)
-    parser.add_argument("--out", type=Path, required=True, metavar="DIR2", help="output directory")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        metavar="DIR2",
+        help="output directory (needed without --optuna-storage)",
+    )
+    parser.add_argument(
+        "--optuna-storage",
+        metavar="URL",
+        help="an Optuna RDB storage, e.g. sqlite:////abs/path/optuna.db (or env:VARIABLE naming "
+        "one), to write the sweep's trials to as a study",
+    )
+    parser.add_argument(
+        "--study-name",
+        metavar="NAME",
+        help="the study's name (default: the sweep's name); an earlier export of this sweep "
+        "under that name is replaced, any other study of that name is refused",
+    )
     parser.set_defaults(handler=_export)
 
 
@@ -104,14 +123,47 @@ def _export(args: argparse.Namespace) -> int:
     from service.analysis.robustview import robust_csv_frame
     from service.orchestration.collect import stored_table
 
-    check_out(args.out)
+    if args.out is None and args.optuna_storage is None:
+        raise CommandLineError("export: expected --out DIR2, --optuna-storage URL or both")
+    if args.study_name is not None and args.optuna_storage is None:
+        raise CommandLineError("--study-name: names a study of --optuna-storage; give that too")
+    if args.out is not None:
+        check_out(args.out)
     objectives = _front_objectives(args.run_dir, args.objectives)
     frame = stored_table(args.run_dir)
-    robust = robust_csv_frame(robust_info(frame, objectives))
-    paths = export_front(front_of(frame, objectives), args.out, robust)
-    for path in paths.values():
-        print(path)
+    if args.optuna_storage is not None:  # first: a bad URL stops the command before any file
+        _export_study(args, frame, objectives)
+    if args.out is not None:
+        robust = robust_csv_frame(robust_info(frame, objectives))
+        paths = export_front(front_of(frame, objectives), args.out, robust)
+        for path in paths.values():
+            print(path)
     return 0
+
+
+def _export_study(args: argparse.Namespace, frame: Any, objectives: Any) -> None:
+    """The sweep's trials as an Optuna study: its grid's values and its strategy's ranges
+    are the params' distributions, its name the default study name."""
+    from service.analysis.optuna_study import export_study, param_distributions
+
+    spec = spec_of(args.run_dir)
+    space = param_distributions(frame, spec.grid, spec.strategy.ranges)
+    done = export_study(
+        frame,
+        objectives,
+        args.optuna_storage,
+        spec.name if args.study_name is None else args.study_name,
+        read_sweep_state(args.run_dir)["sweep_id"],
+        distributions=space,
+        fields=("--optuna-storage", "--study-name"),
+    )
+    words = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed"}
+    counts = ", ".join(f"{n} {words[state]}" for state, n in sorted(done.states.items()))
+    replaced = "; replaced the earlier export" if done.replaced else ""
+    print(
+        f"optuna study {done.study_name!r} in {done.storage}: {sum(done.states.values())} "
+        f"trials ({counts or 'none'}){replaced}"
+    )
 
 
 # -- robust --------------------------------------------------------------------------------

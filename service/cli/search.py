@@ -2,7 +2,8 @@
 
 ``search`` runs (or resumes) one search, optionally followed by an evaluation of its genotype;
 ``evaluate`` retrains a genotype and measures the five front metrics (or resumes the retrain);
-``count`` prints the size of a genotype's evaluation network. torch loads only once the input
+``count`` prints the size of a genotype's evaluation network (``--json``: with the genotype
+and the network's settings, under keys scripts can rely on). torch loads only once the input
 is known to be good, so bad input answers at once.
 """
 
@@ -218,11 +219,11 @@ def add_count(commands: Commands) -> None:
         "count",
         help="print the params_m and flops_m of a genotype's evaluation network",
         description=(
-            "Build the evaluation network of GENOTYPE and print one JSON object "
-            '{"params_m": ..., "flops_m": ...}: parameters in millions (auxiliary head '
-            "excluded) and multiply-adds of one image in millions, the units of L and F, "
-            "counted on the built network. --dataset imagenet counts DARTS's ImageNet network "
-            "(the mobile setting of the paper's Table V) instead of its CIFAR one."
+            "Build the evaluation network of GENOTYPE and print params_m, its parameters in "
+            "millions (auxiliary head excluded), and flops_m, the multiply-adds of one image "
+            "in millions: the units of L and F, counted on the built network. --dataset "
+            "imagenet counts DARTS's ImageNet network (the mobile setting of the paper's "
+            "Table V) instead of its CIFAR one."
         ),
     )
     parser.add_argument(
@@ -254,8 +255,26 @@ def add_count(commands: Commands) -> None:
     parser.add_argument(
         "--in-channels", type=int, default=3, metavar="N", help="image channels (default: 3)"
     )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object instead: " + ", ".join(COUNT_KEYS),
+    )
     parser.set_defaults(handler=_count)
 
+
+# The keys of count --json, in order: GENOTYPE as given, the genotype (its hash and its JSON
+# form), the network it was counted on, and its size.
+_NETWORK_KEYS = ("classes", "layers", "init_channels", "input_size", "in_channels")
+COUNT_KEYS = (
+    "source",
+    "genotype_hash",
+    "genotype",
+    "dataset",
+    *_NETWORK_KEYS,
+    "params_m",
+    "flops_m",
+)
 
 # The defaults of count per --dataset: DARTS's CIFAR network and its ImageNet one.
 COUNT_DEFAULTS: dict[str, dict[str, int]] = {
@@ -313,7 +332,28 @@ def _count(args: argparse.Namespace) -> int:
         input_size=args.input_size,
         in_channels=args.in_channels,
     )
-    params_m = count_params_m(net)
-    flops_m = count_flops_m(net, args.input_size, args.in_channels)
-    print(json.dumps({"params_m": params_m, "flops_m": flops_m}))
+    size = {
+        "params_m": count_params_m(net),
+        "flops_m": count_flops_m(net, args.input_size, args.in_channels),
+    }
+    _print_count(args, genotype.genotype_hash(), genotype.to_json(), size)
     return 0
+
+
+def _print_count(
+    args: argparse.Namespace, genotype_hash: str, genotype: dict[str, Any], size: dict[str, float]
+) -> None:
+    """The size as text, or with ``--json`` as one object of :data:`COUNT_KEYS`; both print
+    the floats in full (shortest round-trip form), so the text's numbers are the JSON's."""
+    if args.json:
+        answer = {"source": args.genotype, "genotype_hash": genotype_hash, "genotype": genotype}
+        answer["dataset"] = args.dataset
+        answer.update({key: getattr(args, key) for key in _NETWORK_KEYS})
+        print(json.dumps({**answer, **size}))
+        return
+    print(
+        f"{args.genotype} (genotype {genotype_hash}) on {args.dataset}: {args.classes} classes, "
+        f"{args.layers} cells, C={args.init_channels}, {args.input_size}x{args.input_size}x"
+        f"{args.in_channels} input"
+    )
+    print(f"params_m {size['params_m']!r}  flops_m {size['flops_m']!r}")

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from service.cli.common import PROG, CommandLineError, Commands, check_out, removed_on_failure
-from service.errors import EXIT_INTERRUPTED, EXIT_OS_ERROR
+from service.errors import EXIT_FAILED, EXIT_INTERRUPTED
 from service.orchestration import jobs
 from service.orchestration.addresses import GCS_PORT, check_address
 from service.orchestration.dataroots import check_data_roots, roots_from_env
@@ -191,7 +191,7 @@ def _finish(run_dir: Path) -> int:
             f"{PROG}: some trials failed; see '{PROG} sweep status {run_dir}'",
             file=sys.stderr,
         )
-        return EXIT_OS_ERROR
+        return EXIT_FAILED
     return 0
 
 
@@ -241,7 +241,7 @@ def _sweep_status(args: argparse.Namespace) -> int:
                     f"  {row['trial_key']}: {row['status']}, epochs "
                     f"{row['epochs']}/{row['total_epochs']}"
                 )
-        return EXIT_OS_ERROR if state["status"] == "failed" else 0
+        return EXIT_FAILED if state["status"] == "failed" else 0
     if target.exists() or "/" in args.target:
         raise CommandLineError(f"{target}: not the run directory of a sweep (no sweep.json)")
     address = args.address or os.environ.get("RAY_ADDRESS")
@@ -257,7 +257,7 @@ def _sweep_status(args: argparse.Namespace) -> int:
         print(f"job {args.target}: {status}")
         for line in tail:
             print(f"  {line}")
-    return EXIT_OS_ERROR if status in ("FAILED", "STOPPED") else 0
+    return EXIT_FAILED if status in ("FAILED", "STOPPED") else 0
 
 
 def _sweep_submit(args: argparse.Namespace) -> int:

@@ -52,6 +52,7 @@ from service.orchestration.strategy import (
     StrategySection,
     _Model,
 )
+from service.orchestration.tracking import TrackingSpec
 from service.results.urls import ENV_PREFIX, env_reference
 from service.yamltext import excerpt, load_yaml
 
@@ -253,6 +254,7 @@ class SweepSpec(_Model):
     ray: RaySection = Field(default_factory=RaySection)
     storage: StorageSection = Field(default_factory=StorageSection)
     report: ReportSection = Field(default_factory=ReportSection)
+    tracking: TrackingSpec | None = None  # Ray Tune's logger callbacks (tracking.py)
 
     @field_validator("name")
     @classmethod

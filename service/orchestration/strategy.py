@@ -2,21 +2,23 @@
 early (:mod:`service.orchestration.spec` holds the whole file's schema).
 
 ``strategy`` is ``grid`` (every grid point) or ``optuna`` (L and F sampled in ranges, TPE or
-NSGA-II, on the front metrics); ``scheduler`` is ``fifo`` (every trial to its last epoch) or
-``mo_asha`` (Pareto-rank successive halving on what a search reports every epoch,
-:mod:`service.orchestration.mo_asha`). What these sections need of the search configs (the
-grace period inside the search, the ranked losses measured) is checked by
-:mod:`service.orchestration.checks`.
+NSGA-II, on the front metrics; its study in memory, or in an Optuna storage that
+``optuna-dashboard`` opens while the sweep runs, :func:`optuna_search_args`); ``scheduler``
+is ``fifo`` (every trial to its last epoch) or ``mo_asha`` (Pareto-rank successive halving
+on what a search reports every epoch, :mod:`service.orchestration.mo_asha`). What these
+sections need of the search configs (the grace period inside the search, the ranked losses
+measured) is checked by :mod:`service.orchestration.checks`.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from search_core.config import BOUND_LIMITS
 from service.objectives import EPOCH_METRICS, EVALUATED_OBJECTIVES
+from service.results.urls import ENV_PREFIX, has_password
 
 __all__ = [
     "BOUND_KEYS",
@@ -25,6 +27,7 @@ __all__ = [
     "Range",
     "SchedulerSection",
     "StrategySection",
+    "optuna_search_args",
 ]
 
 BOUND_KEYS = ("L", "F")
@@ -63,6 +66,30 @@ class StrategySection(_Model):
     # optuna only; default all five front metrics; the paper-protocol measures may join them
     objectives: tuple[str, ...] | None = None
     seed: int | None = None  # optuna only: the sampler's seed
+    # optuna only: an Optuna RDB storage (SQLAlchemy URL, or env:VARIABLE for one with a
+    # password) to keep the search's study in; default in memory
+    storage: str | None = Field(default=None, min_length=1, max_length=2000)
+    # optuna only, with storage: default the sweep's id (a run directory's own; a resume
+    # continues it)
+    study_name: str | None = Field(default=None, min_length=1, max_length=512)
+
+    @field_validator("storage")
+    @classmethod
+    def _no_password(cls, value: str | None) -> str | None:
+        if value is None or value.startswith(ENV_PREFIX):
+            return value
+        if "://" not in value:
+            raise ValueError(
+                "expected an SQLAlchemy URL such as sqlite:////abs/path/optuna.db"
+                ", or env:VARIABLE naming a variable that holds one"
+            )
+        # A sweep file's spec is copied into sweep.json, the database and API answers.
+        if has_password(value):
+            raise ValueError(
+                "a URL with a password would be copied into sweep.json and the API's answers; "
+                "expected env:VARIABLE naming the environment variable that holds it"
+            )
+        return value
 
     @field_validator("objectives")
     @classmethod
@@ -79,7 +106,9 @@ class StrategySection(_Model):
 
     @model_validator(mode="after")
     def _consistent(self) -> StrategySection:
-        optuna_only = ("sampler", "num_samples", "L", "F", "objectives", "seed")
+        optuna_only = ("sampler", "num_samples", "L", "F", "objectives", "seed", "storage")
+        if self.study_name is not None and self.storage is None:
+            raise ValueError("study_name: names the study in storage; give storage too")
         if self.kind == "grid":
             given = [key for key in optuna_only if getattr(self, key) is not None]
             if given:
@@ -99,6 +128,36 @@ class StrategySection(_Model):
                         f"(the largest lower bound {key} takes)"
                     )
         return self
+
+    @property
+    def ranges(self) -> dict[str, tuple[float, float]]:
+        """The keys the strategy samples in a range, with the range: L and F under optuna."""
+        bounds = [(key, getattr(self, key)) for key in BOUND_KEYS]
+        return {k: (b.low, b.high) for k, b in bounds if self.kind == "optuna" and b is not None}
+
+
+def optuna_search_args(strategy: StrategySection, sweep_id: str) -> dict[str, Any]:
+    """The arguments of Ray Tune's ``OptunaSearch`` that the section decides: the sampler
+    (TPE or NSGA-II, seeded) and, with ``storage``, the Optuna storage and the study's name
+    (default ``sweep_id``). OptunaSearch loads a study of that name where there is one, so a
+    resumed sweep goes on with its study; a storage named by ``env:VARIABLE`` pickles as the
+    reference into Tune's experiment (:func:`service.analysis.optuna_study.open_storage`).
+    Empty for the grid strategy, whose drivers need not import Optuna."""
+    if strategy.kind != "optuna":
+        return {}
+    import optuna
+
+    sampler: Any
+    if strategy.sampler == "nsga2":
+        sampler = optuna.samplers.NSGAIISampler(seed=strategy.seed)
+    else:
+        sampler = optuna.samplers.TPESampler(seed=strategy.seed)
+    if strategy.storage is None:
+        return {"sampler": sampler}
+    from service.analysis.optuna_study import open_storage
+
+    storage = open_storage(strategy.storage, "strategy.storage")
+    return {"sampler": sampler, "storage": storage, "study_name": strategy.study_name or sweep_id}
 
 
 class SchedulerSection(_Model):

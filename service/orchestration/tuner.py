@@ -36,13 +36,11 @@ from service.orchestration.collect import collect, results_table, sweep_outcome
 from service.orchestration.driverlock import driver_lock
 from service.orchestration.mo_asha import STOP, SweepRungs
 from service.orchestration.points import sweep_objectives, trial_count, trial_resources
-from service.orchestration.rundir import (
-    TUNE_DIR,
-    set_status,
-    trial_key,
-)
+from service.orchestration.rundir import TUNE_DIR, set_status, trial_key
 from service.orchestration.spec import BOUND_KEYS, SweepSpec, is_uri
 from service.orchestration.storage import check_storage, experiment_reachable, prepare_state
+from service.orchestration.strategy import optuna_search_args
+from service.orchestration.tracking import prepare_trackers, tracker_callbacks
 from service.orchestration.trainable import run_retrain, run_trial
 from service.orchestration.twostage import choose_retrains
 
@@ -179,20 +177,14 @@ def _param_space(spec: SweepSpec) -> dict[str, Any]:
     return space
 
 
-def _search_alg(spec: SweepSpec) -> Any:
+def _search_alg(spec: SweepSpec, sweep_id: str) -> Any:
     if spec.strategy.kind != "optuna":
         return None
-    import optuna
     from ray.tune.search.optuna import OptunaSearch  # type: ignore[import-untyped, unused-ignore]
 
     objectives = sweep_objectives(spec)
-    seed = spec.strategy.seed
-    sampler: Any
-    if spec.strategy.sampler == "nsga2":
-        sampler = optuna.samplers.NSGAIISampler(seed=seed)
-    else:
-        sampler = optuna.samplers.TPESampler(seed=seed)
-    return OptunaSearch(metric=list(objectives), mode=list(objectives.values()), sampler=sampler)
+    study = optuna_search_args(spec.strategy, sweep_id)
+    return OptunaSearch(metric=list(objectives), mode=list(objectives.values()), **study)
 
 
 def _init_ray(address: str | None, num_cpus: int | None) -> None:
@@ -220,8 +212,10 @@ def _init_ray(address: str | None, num_cpus: int | None) -> None:
 
 def _check_before_start(spec: SweepSpec, run_dir: Path, address: str | None) -> None:
     """Everything that can be checked before Ray starts: the Optuna restrictions, the Ray
-    address, and a storage URI's reachability (and that it is no run directory)."""
+    address, the trackers' packages, a storage URI's reachability (and that it is no run dir)."""
     _param_space(spec)
+    optuna_search_args(spec.strategy, spec.name)  # strategy.storage opens, before sweep.json
+    prepare_trackers(spec)
     if address and address != "auto":
         check_address(address, GCS_PORT)
     if is_uri(spec.storage.path):
@@ -300,7 +294,7 @@ def _tuner(spec: SweepSpec, state: dict[str, Any], trainable: Any, resume: bool)
         trainable,
         param_space=_param_space(spec),
         tune_config=tune.TuneConfig(
-            search_alg=_search_alg(spec),
+            search_alg=_search_alg(spec, state["sweep_id"]),
             scheduler=_scheduler(spec, Path(state["run_dir"])),
             num_samples=samples or 1,
             reuse_actors=True,
@@ -315,6 +309,7 @@ def _tuner(spec: SweepSpec, state: dict[str, Any], trainable: Any, resume: bool)
                 _ProgressLines(),
                 CSVLoggerCallback(),  # type: ignore[no-untyped-call, unused-ignore]
                 JsonLoggerCallback(),  # type: ignore[no-untyped-call, unused-ignore]
+                *tracker_callbacks(spec, Path(state["run_dir"])),
             ],
             verbose=0,
         ),

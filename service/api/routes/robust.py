@@ -22,12 +22,15 @@ from service.analysis.robust import (
 )
 from service.analysis.robustview import robust_record
 from service.api.deps import Manager
+from service.api.etag import RevalidatedRoute
 from service.api.reads import chosen_objectives, sweep_spec
 from service.api.schemas import PROBLEMS, RobustPublic
 from service.errors import ObjectiveError
 from service.objectives import METRICS
 
-router = APIRouter(prefix="/api/sweeps/{sweep_id}/robust", tags=["robust"])
+router = APIRouter(
+    prefix="/api/sweeps/{sweep_id}/robust", tags=["robust"], route_class=RevalidatedRoute
+)
 
 AxisQuery = Annotated[
     str | None,

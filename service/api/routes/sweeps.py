@@ -1,7 +1,9 @@
 """``/api/sweeps``: create, list, read and cancel sweeps; their results, front and exports.
 
 The paths are a contract (docs/ARCHITECTURE.md). Reads come from the database, which the
-manager keeps up to date; a sweep's results hold the trials finished so far.
+manager keeps up to date; a sweep's results hold the trials finished so far. Every GET answer
+carries an ETag (`service.api.etag`); the lists page with ``limit``/``offset``
+(`service.api.paging`).
 """
 
 from __future__ import annotations
@@ -18,8 +20,10 @@ from fastapi.concurrency import run_in_threadpool
 
 from service.analysis.pareto import pareto_answer
 from service.api.deps import Manager, Settings, Token
+from service.api.etag import RevalidatedRoute
 from service.api.guard import BODY_TYPES, YAML_TYPES, media_type
 from service.api.manager import STATUSES
+from service.api.paging import Paging, set_links
 from service.api.reads import chosen_objectives, finished_trials, sweep_spec
 from service.api.schemas import (
     PROBLEMS,
@@ -38,7 +42,7 @@ from service.results.table import frame_records
 from service.results.urls import masked_url
 from service.yamltext import load_json
 
-router = APIRouter(prefix="/api/sweeps", tags=["sweeps"])
+router = APIRouter(prefix="/api/sweeps", tags=["sweeps"], route_class=RevalidatedRoute)
 
 EXPORT_TYPES = {
     "genotypes.json": "application/json",
@@ -162,11 +166,18 @@ async def validate_sweep(request: Request, manager: Manager, settings: Settings)
     )
 
 
-@router.get("", response_model=SweepsPublic)
-def list_sweeps(manager: Manager) -> SweepsPublic:
-    """Every sweep, newest first, with status and progress."""
-    rows = sorted(manager.store.sweeps(), key=lambda r: r["created_at"], reverse=True)
-    return SweepsPublic(data=[_public(row) for row in rows], count=len(rows))
+@router.get("", response_model=SweepsPublic, responses=PROBLEMS)
+def list_sweeps(
+    request: Request, response: Response, manager: Manager, page: Paging
+) -> SweepsPublic:
+    """The sweeps, newest first, with status and progress: all of them, or a page of
+    ``limit`` from ``offset`` with ``Link`` to the next and previous pages."""
+    rows = sorted(
+        manager.store.sweeps(), key=lambda r: (r["created_at"], r["sweep_id"]), reverse=True
+    )
+    shown = rows[page.rows()]
+    set_links(request, response, page, len(rows))
+    return SweepsPublic(data=[_public(row) for row in shown], count=len(shown), total=len(rows))
 
 
 @router.get("/{sweep_id}", response_model=SweepPublic, responses=PROBLEMS)
@@ -200,19 +211,33 @@ def cancel_sweep(sweep_id: str, manager: Manager) -> SweepPublic:
 )
 def sweep_results(
     sweep_id: str,
+    request: Request,
+    response: Response,
     manager: Manager,
+    page: Paging,
     format: Annotated[Literal["json", "csv", "parquet"], Query()] = "json",
 ) -> Any:
-    """The results table, one row per trial (docs/ARCHITECTURE.md's columns), as JSON, CSV or
-    Parquet."""
-    frame = manager.store.trials_frame(sweep_id)
+    """The results table, one row per trial by trial id (docs/ARCHITECTURE.md's columns), as
+    JSON, CSV or Parquet: all of it, or ``limit`` rows from ``offset`` with ``Link`` to the
+    next and previous pages (the JSON says the table's ``total``)."""
+    whole = manager.store.trials_frame(sweep_id)
+    frame = whole.iloc[page.rows()].reset_index(drop=True)
+    set_links(request, response, page, len(whole))
+    # A Response returned is sent as it is: the Link header set on ``response`` goes along.
     if format == "csv":
-        return Response(frame.to_csv(index=False), media_type="text/csv; charset=utf-8")
+        text = frame.to_csv(index=False)
+        return Response(text, media_type="text/csv; charset=utf-8", headers=response.headers)
     if format == "parquet":
         buffer = io.BytesIO()
         frame.to_parquet(buffer, index=False)
-        return Response(buffer.getvalue(), media_type=EXPORT_TYPES["front.parquet"])
-    return ResultsPublic(columns=list(frame.columns), data=frame_records(frame), count=len(frame))
+        kind = EXPORT_TYPES["front.parquet"]
+        return Response(buffer.getvalue(), media_type=kind, headers=response.headers)
+    return ResultsPublic(
+        columns=list(frame.columns),
+        data=frame_records(frame),
+        count=len(frame),
+        total=len(whole),
+    )
 
 
 @router.get("/{sweep_id}/pareto", response_model=ParetoPublic, responses=PROBLEMS)

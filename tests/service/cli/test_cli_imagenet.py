@@ -33,9 +33,11 @@ def e2rnas(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 
 def test_count_darts_v2_on_imagenet(tmp_path: Path) -> None:
-    result = e2rnas("count", "darts_v2", "--dataset", "imagenet", cwd=tmp_path)
+    result = e2rnas("count", "darts_v2", "--dataset", "imagenet", "--json", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    size = json.loads(result.stdout)
+    answer = json.loads(result.stdout)
+    assert (answer["dataset"], answer["classes"], answer["input_size"]) == ("imagenet", 1000, 224)
+    size = {key: answer[key] for key in ("params_m", "flops_m")}
     net = ImageNetNetwork(BUNDLED["darts_v2"], num_classes=1000, layers=14, init_channels=48)
     assert size == {"params_m": count_params_m(net), "flops_m": count_flops_m(net, 224)}
     assert round(size["params_m"], 2) == 4.72

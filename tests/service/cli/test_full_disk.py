@@ -1,6 +1,6 @@
 """The command line on a real full disk (a 1 MiB tmpfs, ``small_fs``): one line
-``e2rnas: error: <file>: No space left on device``, exit 1, and nothing partial left: no
-temporary file, and no directory the failed command made."""
+``e2rnas: error: <file>: No space left on device``, exit ``EXIT_OS_ERROR``, and nothing
+partial left: no temporary file, and no directory the failed command made."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from sweepkit import SharedRun
 
 from service import cli
+from service.errors import EXIT_OS_ERROR
 
 NO_SPACE = "No space left on device"
 EXPORT_FILES = {"genotypes.json", "genotypes.py", "front.csv", "front.parquet", "robust.csv"}
@@ -52,7 +53,7 @@ def test_a_sweep_that_runs_out_of_space_leaves_no_run_directory(
     path.write_text(SWEEP, encoding="utf-8")
     out = small_fs.root / "run"
     small_fs.fill(free=4096)  # one page: the driver lock, then nothing
-    assert cli.main(["sweep", "run", str(path), "--out", str(out)]) == 1
+    assert cli.main(["sweep", "run", str(path), "--out", str(out)]) == EXIT_OS_ERROR
     line = _one_line(capsys.readouterr().err)
     assert f"{out}/" in line
     assert not out.exists()
@@ -81,7 +82,7 @@ def test_a_search_out_of_space_then_given_room_gives_the_undisturbed_result(
     assert cli.main([*command, "--out", str(tmp_path / "undisturbed")]) == 0
     out = small_fs.root / "search"
     small_fs.fill(free=12 * 1024)
-    assert cli.main([*command, "--out", str(out)]) == 1
+    assert cli.main([*command, "--out", str(out)]) == EXIT_OS_ERROR
     full["injected"] = True
     assert _one_line(capsys.readouterr().err).endswith(f"{out / 'checkpoint.pt'}: " + NO_SPACE)
     assert not out.exists() and small_fs.temporary_files() == []
@@ -113,7 +114,7 @@ def test_an_export_out_of_space_keeps_the_previous_set_whole(
     assert set(before) == EXPORT_FILES
     small_fs.fill(free=0)
     capsys.readouterr()
-    assert cli.main(["export", run_dir, "--out", str(out)]) == 1
+    assert cli.main(["export", run_dir, "--out", str(out)]) == EXIT_OS_ERROR
     full["injected"] = True
     assert _one_line(capsys.readouterr().err)
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # the old set, whole
