@@ -13,6 +13,7 @@ import importlib.metadata
 import re
 import subprocess
 import sys
+import sysconfig
 import tomllib
 from pathlib import Path
 
@@ -56,9 +57,12 @@ def declared() -> list[Requirement]:
 
 
 def installed() -> dict[NormalizedName, str]:
+    """What pip installed into this environment: its site-packages only, since importing Ray
+    puts Ray's own vendored copies (``ray/thirdparty_files``: psutil, colorama) on sys.path."""
+    folders = sorted({sysconfig.get_path("purelib"), sysconfig.get_path("platlib")})
     return {
         canonicalize_name(dist.metadata["Name"]): dist.version
-        for dist in importlib.metadata.distributions()
+        for dist in importlib.metadata.distributions(path=folders)
     }
 
 
