@@ -26,7 +26,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import pandas as pd  # type: ignore[import-untyped, unused-ignore]
+import numpy as np
+import pandas as pd
 
 SCRIPT = Path(sys.executable).parent / "e2rnas"
 REFERENCE_SWEEP = """\
@@ -212,3 +213,18 @@ def compare_rows(got: pd.DataFrame, reference: pd.DataFrame) -> tuple[int, int]:
                     f"undisturbed {expected[column]!r}"
                 )
     return lost, duplicated
+
+
+def write_image_folder(root: Path, classes: int, per_class: dict[str, int]) -> None:
+    """``root/<split>/<class>/<k>.png`` as torchvision's ImageFolder reads it: small random RGB
+    images, wider than tall as photos are, class folders named like ImageNet's."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for split, count in per_class.items():
+        for c in range(classes):
+            folder = root / split / f"n0000000{c}"
+            folder.mkdir(parents=True)
+            for k in range(count):
+                pixels = rng.integers(0, 256, size=(40, 48, 3), dtype=np.uint8)
+                Image.fromarray(pixels).save(folder / f"{k}.png")

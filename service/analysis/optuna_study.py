@@ -46,7 +46,6 @@ included, into the experiment's directory.
 from __future__ import annotations
 
 import json
-import os
 import re
 import warnings
 from collections import Counter
@@ -65,7 +64,7 @@ from optuna.trial import FrozenTrial, TrialState
 from service.analysis.pareto import Objectives, directions
 from service.errors import ConfigError, StoreError
 from service.results.table import RESULT_COLUMNS, TRIAL_STATUSES, plain_value
-from service.results.urls import ENV_PREFIX, masked_url
+from service.results.urls import ENV_PREFIX, masked_url, resolve_url
 
 __all__ = [
     "SWEEP_ATTR",
@@ -141,16 +140,7 @@ def open_storage(url: str, field: str = "storage") -> optuna.storages.RDBStorage
 
 
 def _resolve(url: str, field: str) -> str:
-    if not url.startswith(ENV_PREFIX):
-        return url
-    variable = url.removeprefix(ENV_PREFIX)
-    value = os.environ.get(variable, "").strip()
-    if not value:
-        raise ConfigError(
-            f"{field}: {url} names the environment variable {variable!r}, which is not set "
-            f"here; set it to the Optuna storage's SQLAlchemy URL"
-        )
-    return value
+    return resolve_url(url, field, "the Optuna storage's SQLAlchemy URL")
 
 
 def param_distributions(

@@ -33,27 +33,30 @@ ENV_PREFIX = "env:"
 _VARIABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-def env_reference(variable: str = DATABASE_URL_ENV) -> str:
+def env_reference(variable: str = DATABASE_URL_ENV, field: str = "storage.database_url") -> str:
     """``env:VARIABLE``: a URL that is read from the environment when a store opens."""
     if not _VARIABLE.match(variable):
         raise ConfigError(
-            f"storage.database_url: {variable!r} is not an environment variable name; "
+            f"{field}: {variable!r} is not an environment variable name; "
             "expected letters, digits and '_', e.g. env:E2RNAS_DATABASE_URL"
         )
     return f"{ENV_PREFIX}{variable}"
 
 
-def resolve_url(url: str) -> str:
-    """The URL to connect to: ``url`` itself, or the value of the variable it references."""
+def resolve_url(
+    url: str, field: str = "storage.database_url", what: str = "the database's SQLAlchemy URL"
+) -> str:
+    """The URL to connect to: ``url`` itself, or the value of the variable it references
+    (ConfigError naming ``field`` when that variable is not set)."""
     if not url.startswith(ENV_PREFIX):
         return url
     variable = url.removeprefix(ENV_PREFIX)
-    env_reference(variable)  # checks the name
+    env_reference(variable, field)  # checks the name
     value = os.environ.get(variable, "").strip()
     if not value:
         raise ConfigError(
-            f"storage.database_url: {url} names the environment variable {variable}, which is "
-            f"not set here; set {variable} to the database's SQLAlchemy URL"
+            f"{field}: {url} names the environment variable {variable!r}, which is not set "
+            f"here; set it to {what}"
         )
     return value
 

@@ -13,10 +13,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 import torch
 from PIL import Image
+from sweepkit import write_image_folder
 from torch import nn
 from torchvision import transforms
 from torchvision.transforms import functional as tv_functional
@@ -277,20 +277,9 @@ def test_training_batches_are_cropped_then_jittered_as_darts_then_normalised() -
     assert torch.equal(centre, normalize(window, images.mean, images.std))
 
 
-def _write_folder(root: Path, classes: int, per_class: dict[str, int]) -> None:
-    rng = np.random.default_rng(0)
-    for split, count in per_class.items():
-        for c in range(classes):
-            folder = root / split / f"class{c}"
-            folder.mkdir(parents=True)
-            for k in range(count):
-                pixels = rng.integers(0, 256, size=(40, 48, 3), dtype=np.uint8)  # wide
-                Image.fromarray(pixels).save(folder / f"{k}.png")
-
-
 def test_test_images_go_through_darts_test_transform(tmp_path: Path) -> None:
-    _write_folder(tmp_path / "in", 2, {"train": 2, "test": 2})
-    _write_folder(tmp_path / "ood", 1, {"train": 1, "test": 2})
+    write_image_folder(tmp_path / "in", 2, {"train": 2, "test": 2})
+    write_image_folder(tmp_path / "ood", 1, {"train": 1, "test": 2})
     config = eval_preset(
         "imagenet",
         {

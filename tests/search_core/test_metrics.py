@@ -85,10 +85,9 @@ def test_ood_aupr_equals_sklearn_on_independently_computed_scores() -> None:
     assert ood_aupr(inside.float(), ood.float()) == pytest.approx(want, abs=1e-9)
 
 
-@pytest.mark.parametrize("seed", range(6))
-def test_ood_metrics_equal_sklearn_with_and_without_ties(seed: int) -> None:
-    # Margins from a few values tie many scores across and within the two sets; the
-    # continuous ones tie none. sklearn is the independent reference for all three metrics.
+def _random_sets(seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(in-distribution, OoD) logits of random sizes: margins from a few values (odd seeds)
+    tie many scores across and within the two sets; continuous ones (even seeds) tie none."""
     rng = np.random.default_rng(seed)
     n_in, n_ood = int(rng.integers(5, 300)), int(rng.integers(1, 120))
     if seed % 2:
@@ -97,7 +96,15 @@ def test_ood_metrics_equal_sklearn_with_and_without_ties(seed: int) -> None:
         margins = rng.normal(0, 2, n_in + n_ood)
     margins[:n_in] += 1.0  # in-distribution samples are a little more confident
     logits = binary_logits(margins.tolist())
-    inside, ood = logits[:n_in], logits[n_in:]
+    return logits[:n_in], logits[n_in:]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_ood_metrics_equal_sklearn_with_and_without_ties(seed: int) -> None:
+    # sklearn is the independent reference for all three metrics.
+    inside, ood = _random_sets(seed)
+    n_in, n_ood = len(inside), len(ood)
+    logits = torch.cat([inside, ood])
     labels = np.r_[np.zeros(n_in), np.ones(n_ood)]
     scores = -numpy_msp(logits)
     assert ood_aupr(inside, ood) == pytest.approx(100 * average_precision_score(labels, scores))
@@ -265,15 +272,7 @@ def test_fpr_at_95_tpr_in_on_a_hand_made_case() -> None:
 
 @pytest.mark.parametrize("seed", range(6))
 def test_fpr_at_95_tpr_in_equals_a_brute_force_scan(seed: int) -> None:
-    rng = np.random.default_rng(seed)
-    n_in, n_ood = int(rng.integers(5, 300)), int(rng.integers(1, 120))
-    if seed % 2:
-        margins = rng.integers(0, 6, n_in + n_ood).astype(np.float64) / 2
-    else:
-        margins = rng.normal(0, 2, n_in + n_ood)
-    margins[:n_in] += 1.0
-    logits = binary_logits(margins.tolist())
-    inside, ood = logits[:n_in], logits[n_in:]
+    inside, ood = _random_sets(seed)
     want = fpr95_in_brute_force(numpy_msp(inside), numpy_msp(ood))
     assert fpr_at_95_tpr_in(inside, ood) == pytest.approx(want)
 

@@ -13,9 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
+from sweepkit import write_image_folder
 
 from search_core.genotypes import BUNDLED
 from search_core.model_eval import ImageNetNetwork, count_flops_m, count_params_m
@@ -51,18 +50,6 @@ def test_count_on_imagenet_refuses_an_image_its_stem_cannot_halve(tmp_path: Path
     assert line.startswith("e2rnas: error: --input-size: got 16; expected 32 to 1024"), line
 
 
-def _write_folder(root: Path, classes: int, per_class: dict[str, int]) -> None:
-    """``root/<split>/<class>/<k>.png``: small RGB images, wider than tall, as photos are."""
-    rng = np.random.default_rng(0)
-    for split, count in per_class.items():
-        for c in range(classes):
-            folder = root / split / f"n0000000{c}"
-            folder.mkdir(parents=True)
-            for k in range(count):
-                pixels = rng.integers(0, 256, size=(40, 48, 3), dtype=np.uint8)
-                Image.fromarray(pixels).save(folder / f"{k}.png")
-
-
 # The imagenet preset made tiny: 32-pixel images, 3 cells of C=4, two one-step epochs.
 TINY = {
     "dataset": "imagefolder:imagenet",
@@ -81,8 +68,8 @@ TINY = {
 
 
 def test_evaluate_with_the_imagenet_preset(tmp_path: Path) -> None:
-    _write_folder(tmp_path / "imagenet", 3, {"train": 3, "test": 2})
-    _write_folder(tmp_path / "ood", 1, {"train": 1, "test": 3})
+    write_image_folder(tmp_path / "imagenet", 3, {"train": 3, "test": 2})
+    write_image_folder(tmp_path / "ood", 1, {"train": 1, "test": 3})
     settings = [arg for key, value in TINY.items() for arg in ("--set", f"{key}={value}")]
     args = ("evaluate", "darts_v2", "--preset", "imagenet", *settings, "--out", "ev")
     result = e2rnas(*args, cwd=tmp_path)

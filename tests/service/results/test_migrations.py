@@ -393,9 +393,9 @@ REVISION_0006 = {
 }
 
 
-def test_a_database_written_at_0005_gains_the_columns_of_0006_empty(url: str) -> None:
-    """Rows stored at 0005 keep every value and read the paper-protocol measures as NaN, the
-    search's diagnostics and options as missing; new rows store them; a downgrade drops them."""
+def _one_trial_at_0005(url: str, **measures: float) -> dict[str, Any]:
+    """A database at revision 0005 holding sweep ``s5`` and one done trial (with ``measures``
+    too), as the previous version wrote it; the trial's row as stored."""
     engine = create_engine(url)
     with engine.begin() as connection:
         command.upgrade(migration_config(connection), "0005")
@@ -413,13 +413,20 @@ def test_a_database_written_at_0005_gains_the_columns_of_0006_empty(url: str) ->
         "backbone": "darts",
         "evaluation": "retrain",
         "test_error": 2.76,
-        "pgd_acc": 38.25,
-        "proxy_ood_aupr": 80.0,
+        **measures,
         "versions": VERSIONS,
     }
     with engine.begin() as connection:
         connection.execute(sweeps.insert(), [sweep])
         connection.execute(trials.insert(), [stored])
+    engine.dispose()
+    return stored
+
+
+def test_a_database_written_at_0005_gains_the_columns_of_0006_empty(url: str) -> None:
+    """Rows stored at 0005 keep every value and read the paper-protocol measures as NaN, the
+    search's diagnostics and options as missing; new rows store them; a downgrade drops them."""
+    stored = _one_trial_at_0005(url, pgd_acc=38.25, proxy_ood_aupr=80.0)
     store = ResultStore(url)
     store.create_schema()
     assert revision_of(store.engine) == head_revision() == "0006"
@@ -438,7 +445,6 @@ def test_a_database_written_at_0005_gains_the_columns_of_0006_empty(url: str) ->
     columns = {c["name"] for c in inspect(store.engine).get_columns("trials")}
     assert not set(REVISION_0006) & columns and "proxy_ood_aupr" in columns
     store.close()
-    engine.dispose()
 
 
 # -- processes that start together ------------------------------------------------------------
@@ -662,28 +668,7 @@ def test_the_command_line_reads_a_run_directory_written_at_0005(tmp_path: Path) 
     from service.orchestration.collect import stored_table
 
     url = f"sqlite:///{tmp_path / 'results.db'}"
-    engine = create_engine(url)
-    with engine.begin() as connection:
-        command.upgrade(migration_config(connection), "0005")
-    at_0005 = MetaData()
-    sweeps = Table("sweeps", at_0005, autoload_with=engine)
-    trials = Table("trials", at_0005, autoload_with=engine)
-    sweep = {**LEGACY_SWEEPS["pre-web-service"], "sweep_id": "s5"}
-    stored = {
-        **SEARCHED,
-        "sweep_id": "s5",
-        "trial_id": "0000",
-        "swept": {"L": 1.0, "seed": 0},
-        "status": "done",
-        "backbone": "darts",
-        "evaluation": "retrain",
-        "test_error": 2.76,
-        "versions": VERSIONS,
-    }
-    with engine.begin() as connection:
-        connection.execute(sweeps.insert(), [sweep])
-        connection.execute(trials.insert(), [stored])
-    engine.dispose()
+    _one_trial_at_0005(url)
     state = {"sweep_id": "s5", "spec": {}, "database_url": url}
     (tmp_path / "sweep.json").write_text(json.dumps(state), encoding="utf-8")
     frame = stored_table(tmp_path)
