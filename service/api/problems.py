@@ -31,7 +31,7 @@ from starlette.exceptions import HTTPException
 from starlette.routing import Match, Mount
 
 from service.api.schemas import Problem
-from service.errors import ERRORS, E2RNASError, UnknownSweepError, http_status
+from service.errors import ERRORS, E2RNASError, UnknownSweepError
 
 __all__ = ["PROBLEM_MEDIA_TYPE", "TYPE_PREFIX", "error_problem", "install", "problem_openapi"]
 
@@ -66,19 +66,31 @@ def problem(
     return ProblemResponse(body.model_dump(), status_code=status, headers=headers)
 
 
-def error_problem(error: E2RNASError, instance: str) -> ProblemResponse:
-    """A project error's answer: its type and title are those of its row of ``ERRORS``."""
-    row = next(kind for kind, _, _ in ERRORS if isinstance(error, kind))
+def _error_kind(row: type[E2RNASError]) -> tuple[str, str]:
+    """The problem type and title of a row of ``ERRORS``, from its exception's name."""
     words = _WORDS.findall(row.__name__.removesuffix("Error"))  # ["Run", "Dir", "Locked"]
     slug = "-".join(word.lower() for word in words)  # run-dir-locked
     title = " ".join([words[0], *(word.lower() for word in words[1:]), "error"])
+    return TYPE_PREFIX + slug, title
+
+
+# Each row of ``ERRORS`` (in its order: the first match wins): type, title and HTTP status,
+# worked out once rather than per error answered.
+_ERROR_KINDS = {row: (*_error_kind(row), status) for row, _, status in ERRORS}
+
+
+def error_problem(error: E2RNASError, instance: str) -> ProblemResponse:
+    """A project error's answer: its type and title are those of its row of ``ERRORS``."""
+    kind, title, status = next(
+        answer for row, answer in _ERROR_KINDS.items() if isinstance(error, row)
+    )
     detail = str(error)
     if isinstance(error, UnknownSweepError) and error.sweep_id is not None:
         # The store's message names the database; an API client needs only the id.
         detail = (
             f"sweep_id: no sweep {error.sweep_id!r} on this service; GET /api/sweeps lists them"
         )
-    return problem(http_status(error), detail, instance, kind=TYPE_PREFIX + slug, title=title)
+    return problem(status, detail, instance, kind=kind, title=title)
 
 
 async def _project_error(request: Request, error: Exception) -> Response:

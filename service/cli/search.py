@@ -346,10 +346,15 @@ def _print_count(
     """The size as text, or with ``--json`` as one object of :data:`COUNT_KEYS`; both print
     the floats in full (shortest round-trip form), so the text's numbers are the JSON's."""
     if args.json:
-        answer = {"source": args.genotype, "genotype_hash": genotype_hash, "genotype": genotype}
-        answer["dataset"] = args.dataset
-        answer.update({key: getattr(args, key) for key in _NETWORK_KEYS})
-        print(json.dumps({**answer, **size}))
+        answer = {
+            "source": args.genotype,
+            "genotype_hash": genotype_hash,
+            "genotype": genotype,
+            "dataset": args.dataset,
+            **{key: getattr(args, key) for key in _NETWORK_KEYS},
+            **size,
+        }
+        print(json.dumps(answer))
         return
     print(
         f"{args.genotype} (genotype {genotype_hash}) on {args.dataset}: {args.classes} classes, "

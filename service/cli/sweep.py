@@ -227,8 +227,14 @@ def _sweep_status(args: argparse.Namespace) -> int:
             for trial in trials
         ]
         if args.json:
-            answer = {"sweep_id": state["sweep_id"], "status": state["status"]}
-            answer.update(total=state["trials"], done=done, stopped=stopped, trials=rows)
+            answer = {
+                "sweep_id": state["sweep_id"],
+                "status": state["status"],
+                "total": state["trials"],
+                "done": done,
+                "stopped": stopped,
+                "trials": rows,
+            }
             print(json.dumps(answer, indent=2))
         else:
             early = f", {stopped} stopped early" if stopped else ""
