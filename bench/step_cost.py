@@ -10,15 +10,27 @@ second order both with exact batched Hessian-vector products and with DARTS's fi
 differences, and the second order with eq. (1) solved on the direct gradients
 (``mgda_on=direct``: one Hessian-vector product instead of three).
 
+Table 1 also gives both finite-difference rows with the 2K shifted networks in one vmapped
+call (``fd_batch=vmap``) beside the default loop, and with ``--peaks`` each row's peak memory.
+
 Table 2, one E2RNAS step (the config's order and Hessian) on each backbone at the same batch,
 input size and init channels: DARTS and PC-DARTS at the config's depth, and each stage of
 P-DARTS at its own depth and ops per edge (the ops that pruning a seeded random α keeps). Each
 row gives the step in units of its own supernet and in units of the DARTS supernet, and the
 step's peak memory beside the DARTS step's (``memory.py`` says how it is measured).
 
+Table 3 (``--tables formats``), the unit and the config's E2RNAS step in float32 and under
+bf16 autocast, each in NCHW and channels-last memory, and their speed-ups over float32 NCHW.
+
+Table 4 (``--tables phases``), the passes of the config's E2RNAS step each timed alone (in a
+round-robin of their own), their sum, and what the whole step adds to it.
+
     python bench/step_cost.py --preset cpu-tiny
+    python bench/step_cost.py --set dataset=cifar10 --set layers=5 --set init_channels=8 \
+        --set batch_size=32 --tables variants --peaks
     python bench/step_cost.py --preset paper --set batch_size=16 --tables backbones
-    python bench/step_cost.py --preset paper --set device=cuda --repeats 20
+    python bench/step_cost.py --preset paper --set device=cuda --repeats 20 \
+        --tables variants,formats
 """
 
 from __future__ import annotations
@@ -39,6 +51,7 @@ from search_core.cost import CostTables, build_cost_tables
 from search_core.layout import edge_inputs
 from search_core.model_search import SearchNetwork
 from search_core.objectives import PixelBox
+from search_core.ops import autocast_dtype, memory_format
 from search_core.progressive import full_mask, masked_softmax, prune_ops, stage_plan
 
 SHAPES = {"digits": (1, 8, 5), "cifar10": (3, 32, 10), "cifar100": (3, 32, 100)}
@@ -79,7 +92,7 @@ class Bench:
     ) -> SearchNetwork:
         torch.manual_seed(config.seed)
         partial = config.backbone == "pc_darts"
-        return SearchNetwork(
+        net = SearchNetwork(
             self.classes,
             layers or config.layers,
             config.init_channels,
@@ -91,6 +104,9 @@ class Bench:
             op_masks=masks,
             skip_limit=config.pdarts_skip_limit if masks is not None else None,
         ).to(self.device)
+        net.to(memory_format=memory_format(config.channels_last))
+        net.autocast = autocast_dtype(config.autocast)
+        return net
 
     def unit(self, net: SearchNetwork) -> Callable[[], object]:
         def forward_backward() -> None:
@@ -125,6 +141,14 @@ def variant_calls(bench: Bench) -> dict[str, Callable[[], object]]:
         "E2RNAS 2nd, MGDA on direct (finite diff.)": base.replace(
             order="second", hessian="finite_difference", mgda_on="direct"
         ),
+        # The 2K shifted networks of the central differences in one vmapped call (the
+        # default before fd_batch=loop) instead of one after another.
+        "E2RNAS 2nd order (finite diff., vmapped)": base.replace(
+            order="second", hessian="finite_difference", fd_batch="vmap"
+        ),
+        "E2RNAS 2nd, MGDA on direct (finite diff., vmapped)": base.replace(
+            order="second", hessian="finite_difference", mgda_on="direct", fd_batch="vmap"
+        ),
     }
     calls = {"unit: supernet forward+backward": bench.unit(bench.network(base))}
     for name, variant in variants.items():
@@ -136,6 +160,82 @@ def variant_calls(bench: Bench) -> dict[str, Callable[[], object]]:
         bench.step(bench.network(default), default)
     )
     return calls
+
+
+def phase_calls(bench: Bench) -> dict[str, Callable[[], object]]:
+    """Table 4: the passes of the config's E2RNAS step, each timed alone at the same state:
+    the lower level (L_tr and L_ood, ∇θ), the upper level at θ' (val, OoD, FGSM's input
+    gradient, adversarial; ∇α and ∇θ'), and the central differences or exact products of
+    eq. (9) on the upper level's v_k. What the step adds to their sum is the solver, the cost
+    model and the two updates. (It calls the step's own pieces, which are private.)"""
+    config = bench.config.replace(backbone="darts")
+    net = bench.network(config)
+    step = BilevelStep(net, config, bench.costs, bench.box)
+    xi = config.lr
+    g_tr, _, _, lower = step._lower_grads(bench.train, bench.ood, keep_graph=False)
+    params: list[torch.Tensor] = (
+        step._unrolled(g_tr, xi) if config.order == "second" else list(step.theta)
+    )
+    _, _, vectors = step._upper(params, bench.val, bench.ood)
+    calls: dict[str, Callable[[], object]] = {
+        "unit: supernet forward+backward": bench.unit(net),
+        "lower level (2 passes, ∇θ)": functools.partial(step._lower_grads, bench.train, bench.ood),
+        "upper level (4 passes at θ')": functools.partial(
+            step._upper, params, bench.val, bench.ood
+        ),
+    }
+    if config.order == "second" and config.hessian == "finite_difference":
+        calls[f"central differences ({2 * len(vectors)} passes, ∇α)"] = functools.partial(
+            step._hvp_finite_difference, lower, vectors
+        )
+    calls["the whole step"] = functools.partial(step.step, bench.train, bench.val, bench.ood)
+    return calls
+
+
+def print_phases(seconds: dict[str, float]) -> None:
+    unit_s = seconds["unit: supernet forward+backward"]
+    whole = seconds["the whole step"]
+    print(f"{'pass (E2RNAS step)':42s} {'ms':>10s} {'units':>7s}")
+    total = 0.0
+    for name, value in seconds.items():
+        if name != "the whole step":
+            total += value if not name.startswith("unit") else 0.0
+        print(f"{name:42s} {value * 1e3:10.1f} {value / unit_s:7.2f}")
+    print(f"{'sum of the passes':42s} {total * 1e3:10.1f} {total / unit_s:7.2f}")
+    print(f"{'the rest (solver, costs, updates)':42s} {(whole - total) * 1e3:10.1f} ")
+
+
+FORMATS = {
+    "float32, NCHW": {"channels_last": False, "autocast": "none"},
+    "float32, channels-last": {"channels_last": True, "autocast": "none"},
+    "bf16 autocast, NCHW": {"channels_last": False, "autocast": "bf16"},
+    "bf16 autocast, channels-last": {"channels_last": True, "autocast": "bf16"},
+}
+
+
+def format_calls(bench: Bench) -> dict[str, Callable[[], object]]:
+    """Table 3: the unit and the config's E2RNAS step in each memory format and precision
+    (``channels_last``, ``autocast``), before and after, in one run."""
+    calls: dict[str, Callable[[], object]] = {}
+    for label, changes in FORMATS.items():
+        config = bench.config.replace(backbone="darts", **changes)
+        calls[f"unit [{label}]"] = bench.unit(bench.network(config))
+        calls[f"step [{label}]"] = bench.step(bench.network(config), config)
+    return calls
+
+
+def print_formats(seconds: dict[str, float]) -> None:
+    base_unit, base_step = (seconds[f"{kind} [{next(iter(FORMATS))}]"] for kind in ("unit", "step"))
+    print(
+        f"{'format (E2RNAS step)':30s} {'unit ms':>9s} {'step ms':>9s} {'own units':>9s} "
+        f"{'unit speed-up':>13s} {'step speed-up':>13s}"
+    )
+    for label in FORMATS:
+        unit, step = seconds[f"unit [{label}]"], seconds[f"step [{label}]"]
+        print(
+            f"{label:30s} {unit * 1e3:9.1f} {step * 1e3:9.1f} {step / unit:9.2f} "
+            f"{base_unit / unit:13.2f} {base_step / step:13.2f}"
+        )
 
 
 def masked_solver(call: Callable[[], object]) -> Callable[[], object]:
@@ -211,11 +311,13 @@ def backbone_calls(
     return calls, units
 
 
-def print_variants(seconds: dict[str, float]) -> None:
+def print_variants(seconds: dict[str, float], peaks: dict[str, int]) -> None:
     unit_s = seconds["unit: supernet forward+backward"]
-    print(f"{'step (DARTS supernet)':42s} {'ms':>10s} {'units':>7s}")
+    head = f"{'step (DARTS supernet)':50s} {'ms':>10s} {'units':>7s}"
+    print(head + (f" {'peak MiB':>9s}" if peaks else ""))
     for name, value in seconds.items():
-        print(f"{name:42s} {value * 1e3:10.1f} {value / unit_s:7.2f}")
+        peak = f" {peaks[name] / 2**20:9.1f}" if peaks else ""
+        print(f"{name:50s} {value * 1e3:10.1f} {value / unit_s:7.2f}{peak}")
 
 
 def print_backbones(
@@ -242,7 +344,12 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--tables", default="variants,backbones", help="variants, backbones")
+    parser.add_argument(
+        "--tables", default="variants,backbones", help="variants, backbones, formats, phases"
+    )
+    parser.add_argument(
+        "--peaks", action="store_true", help="add each variant's peak memory (one more call each)"
+    )
     args = parser.parse_args()
     overrides = dict(item.split("=", 1) for item in args.set)
     config = preset(args.preset, overrides)
@@ -254,18 +361,33 @@ def main() -> None:
     backbones, units = (
         backbone_calls(bench, args.preset, overrides) if "backbones" in tables else ({}, {})
     )
-    seconds = interleaved({**variants, **backbones}, bench.device, args.repeats, args.warmup)
+    formats = format_calls(bench) if "formats" in tables else {}
+    phases = phase_calls(bench) if "phases" in tables else {}
+    seconds = interleaved(
+        {**variants, **backbones, **formats}, bench.device, args.repeats, args.warmup
+    )
+    phase_seconds = interleaved(phases, bench.device, args.repeats, args.warmup)
     print(
         f"config: preset={args.preset} layers={config.layers} C={config.init_channels} "
         f"input={bench.in_ch}x{bench.size}x{bench.size} batch={config.batch_size} "
-        f"order={config.order} hessian={config.hessian} device={bench.device} "
+        f"order={config.order} hessian={config.hessian} fd_batch={config.fd_batch} "
+        f"channels_last={config.channels_last} autocast={config.autocast} device={bench.device} "
         f"threads={torch.get_num_threads()} repeats={args.repeats}"
     )
     if variants:
-        print_variants({name: seconds[name] for name in variants})
+        peaks = (
+            {name: peak_bytes(call, bench.device) for name, call in variants.items()}
+            if args.peaks
+            else {}
+        )
+        print_variants({name: seconds[name] for name in variants}, peaks)
     if units:
         peaks = {label: peak_bytes(backbones[label], bench.device) for label in units}
         print_backbones(seconds, units, peaks)
+    if formats:
+        print_formats(seconds)
+    if phases:
+        print_phases(phase_seconds)
 
 
 if __name__ == "__main__":

@@ -10,9 +10,12 @@ Per batch (Algorithm 1; α before θ as in the authors' code and DARTS):
 4. Upper objectives at θ': L_val, L_ood, L_adv give ∇α L_k(θ') and v_k = ∇θ' L_k(θ').
 5. Hypergradients (eq. 9): G_k = ∇α L_k(θ') − ξ ∇²_{α,θ} L_tr(θ, α) v_k. The three
    Hessian-vector products are taken together: by DARTS's central differences
-   [∇α L_tr(θ + εv) − ∇α L_tr(θ − εv)] / 2ε, ε = fd_epsilon / ‖v‖, all 2K shifted networks in
-   one vmapped pass (``hessian="finite_difference"``, the default: fastest), or exactly by one
-   batched double backward through g_tr's graph (``"exact"``).
+   [∇α L_tr(θ + εv) − ∇α L_tr(θ − εv)] / 2ε, ε = fd_epsilon / ‖v‖ (``hessian=
+   "finite_difference"``, the default), the 2K shifted networks one after another
+   (``fd_batch="loop"``, the default: one network's activations alive at a time) or in one
+   vmapped pass (``"vmap"``: 2K networks' activations at once, which on a CPU costs more
+   time than it saves); or exactly by one batched double backward through g_tr's graph
+   (``"exact"``).
 6. G_nop, G_flops: gradients of eqs. (5), (6), which depend on α only.
 7. γ = MGDA min-norm weights of the normalised G (eq. 1), or 1/n (``weighting="equal"``);
    α ← Adam step on Σ γ_k G_k (eq. 10).
@@ -27,8 +30,9 @@ edge parameters β are updated by the same hypergradients (they enter L_tr, L_va
 edge normalisation, and the costs through the β-weighted edges); P-DARTS's pruned ops sit at
 weight 0 and receive no gradient. P-DARTS clips the update direction of α
 (``arch_grad_clip``), and skip-connect dropout draws one mask for all 2K shifted networks of
-the finite differences, so that the differences see the same network. Both methods first
-train θ alone for some epochs (:meth:`BilevelStep.weight_step`, eq. 8 without an α step).
+the finite differences (the loop replays the random state), so that the differences see the
+same network. Both methods first train θ alone for some epochs
+(:meth:`BilevelStep.weight_step`, eq. 8 without an α step).
 """
 
 from __future__ import annotations
@@ -215,11 +219,46 @@ class BilevelStep:
     def _hvp_finite_difference(
         self, lower: _Lower, vectors: list[tuple[torch.Tensor, ...]]
     ) -> list[torch.Tensor]:
-        """DARTS's central differences for every v_k, all 2K passes in one vmapped call, of
-        the lower level's own L_tr (on the inputs it was taken on)."""
-        k = len(vectors)
+        """DARTS's central differences for every v_k, of the lower level's own L_tr (on the
+        inputs it was taken on): the 2K shifted networks in a loop, or in one vmapped call."""
         norms = torch.stack([flat_cat(list(v)).norm() for v in vectors])
         eps = self.config.fd_epsilon / norms.clamp_min(1e-12)
+        if self.config.fd_batch == "vmap":
+            return self._central_differences_vmapped(lower, vectors, eps)
+        return self._central_differences_looped(lower, vectors, eps)
+
+    def _central_differences_looped(
+        self, lower: _Lower, vectors: list[tuple[torch.Tensor, ...]], eps: torch.Tensor
+    ) -> list[torch.Tensor]:
+        """One shifted network at a time; each starts from the same random state, so that
+        P-DARTS's dropout draws one mask for all of them (as vmap's ``randomness="same"``)."""
+        device = self.alphas[0].device
+        state = _random_state(device)
+        out = []
+        for i, v in enumerate(vectors):
+            sides = []
+            for sign in (1.0, -1.0):
+                _set_random_state(device, state)
+                shift = sign * eps[i]
+                shifted = [p.detach() + shift * part for p, part in zip(self.theta, v, strict=True)]
+                loss = _cross_entropies(self._at(shifted), lower.inputs, lower.labels)
+                grads = torch.autograd.grad(loss, self.alphas, allow_unused=True)
+                sides.append(
+                    flat_cat(
+                        [
+                            g if g is not None else torch.zeros_like(a)
+                            for g, a in zip(grads, self.alphas, strict=True)
+                        ]
+                    )
+                )
+            out.append((sides[0] - sides[1]) / (2.0 * eps[i]))
+        return out
+
+    def _central_differences_vmapped(
+        self, lower: _Lower, vectors: list[tuple[torch.Tensor, ...]], eps: torch.Tensor
+    ) -> list[torch.Tensor]:
+        """All 2K shifted networks in one vmapped call."""
+        k = len(vectors)
         signed = torch.cat([eps, -eps])  # (2K,)
         shifted = {}
         for i, (name, p) in enumerate(zip(self.names, self.theta, strict=True)):
@@ -374,6 +413,20 @@ def _cross_entropies(
     for x in inputs[1:]:
         loss = loss + F_nn.cross_entropy(model(x), y)
     return loss
+
+
+def _random_state(device: torch.device) -> torch.Tensor:
+    """The random state that dropout on ``device`` draws from."""
+    if device.type == "cuda":
+        return torch.cuda.get_rng_state(device)
+    return torch.get_rng_state()
+
+
+def _set_random_state(device: torch.device, state: torch.Tensor) -> None:
+    if device.type == "cuda":
+        torch.cuda.set_rng_state(state, device)
+    else:
+        torch.set_rng_state(state)
 
 
 def flat_cat(tensors: list[torch.Tensor | None] | list[torch.Tensor]) -> torch.Tensor:

@@ -102,8 +102,11 @@ class SearchConfig:
     # Method.
     objectives: tuple[str, ...] = OBJECTIVES
     order: str = "second"  # eq. (9); "first" drops the unrolled step
-    hessian: str = "finite_difference"  # batched central differences, or "exact" double backward
+    hessian: str = "finite_difference"  # central differences, or "exact" double backward
     fd_epsilon: float = 0.01  # finite-difference step, divided by ‖v‖
+    # The 2K shifted networks of the finite differences one after another ("loop": one
+    # network's activations in memory), or in one vmapped call ("vmap": 2K at once).
+    fd_batch: str = "loop"
     weighting: str = "mgda"  # eq. (1) by Frank-Wolfe, or "equal" (Table VI: w/o MGDA)
     mgda_normalization: str = "l2"
     fw_max_iter: int = 250
@@ -138,6 +141,13 @@ class SearchConfig:
     seed: int = 0
     device: str = "cpu"
     threads: int = 0  # CPU threads for torch; 0 keeps torch's default
+    # The network's 4-d weights in channels-last memory, so that convolutions, pooling and
+    # batch norm run on NHWC activations: the same arithmetic in another memory order.
+    channels_last: bool = False
+    # "bf16": the supernet's forward (and so its backward) under bfloat16 autocast; losses,
+    # α's gradients, MGDA, the costs and both optimisers stay float32. It changes what is
+    # computed (bf16 rounds at 3 digits, which eq. (9)'s central differences feel).
+    autocast: str = "none"
 
     def __post_init__(self) -> None:
         validate(self)

@@ -50,6 +50,8 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "backbone": BACKBONES,
     "order": ("first", "second"),
     "hessian": ("exact", "finite_difference"),
+    "fd_batch": ("loop", "vmap"),
+    "autocast": ("none", "bf16"),
     "weighting": ("mgda", "equal"),
     "mgda_normalization": ("l2", "loss", "none"),
     "cost_estimate": ("expected", "derived"),

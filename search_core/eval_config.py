@@ -80,6 +80,7 @@ class EvalConfig:
     seed: int = 0
     device: str = "cpu"
     threads: int = 0  # CPU threads for torch; 0 keeps torch's default
+    channels_last: bool = False  # NHWC activations, as SearchConfig.channels_last
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -143,21 +144,31 @@ def eval_preset(name: str, overrides: Mapping[str, Any] | None = None) -> EvalCo
 
 def retrain_config(search: SearchConfig, preset_name: str) -> EvalConfig:
     """The retrain after a search: the evaluation preset of the same name, on the search's
-    data, seed and device, for the evaluation network that its L and F describe."""
+    data, seed and device, for the evaluation network that its L and F describe.
+
+    A preset of the ImageNet network (``imagenet``: Table V's transfer) keeps its own data,
+    network and attack radius: the genotype is carried to another dataset and another
+    network, and only where to find the data and how to run come from the search."""
+    run = {
+        "data_root": search.data_root,
+        "download": search.download,
+        "seed": search.seed,
+        "device": search.device,
+        "threads": search.threads,
+        "channels_last": search.channels_last,
+    }
+    if eval_preset(preset_name).network == "imagenet":
+        return eval_preset(preset_name, run)
     return eval_preset(
         preset_name,
         {
+            **run,
             "dataset": search.dataset,
             "ood_dataset": search.ood_dataset,
-            "data_root": search.data_root,
-            "download": search.download,
             "layers": search.eval_layers,
             "init_channels": search.eval_init_channels,
             "stem_multiplier": search.stem_multiplier,
             "epsilon": search.epsilon,
-            "seed": search.seed,
-            "device": search.device,
-            "threads": search.threads,
         },
     )
 
@@ -191,6 +202,7 @@ def proxy_config(search: SearchConfig, epochs: int = PROXY_EPOCHS) -> EvalConfig
         seed=search.seed,
         device=search.device,
         threads=search.threads,
+        channels_last=search.channels_last,
     )
 
 

@@ -65,6 +65,7 @@ from search_core.model_eval import (
     count_params_m,
     inherit_supernet_weights,
 )
+from search_core.ops import memory_format
 from search_core.search import DeviceData, Progress
 
 __all__ = [
@@ -210,6 +211,7 @@ class Retrain:
         self.net = build_network(
             genotype, config, self.num_classes, self.input_size, self.in_channels
         ).to(self.device)
+        self.net.to(memory_format=memory_format(config.channels_last))
         self.optimizer = make_optimizer(self.net, config)
         self.schedule = make_schedule(self.optimizer, config)
         self.sample_gen = torch.Generator().manual_seed(config.seed + 1)

@@ -149,6 +149,8 @@ class SearchNetwork(nn.Module):
     ``partial_k`` > 1 or ``edge_normalization`` make it PC-DARTS's, ``op_masks`` (normal,
     reduce; edges x `PRIMITIVES`, True where an op is searched) P-DARTS's; ``skip_limit`` is
     the most skip-connects :meth:`genotype` keeps in the normal cell (None: no limit).
+    ``autocast`` (a dtype, or None) runs the cells under autocast and returns float32 logits,
+    so that every loss, gradient of α and update stays in float32 (config ``autocast``).
     """
 
     def __init__(
@@ -192,6 +194,7 @@ class SearchNetwork(nn.Module):
             self.beta_normal = nn.Parameter(1e-3 * torch.randn(n_edges))
             self.beta_reduce = nn.Parameter(1e-3 * torch.randn(n_edges))
             self.arch_names = (*ALPHA_NAMES, *BETA_NAMES)
+        self.autocast: torch.dtype | None = None
         self.masked = op_masks is not None
         if op_masks is not None:
             for name, mask in zip(MASK_NAMES, op_masks, strict=True):
@@ -200,6 +203,20 @@ class SearchNetwork(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         w_normal, w_reduce = self.op_weights()
         e_normal, e_reduce = self.edge_weights()
+        if self.autocast is None:
+            return self._logits(x, w_normal, w_reduce, e_normal, e_reduce)
+        with torch.autocast(x.device.type, dtype=self.autocast):
+            logits = self._logits(x, w_normal, w_reduce, e_normal, e_reduce)
+        return logits.float()
+
+    def _logits(
+        self,
+        x: torch.Tensor,
+        w_normal: torch.Tensor,
+        w_reduce: torch.Tensor,
+        e_normal: torch.Tensor | None,
+        e_reduce: torch.Tensor | None,
+    ) -> torch.Tensor:
         s0 = s1 = self.stem(x)
         for cell in self.cells:
             if cell.reduction:

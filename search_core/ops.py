@@ -14,6 +14,17 @@ import torch
 from torch import nn
 
 
+def memory_format(channels_last: bool) -> torch.memory_format:
+    """The memory format a network's 4-d weights take (``channels_last`` config key): with
+    channels-last weights, convolutions and the ops after them run on NHWC activations."""
+    return torch.channels_last if channels_last else torch.contiguous_format
+
+
+def autocast_dtype(autocast: str) -> torch.dtype | None:
+    """The dtype a network runs its cells in under autocast (``autocast`` config key)."""
+    return {"none": None, "bf16": torch.bfloat16}[autocast]
+
+
 class ReLUConvBN(nn.Sequential):
     """ReLU, a dense convolution without bias, batch norm."""
 

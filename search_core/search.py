@@ -47,6 +47,7 @@ from search_core.genotypes import Genotype
 from search_core.layout import edge_inputs
 from search_core.model_search import SearchNetwork
 from search_core.objectives import PixelBox
+from search_core.ops import autocast_dtype, memory_format
 from search_core.progressive import full_mask, prune_ops, skip_dropout_rate, stage_plan
 
 __all__ = [
@@ -182,6 +183,8 @@ class Search:
             op_masks=self.masks,
             skip_limit=cfg.pdarts_skip_limit if cfg.backbone == "pdarts" else None,
         ).to(self.device)
+        self.net.to(memory_format=memory_format(cfg.channels_last))
+        self.net.autocast = autocast_dtype(cfg.autocast)
         self.step = BilevelStep(self.net, cfg, self.costs, self.box, self.device_gen)
         self.schedule = torch.optim.lr_scheduler.CosineAnnealingLR(
             self.step.w_optim, cfg.epochs, eta_min=cfg.lr_min

@@ -21,7 +21,12 @@ from typing import Any
 
 from search_core.datapaths import dataset_path, reads_data_root
 from service.errors import ConfigError
-from service.orchestration.points import eval_config_for, grid_points, search_config_for
+from service.orchestration.points import (
+    eval_config_for,
+    grid_points,
+    retrain_config_for,
+    search_config_for,
+)
 from service.orchestration.spec import SweepSpec
 
 __all__ = [
@@ -80,9 +85,15 @@ def check_config_paths(configs: Iterable[Any], roots: Sequence[Path]) -> None:
 
 
 def check_data_roots(spec: SweepSpec, roots: Sequence[Path]) -> None:
-    """:func:`check_config_paths` for every trial of ``spec``: each grid point's search and
-    its evaluation (evaluation overrides may name other data)."""
+    """:func:`check_config_paths` for every trial of ``spec``: each grid point's search, its
+    evaluation and a two-stage sweep's retrain (overrides may name other data, and an
+    ``imagenet`` retrain reads ImageNet under the search's data_root)."""
     for point in grid_points(spec):
         search = search_config_for(spec, point)
+        configs: list[Any] = [search]
         evaluation = eval_config_for(spec, search)
-        check_config_paths([search] if evaluation is None else [search, evaluation], roots)
+        if evaluation is not None:
+            configs.append(evaluation)
+        if spec.evaluation.retrain is not None:
+            configs.append(retrain_config_for(spec, search))
+        check_config_paths(configs, roots)

@@ -12,7 +12,7 @@ from torch.func import functional_call
 from search_core.bilevel import BilevelStep
 from search_core.config import SearchConfig, preset
 from search_core.cost import build_cost_tables
-from search_core.model_search import SearchNetwork
+from search_core.model_search import MixedOp, SearchNetwork
 from search_core.objectives import PixelBox, kl_uniform
 from search_core.progressive import full_mask, masked_softmax, prune_ops
 
@@ -134,3 +134,29 @@ def test_the_architecture_direction_is_clipped_to_its_norm() -> None:
     step.step(train, val, ood_x)
     norm = torch.cat([a.grad.reshape(-1) for a in step.net.alphas() if a.grad is not None]).norm()
     assert float(norm) == pytest.approx(1e-4, rel=1e-4)  # torch divides by norm + 1e-6
+
+
+@pytest.mark.parametrize("backbone", ["darts", "pc_darts", "pdarts"])
+def test_looped_central_differences_are_the_vmapped_ones_with_one_dropout_mask(
+    backbone: str,
+) -> None:
+    """fd_batch="loop" replays the random state for each shifted network, so skip-connect
+    dropout draws the mask vmap's randomness="same" draws once; the state after is the same."""
+
+    def hypergradients(fd_batch: str, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        step = step_for(config(backbone, hessian="finite_difference", fd_batch=fd_batch))
+        for module in step.net.modules():
+            if isinstance(module, MixedOp):
+                module.skip_dropout = 0.5
+        train, val, ood_x = batches()
+        torch.manual_seed(seed)
+        grads = step.hypergradients(train, val, ood_x).grads
+        return grads, torch.rand(4)
+
+    looped, after_loop = hypergradients("loop", seed=3)
+    vmapped, after_vmap = hypergradients("vmap", seed=3)
+    scale = vmapped.abs().max()
+    assert torch.allclose(looped, vmapped, rtol=0, atol=1e-10 * scale)
+    assert torch.equal(after_loop, after_vmap)
+    other, _ = hypergradients("loop", seed=4)  # the masks do change the hypergradients
+    assert (other - looped).abs().max() > 1e-3 * scale

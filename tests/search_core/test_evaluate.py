@@ -139,6 +139,27 @@ def test_search_derives_retrain_and_proxy_settings() -> None:
     assert (proxy.cutout, proxy.drop_path, proxy.auxiliary) == (0, 0.0, False)
 
 
+def test_an_imagenet_retrain_after_a_search_is_a_transfer() -> None:
+    """Table V: the genotype goes to the imagenet preset's data and network; only where the
+    data lies and how to run come from the search (seed, device, threads, memory format)."""
+    search = preset(
+        "paper",
+        {"seed": 7, "data_root": "/data", "threads": 3, "channels_last": True},
+    )
+    got = retrain_config(search, "imagenet")
+    want = eval_preset(
+        "imagenet", {"data_root": "/data", "seed": 7, "threads": 3, "channels_last": True}
+    )
+    assert got == want
+    assert (got.network, got.dataset, got.layers, got.init_channels) == (
+        "imagenet",
+        "imagefolder:imagenet",
+        14,
+        48,
+    )
+    assert retrain_config(search, "paper").channels_last  # the CIFAR retrain follows it too
+
+
 # -- genotypes that do not fit -------------------------------------------------------------
 
 

@@ -34,6 +34,13 @@ def _sweep(dataset: str, data_root: str | None = None, ood: str = "digits-ood") 
     )
 
 
+def _transfer(data_root: str) -> str:
+    """A digits search (no data folder) whose two-stage retrain is Table V's ImageNet transfer,
+    which reads DATA_ROOT/imagenet."""
+    evaluation = "evaluation:\n  mode: two_stage\n  retrain: {preset: imagenet, max: 1}\n"
+    return _sweep("digits", data_root) + evaluation
+
+
 @pytest.fixture
 def folders(tmp_path: Path) -> dict[str, Path]:
     allowed, other = tmp_path / "allowed", tmp_path / "elsewhere"
@@ -61,6 +68,7 @@ def test_paths_inside_the_roots_pass_and_outside_are_refused(folders: dict[str, 
         _sweep(f"imagefolder:{allowed / 'sets'}"),
         _sweep("imagefolder:sets", str(allowed)),
         _sweep("digits"),  # reads no file: nothing to check
+        _transfer(str(allowed)),
     ]
     for text in fine:
         check_data_roots(parse_sweep(text, source="t"), roots)
@@ -70,6 +78,7 @@ def test_paths_inside_the_roots_pass_and_outside_are_refused(folders: dict[str, 
         _sweep(f"imagefolder:{other}"): "dataset",
         _sweep("digits", ood=f"imagefolder:{allowed / 'escape'}"): "ood_dataset",
         _sweep("cifar10", "data"): "data_root",  # relative: depends on who reads it
+        _transfer(str(other)): "dataset",  # only the retrain reads it, DATA_ROOT/imagenet
     }
     for text, field in refused.items():
         with pytest.raises(ConfigError) as info:
