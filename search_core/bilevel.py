@@ -12,10 +12,11 @@ Per batch (Algorithm 1; α before θ as in the authors' code and DARTS):
    Hessian-vector products are taken together: by DARTS's central differences
    [∇α L_tr(θ + εv) − ∇α L_tr(θ − εv)] / 2ε, ε = fd_epsilon / ‖v‖ (``hessian=
    "finite_difference"``, the default), the 2K shifted networks one after another
-   (``fd_batch="loop"``, the default: one network's activations alive at a time) or in one
-   vmapped pass (``"vmap"``: 2K networks' activations at once, which on a CPU costs more
-   time than it saves); or exactly by one batched double backward through g_tr's graph
-   (``"exact"``).
+   (``fd_batch="loop"``: one network's activations alive at a time) or in one vmapped pass
+   (``"vmap"``: 2K networks' activations at once). ``"auto"``, the default, vmaps the two
+   networks of one vector (``mgda_on="direct"``) and loops over six, where holding six
+   networks' activations costs more time than batching saves (bench/step_cost.py); or
+   exactly by one batched double backward through g_tr's graph (``"exact"``).
 6. G_nop, G_flops: gradients of eqs. (5), (6), which depend on α only.
 7. γ = MGDA min-norm weights of the normalised G (eq. 1), or 1/n (``weighting="equal"``);
    α ← Adam step on Σ γ_k G_k (eq. 10).
@@ -223,7 +224,8 @@ class BilevelStep:
         inputs it was taken on): the 2K shifted networks in a loop, or in one vmapped call."""
         norms = torch.stack([flat_cat(list(v)).norm() for v in vectors])
         eps = self.config.fd_epsilon / norms.clamp_min(1e-12)
-        if self.config.fd_batch == "vmap":
+        batch = self.config.fd_batch
+        if batch == "vmap" or (batch == "auto" and len(vectors) == 1):
             return self._central_differences_vmapped(lower, vectors, eps)
         return self._central_differences_looped(lower, vectors, eps)
 

@@ -105,8 +105,9 @@ class SearchConfig:
     hessian: str = "finite_difference"  # central differences, or "exact" double backward
     fd_epsilon: float = 0.01  # finite-difference step, divided by ‖v‖
     # The 2K shifted networks of the finite differences one after another ("loop": one
-    # network's activations in memory), or in one vmapped call ("vmap": 2K at once).
-    fd_batch: str = "loop"
+    # network's activations in memory), or in one vmapped call ("vmap": 2K at once); "auto"
+    # vmaps the two networks of a single vector (mgda_on=direct) and loops over more.
+    fd_batch: str = "auto"
     weighting: str = "mgda"  # eq. (1) by Frank-Wolfe, or "equal" (Table VI: w/o MGDA)
     mgda_normalization: str = "l2"
     fw_max_iter: int = 250

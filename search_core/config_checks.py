@@ -50,7 +50,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "backbone": BACKBONES,
     "order": ("first", "second"),
     "hessian": ("exact", "finite_difference"),
-    "fd_batch": ("loop", "vmap"),
+    "fd_batch": ("auto", "loop", "vmap"),
     "autocast": ("none", "bf16"),
     "weighting": ("mgda", "equal"),
     "mgda_normalization": ("l2", "loss", "none"),
