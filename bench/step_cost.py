@@ -194,13 +194,11 @@ def phase_calls(bench: Bench) -> dict[str, Callable[[], object]]:
 
 
 def print_phases(seconds: dict[str, float]) -> None:
-    unit_s = seconds["unit: supernet forward+backward"]
-    whole = seconds["the whole step"]
+    unit_name, whole_name = "unit: supernet forward+backward", "the whole step"
+    unit_s, whole = seconds[unit_name], seconds[whole_name]
+    total = sum(v for name, v in seconds.items() if name not in (unit_name, whole_name))
     print(f"{'pass (E2RNAS step)':42s} {'ms':>10s} {'units':>7s}")
-    total = 0.0
     for name, value in seconds.items():
-        if name != "the whole step":
-            total += value if not name.startswith("unit") else 0.0
         print(f"{name:42s} {value * 1e3:10.1f} {value / unit_s:7.2f}")
     print(f"{'sum of the passes':42s} {total * 1e3:10.1f} {total / unit_s:7.2f}")
     print(f"{'the rest (solver, costs, updates)':42s} {(whole - total) * 1e3:10.1f} ")

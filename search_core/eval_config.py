@@ -149,7 +149,25 @@ def retrain_config(search: SearchConfig, preset_name: str) -> EvalConfig:
     A preset of the ImageNet network (``imagenet``: Table V's transfer) keeps its own data,
     network and attack radius: the genotype is carried to another dataset and another
     network, and only where to find the data and how to run come from the search."""
-    run = {
+    run = _run_settings(search)
+    base = eval_preset(preset_name)
+    if base.network == "imagenet":
+        return base.replace(**run)
+    return base.replace(
+        **run,
+        dataset=search.dataset,
+        ood_dataset=search.ood_dataset,
+        layers=search.eval_layers,
+        init_channels=search.eval_init_channels,
+        stem_multiplier=search.stem_multiplier,
+        epsilon=search.epsilon,
+    )
+
+
+def _run_settings(search: SearchConfig) -> dict[str, Any]:
+    """What an evaluation after a search takes from it whatever it trains: where the data
+    lies, the seed, and how to run."""
+    return {
         "data_root": search.data_root,
         "download": search.download,
         "seed": search.seed,
@@ -157,20 +175,6 @@ def retrain_config(search: SearchConfig, preset_name: str) -> EvalConfig:
         "threads": search.threads,
         "channels_last": search.channels_last,
     }
-    if eval_preset(preset_name).network == "imagenet":
-        return eval_preset(preset_name, run)
-    return eval_preset(
-        preset_name,
-        {
-            **run,
-            "dataset": search.dataset,
-            "ood_dataset": search.ood_dataset,
-            "layers": search.eval_layers,
-            "init_channels": search.eval_init_channels,
-            "stem_multiplier": search.stem_multiplier,
-            "epsilon": search.epsilon,
-        },
-    )
 
 
 def proxy_config(search: SearchConfig, epochs: int = PROXY_EPOCHS) -> EvalConfig:
@@ -180,10 +184,9 @@ def proxy_config(search: SearchConfig, epochs: int = PROXY_EPOCHS) -> EvalConfig
     without the regularisers of a long retrain (Cutout, drop-path, auxiliary head), which
     only pay off over hundreds of epochs."""
     return EvalConfig(
+        **_run_settings(search),
         dataset=search.dataset,
         ood_dataset=search.ood_dataset,
-        data_root=search.data_root,
-        download=search.download,
         layers=search.layers,
         init_channels=search.init_channels,
         stem_multiplier=search.stem_multiplier,
@@ -199,10 +202,6 @@ def proxy_config(search: SearchConfig, epochs: int = PROXY_EPOCHS) -> EvalConfig
         drop_path=0.0,
         auxiliary=False,
         epsilon=search.epsilon,
-        seed=search.seed,
-        device=search.device,
-        threads=search.threads,
-        channels_last=search.channels_last,
     )
 
 

@@ -28,7 +28,6 @@ overrides the search overrides, and the point's other keys override the variant.
 from __future__ import annotations
 
 import re
-import urllib.parse
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -53,7 +52,7 @@ from service.orchestration.strategy import (
     _Model,
 )
 from service.orchestration.tracking import TrackingSpec
-from service.results.urls import ENV_PREFIX, env_reference
+from service.results.urls import ENV_PREFIX, check_file_uri, env_reference, split_uri
 from service.yamltext import excerpt, load_yaml
 
 __all__ = [
@@ -323,20 +322,14 @@ def check_storage_uri(uri: str) -> None:
         f"expected a local directory or a URI of {', '.join(STORAGE_SCHEMES)}, "
         "e.g. s3://bucket/prefix or file:///abs/path"
     )
-    if any(c.isspace() for c in uri):
-        raise ValueError(f"{excerpt(uri)} is not a valid URI (it holds spaces); {fix}")
-    try:
-        parts = urllib.parse.urlsplit(uri)
-    except ValueError as error:
-        raise ValueError(f"{excerpt(uri)} is not a valid URI ({error}); {fix}") from None
+    parts = split_uri(uri, fix, spaces="is not a valid URI (it holds spaces)")
     scheme = parts.scheme.lower()
     if scheme not in STORAGE_SCHEMES:
         raise ValueError(
             f"unknown filesystem scheme {excerpt(parts.scheme)} in {excerpt(uri)}; {fix}"
         )
     if scheme == "file":
-        if parts.netloc not in ("", "localhost") or not parts.path.startswith("/"):
-            raise ValueError(f"{excerpt(uri)}: a file URI needs an absolute path, file:///abs/path")
+        check_file_uri(uri, parts)
     elif not parts.netloc:
         raise ValueError(
             f"{excerpt(uri)}: no bucket or host; expected e.g. {scheme}://bucket/prefix"

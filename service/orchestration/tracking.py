@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import os
 import re
-import urllib.parse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -43,6 +42,7 @@ from service import errors
 from service.errors import ConfigError
 from service.files import write_text_atomically
 from service.orchestration.strategy import _Model
+from service.results.urls import check_file_uri, split_uri
 from service.yamltext import excerpt
 
 if TYPE_CHECKING:
@@ -74,12 +74,7 @@ PROJECT_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")  # W&B's allow
 def check_tracking_uri(uri: str) -> None:
     """The form of an MLflow tracking URI, checked without opening it (ValueError otherwise)."""
     fix = f"expected {URI_FORMS}"
-    if any(c.isspace() for c in uri):
-        raise ValueError(f"{excerpt(uri)} holds spaces; {fix}")
-    try:
-        parts = urllib.parse.urlsplit(uri)
-    except ValueError as error:
-        raise ValueError(f"{excerpt(uri)} is not a valid URI ({error}); {fix}") from None
+    parts = split_uri(uri, fix)
     scheme = parts.scheme.lower()
     if not scheme:
         raise ValueError(
@@ -95,8 +90,7 @@ def check_tracking_uri(uri: str) -> None:
                 "set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD on the driver instead"
             )
     elif scheme == "file":
-        if parts.netloc not in ("", "localhost") or not parts.path.startswith("/"):
-            raise ValueError(f"{excerpt(uri)}: a file URI needs an absolute path, file:///abs/path")
+        check_file_uri(uri, parts)
     elif scheme == "sqlite":
         if not uri[len("sqlite:") :].startswith("////"):
             raise ValueError(

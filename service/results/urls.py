@@ -13,19 +13,23 @@ from __future__ import annotations
 
 import os
 import re
+import urllib.parse
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from service.errors import ConfigError
+from service.yamltext import excerpt
 
 __all__ = [
     "DATABASE_URL_ENV",
     "ENV_PREFIX",
+    "check_file_uri",
     "env_reference",
     "has_password",
     "masked_url",
     "resolve_url",
+    "split_uri",
 ]
 
 DATABASE_URL_ENV = "E2RNAS_DATABASE_URL"
@@ -80,3 +84,20 @@ def has_password(url: str) -> bool:
         return make_url(url).password is not None
     except (ArgumentError, ValueError):
         return True  # unknown form: treat it as secret
+
+
+def split_uri(uri: str, fix: str, spaces: str = "holds spaces") -> urllib.parse.SplitResult:
+    """``uri`` in its parts, or ValueError naming it and ending in ``fix``: white space (which
+    ``urlsplit`` lets through) or a form ``urlsplit`` refuses."""
+    if any(c.isspace() for c in uri):
+        raise ValueError(f"{excerpt(uri)} {spaces}; {fix}")
+    try:
+        return urllib.parse.urlsplit(uri)
+    except ValueError as error:
+        raise ValueError(f"{excerpt(uri)} is not a valid URI ({error}); {fix}") from None
+
+
+def check_file_uri(uri: str, parts: urllib.parse.SplitResult) -> None:
+    """A ``file:`` URI names an absolute local path (ValueError otherwise)."""
+    if parts.netloc not in ("", "localhost") or not parts.path.startswith("/"):
+        raise ValueError(f"{excerpt(uri)}: a file URI needs an absolute path, file:///abs/path")

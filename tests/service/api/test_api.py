@@ -18,7 +18,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -114,13 +114,6 @@ def settings(tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch)
         max_trials=4,
         max_body_bytes=2048,
     )
-
-
-@pytest.fixture
-def client(settings: ServiceSettings) -> Iterator[TestClient]:
-    """The app over ``settings``, its lifespan (manager start and close) running."""
-    with TestClient(create_app(settings), base_url="http://127.0.0.1") as test_client:
-        yield test_client
 
 
 def _store(client: TestClient) -> ResultStore:

@@ -13,14 +13,12 @@ from __future__ import annotations
 import http.client
 import os
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
-from service.api import create_app
 from service.api.settings import ServiceSettings, load_settings
 from service.results.store import ResultStore
 from service.results.table import results_frame
@@ -45,12 +43,6 @@ def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ServiceSettings
     url = f"sqlite:///{(tmp_path / 'api.db').resolve()}"
     build_sweep(url, TRIALS)
     return load_settings(storage=tmp_path / "storage", database_url=url, api_token=TOKEN)
-
-
-@pytest.fixture
-def client(settings: ServiceSettings) -> Iterator[TestClient]:
-    with TestClient(create_app(settings), base_url="http://127.0.0.1") as test_client:
-        yield test_client
 
 
 def _store(client: TestClient) -> ResultStore:
