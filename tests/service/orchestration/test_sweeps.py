@@ -370,16 +370,19 @@ def test_optuna_sweep_samples_bounds_in_their_ranges_under_mo_asha(tmp_path: Pat
 def test_interrupted_sweep_resumes_without_rerunning_finished_trials(
     tmp_path: Path, storage: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # A short trial (1 epoch) finishes while a long one (8 epochs) is still searching. On a
+    # A short trial (1 epoch) finishes while a long one (40 epochs) is still searching. On a
     # storage URI the trials' files reach the run directory only through the storage
-    # (trial_states syncs them), from the driver's first look to the resume.
+    # (trial_states syncs them), from the driver's first look to the resume. An epoch here
+    # takes about 0.35 s and the short trial's proxy evaluation longer than that: with 8
+    # epochs the long trial once passed epoch 6 before the short one was done, leaving no
+    # moment to interrupt in; 40 leave several seconds.
     if storage == "uri":
         path = _uri_sweep(tmp_path, tmp_path / "storage", name="interrupt")
     else:
         path = _write_sweep(tmp_path, name="interrupt")
     text = path.read_text(encoding="utf-8")
     text = text.replace("    epochs: 1\n    steps", "    steps").replace(
-        "  L: [0.03, 0.08]\n", "  L: [0.05]\n  epochs: [1, 8]\n"
+        "  L: [0.03, 0.08]\n", "  L: [0.05]\n  epochs: [1, 40]\n"
     )
     path.write_text(text, encoding="utf-8")
     run_dir = tmp_path / "run"
@@ -390,7 +393,7 @@ def test_interrupted_sweep_resumes_without_rerunning_finished_trials(
             return False
         trials = trial_states(run_dir)
         done = [t for t in trials if t["status"] == "done"]
-        searching = [t for t in trials if t["status"] == "running" and 1 <= t["epochs"] <= 6]
+        searching = [t for t in trials if t["status"] == "running" and 1 <= t["epochs"] <= 30]
         return bool(done and searching)
 
     try:
@@ -411,7 +414,7 @@ def test_interrupted_sweep_resumes_without_rerunning_finished_trials(
     resumed = _e2rnas("sweep", "resume", str(run_dir), cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     frame = _check_artefacts(run_dir, trials=2, epochs=None)
-    assert sorted(frame["epochs"]) == [1, 8]
+    assert sorted(frame["epochs"]) == [1, 40]
     for trial in trial_states(run_dir):
         status, epochs = before[trial["trial_key"]]
         if status == "done":
